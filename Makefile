@@ -1,0 +1,50 @@
+# Docket: `make run` starts the service, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format audit migrate migration demo bench-smoke clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/docket serve
+
+test: $(STAMP) lint
+	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot handlers models jobs tests bench
+	$(BIN)/ruff format --check bot handlers models jobs tests bench
+	$(BIN)/mypy bot handlers models jobs
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix bot handlers models jobs tests bench
+	$(BIN)/ruff format bot handlers models jobs tests bench
+
+audit: $(STAMP)
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
+
+migrate: $(STAMP)
+	$(BIN)/docket migrate
+
+demo: $(STAMP)
+	$(BIN)/docket demo
+
+# Regenerate a migration after changing models/tables.py: make migration m="what changed"
+migration: $(STAMP)
+	rm -f /tmp/docket-migration.db
+	DATABASE_URL=sqlite+aiosqlite:////tmp/docket-migration.db $(BIN)/docket migrate
+	$(BIN)/python -c "from alembic import command; from bot.migrate import alembic_config; \
+		command.revision(alembic_config('sqlite+aiosqlite:////tmp/docket-migration.db'), \
+		message='$(m)', autogenerate=True)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

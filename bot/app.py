@@ -1,0 +1,67 @@
+"""The Bolt app factory: listeners, services injection, and authorisation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+import handlers
+from bot.services import Services
+from handlers.events import EventRouter
+
+logger = logging.getLogger(__name__)
+
+
+def build_app(services: Services) -> tuple[AsyncApp, EventRouter]:
+    """Build the Bolt app around `services`.
+
+    Signatures are checked by the HTTP ingress before anything reaches Bolt (so forged and
+    stale requests are answered 401 without a handler or a log of the body), hence
+    `request_verification_enabled=False` here. The bot's identity comes from `auth.test`
+    at start-up, through `authorize`, so Bolt never calls Slack on a request path.
+    """
+
+    async def authorize(
+        enterprise_id: str | None, team_id: str | None, **_: Any
+    ) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=services.team_id,
+            bot_token=services.slack.token,
+            bot_user_id=services.bot_user_id,
+        )
+
+    app = AsyncApp(
+        client=services.slack,
+        signing_secret=(
+            services.settings.slack_signing_secret.get_secret_value()
+            if services.settings.slack_signing_secret
+            else "socket-mode"
+        ),
+        authorize=authorize,
+        request_verification_enabled=False,
+        ignoring_self_events_enabled=False,
+        url_verification_enabled=True,
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.middleware
+    async def inject_services(
+        context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        context["services"] = services
+        return await next()
+
+    @app.error
+    async def on_error(error: Exception, request: AsyncBoltRequest) -> None:
+        logger.error("listener failed: %s", type(error).__name__, exc_info=error)
+
+    router = handlers.register(app)
+    return app, router

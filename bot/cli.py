@@ -1,0 +1,135 @@
+"""The `docket` command: serve, migrate, demo, report, import, rebuild, outbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bot.config import ConfigError, Settings, load_settings
+
+logger = logging.getLogger("docket")
+
+# Sub-commands defined in other modules: name -> "module:function". Each module offers
+# `add_arguments(parser)` via the function attribute `configure`, and the function takes
+# (settings, args) and returns an exit status.
+EXTRA_COMMANDS: dict[str, str] = {
+    "demo": "bot.demo:command_demo",
+    "report": "bot.reports:command_report",
+    "rebuild": "bot.reports:command_rebuild",
+    "import": "bot.importer:command_import",
+    "outbox": "bot.outbox_cli:command_outbox",
+}
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Bolt logs whole request bodies (customer text, response_url) on some paths.
+    for name in ("slack_bolt", "slack_sdk", "aiosmtpd", "mail.log", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+async def _serve(settings: Settings) -> int:
+    from bot import runtime as rt
+
+    runtime = await rt.start(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"Docket is running (HTTP port {runtime.port}).", flush=True)
+    await stop.wait()
+    logger.info("stopping")
+    await runtime.stop()
+    return 0
+
+
+def command_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    settings.require_slack()
+    return asyncio.run(_serve(settings))
+
+
+def command_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.db import make_engine
+    from bot.migrate import current_revision, upgrade
+
+    async def go() -> str | None:
+        engine = make_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    revision = asyncio.run(go())
+    print(f"Database is at revision {revision}.")
+    return 0
+
+
+def _resolve(target: str) -> Callable[..., int] | None:
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None
+    func: Callable[..., int] = getattr(module, func_name)
+    return func
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="docket", description="Slack-first helpdesk and profitability."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the Slack app, workers, scheduler and mail receiver")
+    sub.add_parser("migrate", help="apply database migrations")
+    for name, target in EXTRA_COMMANDS.items():
+        func = _resolve(target)
+        if func is None:
+            continue
+        configure: Callable[[argparse.ArgumentParser], None] | None = getattr(
+            func, "configure", None
+        )
+        sub_parser = sub.add_parser(
+            name, help=(func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else None
+        )
+        if configure is not None:
+            configure(sub_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    configure_logging(settings.docket_log_level)
+    commands: dict[str, Any] = {"serve": command_serve, "migrate": command_migrate}
+    try:
+        if args.command in commands:
+            return int(commands[args.command](settings, args))
+        func = _resolve(EXTRA_COMMANDS[args.command])
+        assert func is not None
+        return int(func(settings, args))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

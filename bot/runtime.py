@@ -1,0 +1,152 @@
+"""Start and stop everything `docket serve` runs in one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app import build_app
+from bot.config import Settings
+from bot.db import make_engine, make_sessionmaker
+from bot.migrate import upgrade
+from bot.server import build_web_app
+from bot.services import Services
+from jobs import events as event_jobs
+from jobs.loop import run_worker
+from models.workspaces import ensure_workspace
+
+logger = logging.getLogger(__name__)
+
+# Optional parts: each is a module with `async def start(runtime) -> stopper | None`.
+OPTIONAL_PARTS = ("jobs.outbox", "jobs.profit", "jobs.scheduler", "handlers.mail")
+
+
+def make_slack_client(settings: Settings) -> AsyncWebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[AsyncServerErrorRetryHandler(max_retry_count=1)],
+    )
+
+
+@dataclass
+class Runtime:
+    """A running Docket: services, HTTP site, workers. `stop()` ends them in order."""
+
+    services: Services
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    port: int | None = None
+    smtp_port: int | None = None
+
+    def spawn(self, name: str, coro: Awaitable[Any]) -> None:
+        self.tasks.append(asyncio.ensure_future(coro))
+        self.tasks[-1].set_name(name)
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        for stopper in reversed(self.stoppers):
+            try:
+                await stopper()
+            except Exception:
+                logger.exception("error while stopping")
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.services.engine.dispose()
+
+
+async def build_services(settings: Settings) -> Services:
+    """Connect to the database (migrating it) and learn who we are in Slack."""
+    engine = make_engine(settings.database_url)
+    await upgrade(engine)
+    slack = make_slack_client(settings)
+    auth = await slack.auth_test()
+    team_id = str(auth["team_id"])
+    bot_user_id = str(auth["user_id"])
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        ws = await ensure_workspace(
+            session=session,
+            team_id=team_id,
+            name=str(auth.get("team") or ""),
+            timezone=settings.docket_timezone,
+            currency=settings.docket_currency,
+            triage_channel=settings.docket_triage_channel,
+            managers_channel=settings.docket_managers_channel,
+            bot_user_id=bot_user_id,
+        )
+        workspace_id = ws.id
+        tz = ws.timezone
+    assert workspace_id is not None
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        slack=slack,
+        workspace_id=workspace_id,
+        team_id=team_id,
+        bot_user_id=bot_user_id,
+        timezone=ZoneInfo(tz),
+    )
+
+
+async def start(settings: Settings, *, services: Services | None = None) -> Runtime:
+    """Start Docket: HTTP (or Socket Mode), event worker, outbox, scheduler, SMTP."""
+    if services is None:
+        services = await build_services(settings)
+    runtime = Runtime(services=services)
+    bolt, router = build_app(services)
+
+    runtime.spawn(
+        "events",
+        run_worker(
+            "events",
+            lambda: event_jobs.run(services, router.dispatch),
+            services.wake.events,
+            runtime.stop_event,
+        ),
+    )
+    for name in OPTIONAL_PARTS:
+        try:
+            module = __import__(name, fromlist=["start"])
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        stopper = await module.start(runtime)
+        if stopper is not None:
+            runtime.stoppers.append(stopper)
+
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+        assert settings.slack_app_token is not None
+        handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+        await handler.connect_async()
+        runtime.stoppers.append(handler.close_async)
+        logger.info("connected to Slack in Socket Mode")
+    else:
+        web_app = build_web_app(bolt, services)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        runtime.port = sockets[0].getsockname()[1] if sockets else settings.port
+        runtime.stoppers.append(runner.cleanup)
+        logger.info("listening on http://%s:%s/slack/events", settings.host, runtime.port)
+    return runtime

@@ -1,0 +1,117 @@
+"""HTTP ingress: `POST /slack/events` and `GET /healthz` on aiohttp.
+
+Every request is authenticated here, before Bolt sees it: a missing, forged, tampered,
+stale or malformed signature gets 401 and nothing runs or is written. Events are stored in
+the database before Slack gets its 200 (processing happens from there).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
+
+from bot.services import Services
+from models.slack_events import store_event
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_CLOCK_SKEW_SECONDS = 5 * 60
+
+
+def check_signature(
+    verifier: SignatureVerifier, body: bytes, headers: Any, *, now: float | None = None
+) -> str | None:
+    """Return None when the request is Slack's, else the reason it is refused."""
+    timestamp = headers.get("X-Slack-Request-Timestamp")
+    signature = headers.get("X-Slack-Signature")
+    if not timestamp or not signature:
+        return "missing signature headers"
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return "malformed timestamp"
+    now = time.time() if now is None else now
+    if abs(now - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
+        return "stale timestamp"
+    expected = verifier.generate_signature(timestamp=timestamp, body=body)
+    if expected is None or not _equal(expected, signature):
+        return "bad signature"
+    return None
+
+
+def _equal(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode("utf-8", "replace"))
+
+
+def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
+    """The aiohttp application serving Slack and health checks."""
+    secret = services.settings.slack_signing_secret
+    verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
+
+    async def slack_events(request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            logger.warning("refused a Slack request over %d bytes", MAX_BODY_BYTES)
+            raise
+        reason = check_signature(verifier, body, request.headers)
+        if reason is not None:
+            logger.warning("refused a Slack request: %s", reason)
+            return web.json_response({"error": "invalid request"}, status=401)
+        if request.content_type == "application/json":
+            try:
+                data = json.loads(body)
+            except ValueError:
+                return web.json_response({"error": "malformed body"}, status=400)
+            if not isinstance(data, dict):
+                return web.json_response({"error": "malformed body"}, status=400)
+            kind = data.get("type")
+            if kind == "url_verification":
+                return web.json_response({"challenge": data.get("challenge", "")})
+            if kind == "event_callback":
+                return await _accept_event(data)
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8", "replace"),
+            query=request.query_string,
+            headers={k: v for k, v in request.headers.items()},
+        )
+        response = await bolt.async_dispatch(bolt_request)
+        return await to_aiohttp_response(response)
+
+    async def _accept_event(data: dict[str, Any]) -> web.Response:
+        if not data.get("event_id") or not isinstance(data.get("event"), dict):
+            return web.json_response({"error": "malformed event"}, status=400)
+        if data.get("team_id") and data.get("team_id") != services.team_id:
+            logger.warning("refused an event for another workspace")
+            return web.json_response({"error": "unknown workspace"}, status=403)
+        async with services.transaction() as session:
+            stored = await store_event(session=session, body=data, at=services.now())
+        if stored is None:
+            logger.info("duplicate event delivery ignored")
+        return web.Response(status=200)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        try:
+            async with services.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            logger.warning("health check: database unreachable (%s)", type(exc).__name__)
+            return web.json_response({"status": "unavailable", "database": "down"}, status=503)
+        return web.json_response(
+            {"status": "ok", "database": services.engine.dialect.name, "team": services.team_id}
+        )
+
+    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    web_app.router.add_post("/slack/events", slack_events)
+    web_app.router.add_get("/healthz", healthz)
+    return web_app

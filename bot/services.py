@@ -1,0 +1,74 @@
+"""The services object handed to every handler (through Bolt context) and every job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import Settings
+from models.tables import utcnow
+
+
+@dataclass
+class Wakeups:
+    """Events that wake the background workers as soon as there is work for them."""
+
+    outbox: asyncio.Event = field(default_factory=asyncio.Event)
+    events: asyncio.Event = field(default_factory=asyncio.Event)
+    mail: asyncio.Event = field(default_factory=asyncio.Event)
+    profit: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Services:
+    """Everything a handler or job needs; built once by the app factory."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    slack: AsyncWebClient
+    workspace_id: int
+    team_id: str
+    bot_user_id: str
+    timezone: ZoneInfo
+    wake: Wakeups = field(default_factory=Wakeups)
+    clock: Callable[[], datetime] = utcnow
+    # Called with the workspace id after a ticket changes, to refresh App Home.
+    on_reschedule: Callable[[int], None] | None = None
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commit on success, roll back on error, then wake workers.
+
+        Persistence functions flag the session (`session.info`) when they queue outbox rows,
+        mark profit periods stale or store mail, so the workers start at once after commit.
+        """
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            info = session.info
+            if info.pop("outbox_dirty", False):
+                self.wake.outbox.set()
+            if info.pop("profit_dirty", False):
+                self.wake.profit.set()
+            if info.pop("events_dirty", False):
+                self.wake.events.set()
+            if info.pop("mail_dirty", False):
+                self.wake.mail.set()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only session (no transaction is committed)."""
+        async with self.sessions() as session:
+            yield session

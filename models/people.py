@@ -1,0 +1,103 @@
+"""Members and roles: who someone is in Docket and what they may see and do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.tables import Member, MemberGroup, Role
+
+
+class PermissionDenied(Exception):
+    """An action this member's role does not allow; the message says which role is needed."""
+
+
+def can_see_money(member: Member | None) -> bool:
+    """Cost, revenue and margin are for managers and admins only."""
+    return member is not None and member.active and member.role in (Role.MANAGER, Role.ADMIN)
+
+
+def is_admin(member: Member | None) -> bool:
+    return member is not None and member.active and member.role == Role.ADMIN
+
+
+def require_money(member: Member | None) -> None:
+    if not can_see_money(member):
+        raise PermissionDenied("Profitability figures are for managers and admins.")
+
+
+def require_admin(member: Member | None) -> None:
+    if not is_admin(member):
+        raise PermissionDenied("Only Docket admins can do that.")
+
+
+def require_agent(member: Member | None) -> None:
+    if member is None or not member.active:
+        raise PermissionDenied("Only members of the support team can update tickets.")
+
+
+async def member_by_slack_id(
+    *, session: AsyncSession, workspace_id: int, slack_user_id: str
+) -> Member | None:
+    stmt = select(Member).where(
+        Member.workspace_id == workspace_id, Member.slack_user_id == slack_user_id
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def ensure_member(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    slack_user_id: str,
+    name: str,
+    email: str | None,
+    admins: Iterable[str] = (),
+    at: datetime,
+) -> Member:
+    """Return the member for a Slack user, creating them (or claiming an imported row by email).
+
+    Users named in DOCKET_ADMINS are made admins; nobody else is promoted here.
+    """
+    member = await member_by_slack_id(
+        session=session, workspace_id=workspace_id, slack_user_id=slack_user_id
+    )
+    if member is None and email:
+        stmt = select(Member).where(
+            Member.workspace_id == workspace_id,
+            Member.email == email.lower(),
+            Member.slack_user_id.is_(None),  # type: ignore[union-attr]
+        )
+        member = (await session.exec(stmt)).first()
+        if member is not None:
+            member.slack_user_id = slack_user_id
+    if member is None:
+        member = Member(
+            workspace_id=workspace_id,
+            slack_user_id=slack_user_id,
+            name=name,
+            email=email.lower() if email else None,
+            created_at=at,
+        )
+    if slack_user_id in set(admins) and member.role != Role.ADMIN:
+        member.role = Role.ADMIN
+    if name and not member.name:
+        member.name = name
+    session.add(member)
+    await session.flush()
+    return member
+
+
+async def ensure_group(*, session: AsyncSession, workspace_id: int, name: str) -> MemberGroup:
+    stmt = select(MemberGroup).where(
+        MemberGroup.workspace_id == workspace_id, MemberGroup.name == name
+    )
+    group = (await session.exec(stmt)).first()
+    if group is None:
+        group = MemberGroup(workspace_id=workspace_id, name=name)
+        session.add(group)
+        await session.flush()
+    return group

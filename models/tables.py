@@ -1,0 +1,451 @@
+"""Docket's tables. Every row is scoped by workspace; money is integer minor units; times are UTC.
+
+Inputs (what a person or an import supplies) live beside the persistence functions that take
+them; these classes are the stored shape only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current instant, tz-aware UTC (the default for created/updated columns)."""
+    return datetime.now(UTC)
+
+
+def _enum(length: int = 32) -> Any:
+    # Enums are stored as plain strings: no database enum types to migrate.
+    return sa.String(length)
+
+
+class Role(StrEnum):
+    """What a member may do. Anyone may create tickets."""
+
+    AGENT = "agent"  # works tickets, logs time
+    MANAGER = "manager"  # also sees cost, revenue and margin
+    ADMIN = "admin"  # also manages people, rates, contracts and settings
+
+
+class TicketStatus(StrEnum):
+    """Ticket lifecycle; the allowed moves are in models.lifecycle."""
+
+    NEW = "new"
+    OPEN = "open"
+    WAITING = "waiting"  # waiting on the customer
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class EventKind(StrEnum):
+    """Kinds of entries in a ticket's audit trail."""
+
+    CREATED = "created"
+    EDITED = "edited"
+    STATUS = "status"
+    ASSIGNMENT = "assignment"
+    NOTE = "note"  # internal, never sent to the customer
+    CUSTOMER_REPLY = "customer_reply"
+    AGENT_REPLY = "agent_reply"
+    TIME_LOGGED = "time_logged"
+    MAIL_NOTICE = "mail_notice"  # auto-replies and bounces, recorded only
+
+
+class ContractKind(StrEnum):
+    HOURLY = "hourly"
+    FIXED = "fixed"  # fixed monthly fee
+    BLOCK = "block"  # prepaid block of hours
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class Workspace(SQLModel, table=True):
+    """A Slack workspace (team) and its Docket settings."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32, unique=True)
+    name: str = Field(default="", max_length=200)
+    timezone: str = Field(default="UTC", max_length=64)
+    currency: str = Field(default="EUR", max_length=3)
+    triage_channel: str | None = Field(default=None, max_length=32)
+    managers_channel: str | None = Field(default=None, max_length=32)
+    report_weekday: int = 0  # Monday
+    report_time: str = Field(default="08:00", max_length=5)
+    monthly_post: bool = True
+    target_margin_pct: int = 30
+    bot_user_id: str | None = Field(default=None, max_length=32)
+    next_ticket_number: int = 1
+    settings: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MemberGroup(SQLModel, table=True):
+    __tablename__ = "member_group"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    name: str = Field(max_length=100)
+
+
+class Member(SQLModel, table=True):
+    """A person on the provider's team (a Slack user, or imported before they join)."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "slack_user_id"),
+        sa.Index("ix_member_ws_email", "workspace_id", "email"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    slack_user_id: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=320)
+    name: str = Field(default="", max_length=200)
+    role: str = Field(default=Role.AGENT, sa_type=_enum())
+    group_id: int | None = Field(default=None, foreign_key="member_group.id")
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Customer(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    name: str = Field(max_length=200)
+    email_domains: str = Field(default="", max_length=1000)  # comma-separated, lower case
+    slack_channel: str | None = Field(default=None, max_length=32, index=True)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    """A person at a customer who may raise tickets."""
+
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+    slack_user_id: str | None = Field(default=None, max_length=32)
+
+
+class Contract(SQLModel, table=True):
+    """What a customer pays for: hourly, a fixed monthly fee, or a prepaid block of hours."""
+
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "customer_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    name: str = Field(max_length=200)
+    kind: str = Field(sa_type=_enum())
+    start_date: date
+    end_date: date | None = None
+    monthly_fee_minor: int = Field(default=0, sa_type=sa.BigInteger)
+    block_minutes: int = 0
+    block_price_minor: int = Field(default=0, sa_type=sa.BigInteger)
+    overage_minor_per_hour: int = Field(default=0, sa_type=sa.BigInteger)
+    monthly_direct_cost_minor: int = Field(default=0, sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ChargeRate(SQLModel, table=True):
+    """An hourly contract's price per hour from a date on."""
+
+    __tablename__ = "charge_rate"
+    __table_args__ = (sa.UniqueConstraint("contract_id", "effective_from"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    contract_id: int = Field(foreign_key="contract.id", index=True)
+    effective_from: date
+    minor_per_hour: int = Field(sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CostRate(SQLModel, table=True):
+    """A fully loaded hourly cost for a member, a group, or the workspace default (neither set)."""
+
+    __tablename__ = "cost_rate"
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "subject", "effective_from"),
+        sa.Index("ix_cost_rate_member", "member_id"),
+        sa.Index("ix_cost_rate_group", "group_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    # "member:<id>", "group:<id>" or "default": one key makes the uniqueness rule simple.
+    subject: str = Field(max_length=64)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    group_id: int | None = Field(default=None, foreign_key="member_group.id")
+    effective_from: date
+    minor_per_hour: int = Field(sa_type=sa.BigInteger)
+    inputs: dict[str, Any] | None = Field(default=None, sa_type=JSON)  # calculator audit
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Ticket(SQLModel, table=True):
+    """A support request. `version` guards concurrent edits (optimistic locking)."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "number"),
+        sa.Index("ix_ticket_ws_status", "workspace_id", "status"),
+        sa.Index("ix_ticket_ws_assignee", "workspace_id", "assignee_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    number: int
+    title: str = Field(max_length=300)
+    description: str = Field(default="", sa_type=sa.Text)
+    status: str = Field(default=TicketStatus.NEW, sa_type=_enum())
+    priority: str = Field(default=Priority.NORMAL, sa_type=_enum())
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    contract_id: int | None = Field(default=None, foreign_key="contract.id")
+    assignee_id: int | None = Field(default=None, foreign_key="member.id")
+    created_by_id: int | None = Field(default=None, foreign_key="member.id")
+    requester_email: str | None = Field(default=None, max_length=320)
+    verified: bool = True  # False for mail from unknown senders
+    follow_up_of_id: int | None = Field(default=None, foreign_key="ticket.id")
+    source_permalink: str | None = Field(default=None, max_length=500)
+    card_channel: str | None = Field(default=None, max_length=32)
+    card_ts: str | None = Field(default=None, max_length=32, index=True)
+    last_customer_message_id: str | None = Field(default=None, max_length=998)
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    closed_at: datetime | None = None
+
+
+class TicketEvent(SQLModel, table=True):
+    """One entry of a ticket's history (the audit trail)."""
+
+    __tablename__ = "ticket_event"
+    __table_args__ = (
+        sa.Index("ix_ticket_event_ticket", "ticket_id", "id"),
+        # A Slack message becomes at most one history entry, however often it is delivered.
+        sa.UniqueConstraint("workspace_id", "slack_ts", name="uq_ticket_event_slack_ts"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    kind: str = Field(sa_type=_enum())
+    actor_id: int | None = Field(default=None, foreign_key="member.id")
+    actor_label: str = Field(default="", max_length=320)
+    body: str = Field(default="", sa_type=sa.Text)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    email_id: int | None = Field(default=None, foreign_key="email_message.id")
+    deleted: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TimeEntry(SQLModel, table=True):
+    """Minutes worked by a member on a date, against a ticket and/or a customer and contract."""
+
+    __tablename__ = "time_entry"
+    __table_args__ = (
+        sa.Index("ix_time_ws_date", "workspace_id", "work_date"),
+        sa.Index("ix_time_ws_customer_date", "workspace_id", "customer_id", "work_date"),
+        sa.Index("ix_time_contract_date", "contract_id", "work_date"),
+        sa.UniqueConstraint("workspace_id", "source_key", name="uq_time_source_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    member_id: int = Field(foreign_key="member.id", index=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    contract_id: int | None = Field(default=None, foreign_key="contract.id")
+    work_date: date
+    minutes: int
+    billable: bool = True
+    note: str = Field(default="", max_length=2000)
+    source_key: str | None = Field(default=None, max_length=200)  # idempotent imports
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A Slack or email side effect, written in the same transaction as its cause."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+        sa.Index("ix_outbox_order", "ordering_key", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=40)
+    ordering_key: str | None = Field(default=None, max_length=100)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: str = Field(default=OutboxStatus.PENDING, sa_type=_enum(16))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = None
+    lease_owner: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=2000)
+    result: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None
+
+
+class SlackEvent(SQLModel, table=True):
+    """An Events API delivery, stored before Slack gets its 200 and processed from here."""
+
+    __tablename__ = "slack_event"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "event_id"),
+        sa.Index("ix_slack_event_pending", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    event_id: str = Field(max_length=64)
+    event_type: str = Field(max_length=64)
+    body: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=2000)
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+
+
+class EmailMessage(SQLModel, table=True):
+    """A mail received or sent. The raw bytes are kept first; processing comes after."""
+
+    __tablename__ = "email_message"
+    __table_args__ = (
+        sa.Index("ix_email_ws_msgid", "workspace_id", "message_id"),
+        sa.Index("ix_email_status", "status", "id"),
+        sa.Index("ix_email_sender_time", "workspace_id", "from_addr", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    direction: str = Field(default="in", max_length=3)
+    status: str = Field(default="received", max_length=16)  # received/processed/quarantined
+    outcome: str | None = Field(default=None, max_length=2000)
+    message_id: str | None = Field(default=None, max_length=998)
+    in_reply_to: str | None = Field(default=None, max_length=998)
+    from_addr: str | None = Field(default=None, max_length=320)
+    subject: str | None = Field(default=None, max_length=998)
+    envelope_from: str | None = Field(default=None, max_length=320)
+    envelope_to: str = Field(default="", max_length=2000)
+    size: int = 0
+    raw: bytes = Field(sa_type=sa.LargeBinary)
+    text: str | None = Field(default=None, sa_type=sa.Text)
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    attempts: int = 0
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+
+
+class ProfitResult(SQLModel, table=True):
+    """Stored profitability of one customer (and contract) in one period, as exact integers.
+
+    Amounts ending in `_60` are sixtieths of a minor unit (see models.money); minutes are hours.
+    `contract_key` is the contract id, or 0 for time without a contract.
+    """
+
+    __tablename__ = "profit_result"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "workspace_id", "period_kind", "period_start", "customer_id", "contract_key"
+        ),
+        sa.Index("ix_profit_period", "workspace_id", "period_kind", "period_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    period_kind: str = Field(max_length=8)
+    period_start: date
+    customer_id: int = Field(foreign_key="customer.id")
+    contract_key: int = 0
+    minutes: int = Field(default=0, sa_type=sa.BigInteger)
+    billable_minutes: int = Field(default=0, sa_type=sa.BigInteger)
+    uncosted_minutes: int = Field(default=0, sa_type=sa.BigInteger)
+    unattributed_minutes: int = Field(default=0, sa_type=sa.BigInteger)
+    unpriced_minutes: int = Field(default=0, sa_type=sa.BigInteger)
+    revenue_60: int = Field(default=0, sa_type=sa.BigInteger)
+    labour_cost_60: int = Field(default=0, sa_type=sa.BigInteger)
+    direct_cost_60: int = Field(default=0, sa_type=sa.BigInteger)
+    missing_rates: list[int] = Field(default_factory=list, sa_type=JSON)  # member ids
+    computed_at: datetime = Field(default_factory=utcnow)
+
+
+class StalePeriod(SQLModel, table=True):
+    """A customer-period whose stored results must be recomputed (the refresh queue)."""
+
+    __tablename__ = "stale_period"
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "period_kind", "period_start", "customer_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    period_kind: str = Field(max_length=8)
+    period_start: date
+    customer_id: int = Field(foreign_key="customer.id")
+    marked_at: datetime = Field(default_factory=utcnow)
+
+
+class ReportRun(SQLModel, table=True):
+    """A claimed report (weekly post, monthly post, or a final report) for one period.
+
+    The unique key makes a period's post happen once, across restarts and replicas. `snapshot`
+    keeps the reported figures so later changes show as restatements.
+    """
+
+    __tablename__ = "report_run"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "kind", "period_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    kind: str = Field(max_length=16)  # weekly / monthly / final
+    period_key: str = Field(max_length=16)
+    status: str = Field(default="claimed", max_length=16)
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    claimed_at: datetime = Field(default_factory=utcnow)
+    posted_at: datetime | None = None
+
+
+class Restatement(SQLModel, table=True):
+    """A change to a reported period's figures, listed in the next report."""
+
+    __table_args__ = (sa.Index("ix_restatement_ws", "workspace_id", "reported_in_run_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    period_kind: str = Field(max_length=8)
+    period_start: date
+    customer_id: int = Field(foreign_key="customer.id")
+    before: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    after: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    reported_in_run_id: int | None = Field(default=None, foreign_key="report_run.id")
+    created_at: datetime = Field(default_factory=utcnow)

@@ -21,16 +21,16 @@ test: $(STAMP) lint
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers models jobs tests bench
-	$(BIN)/ruff format --check bot handlers models jobs tests bench
+	$(BIN)/ruff check bot handlers models jobs tests bench tools
+	$(BIN)/ruff format --check bot handlers models jobs tests bench tools
 	$(BIN)/mypy bot handlers models jobs
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix bot handlers models jobs tests bench
-	$(BIN)/ruff format bot handlers models jobs tests bench
+	$(BIN)/ruff check --fix bot handlers models jobs tests bench tools
+	$(BIN)/ruff format bot handlers models jobs tests bench tools
 
 audit: $(STAMP)
-	$(BIN)/pip-audit --skip-editable --progress-spinner off
+	$(BIN)/python tools/audit.py
 
 migrate: $(STAMP)
 	$(BIN)/docket migrate

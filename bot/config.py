@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     docket_reopen_days: int = Field(default=14, ge=0)
     docket_hold_unknown_senders: bool = False
     docket_scheduler: bool = True
+    # False makes this replica accept and store events without processing them.
+    docket_process_events: bool = True
     docket_log_level: str = "INFO"
 
     @field_validator("docket_admins", mode="before")

@@ -111,15 +111,16 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
     runtime = Runtime(services=services)
     bolt, router = build_app(services)
 
-    runtime.spawn(
-        "events",
-        run_worker(
+    if settings.docket_process_events:
+        runtime.spawn(
             "events",
-            lambda: event_jobs.run(services, router.dispatch),
-            services.wake.events,
-            runtime.stop_event,
-        ),
-    )
+            run_worker(
+                "events",
+                lambda: event_jobs.run(services, router.dispatch),
+                services.wake.events,
+                runtime.stop_event,
+            ),
+        )
     for name in OPTIONAL_PARTS:
         try:
             module = __import__(name, fromlist=["start"])

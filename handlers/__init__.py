@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 # Modules that expose `register(app)`, and optionally `register_events(router)`.
 LISTENER_MODULES = (
     "handlers.events",
+    "handlers.mentions",
     "handlers.tickets",
     "handlers.time_cmd",
     "handlers.profit_cmd",

@@ -21,6 +21,8 @@ LISTENER_MODULES = (
     "handlers.admin",
     "handlers.conversation",
     "handlers.home",
+    "handlers.outbox_admin",
+    "handlers.settings_admin",
     "handlers.docket_cmd",  # last: its help answers any /docket text nobody else matched
 )
 

@@ -33,6 +33,7 @@ class Action(StrEnum):
     LIST_PAGE = "ticket_list_page"
     OUTBOX_RETRY = "outbox_retry"
     TAKE_TICKET = "ticket_take"
+    TICKET_CUSTOMER = "ticket_customer"  # customer select in the ticket form (options + dispatch)
 
 
 class View(StrEnum):

@@ -2,11 +2,18 @@
 
 A row is written in the caller's transaction, so a ticket and its announcement are one fact.
 The worker in jobs/outbox.py claims due rows with a lease, delivers them, and records the
-outcome. Rows sharing an `ordering_key` (e.g. one ticket) are delivered strictly in order.
+outcome. Rows sharing an `ordering_key` (e.g. one ticket) are delivered strictly in order:
+only the oldest pending row of a key (the head of its line) can be claimed, and it stays the
+head while it waits for a retry.
+
+Replicas: on PostgreSQL claims use `FOR UPDATE SKIP LOCKED` and a lease, so two workers never
+hold the same row. On SQLite every transaction takes the write lock first (BEGIN IMMEDIATE),
+so claims are serialised; Docket runs one delivering process there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,11 +27,17 @@ from models.tables import OutboxMessage, OutboxStatus
 # Kinds of outbox rows. Payloads:
 #   slack: {"method": str, "args": dict, "card_of_ticket": id?, "thread_of_ticket": id?,
 #           "store_card_for_ticket": id?}
-#   email: {"to": str, "raw": str (the RFC 5322 message), "email_id": int}
-#   upload: {"channel": str, "filename": str, "content_b64": str, "initial_comment": str, ...}
+#   email: {"to": str | [str], "from": str?, "raw_b64": str | "raw": str (the RFC 5322
+#           message), "email_id": int?}
+#   upload: {"channel": str, "filename": str, "content_b64": str, "initial_comment": str?,
+#            "title": str?, "thread_of_ticket": id?}
+# Any kind may carry "alert_for": row id, marking an admin alert about a dead row (an alert
+# that dies itself raises no further alert).
 SLACK = "slack"
 EMAIL = "email"
 UPLOAD = "upload"
+
+ERROR_LIMIT = 2000
 
 
 async def enqueue(
@@ -36,8 +49,12 @@ async def enqueue(
     payload: dict[str, Any],
     at: datetime,
     ordering_key: str | None = None,
+    not_before: datetime | None = None,
 ) -> int | None:
-    """Queue a side effect; a second call with the same `key` is a no-op (returns None)."""
+    """Queue a side effect; a second call with the same `key` is a no-op (returns None).
+
+    `not_before` delays delivery (a digest waits for the end of its window).
+    """
     new_id = await insert_ignore(
         session,
         OutboxMessage,
@@ -49,7 +66,7 @@ async def enqueue(
             "payload": payload,
             "status": OutboxStatus.PENDING,
             "attempts": 0,
-            "next_attempt_at": at,
+            "next_attempt_at": not_before or at,
             "created_at": at,
         },
         conflict=["idempotency_key"],
@@ -63,31 +80,47 @@ def slack_call(method: str, **args: Any) -> dict[str, Any]:
     return {"method": method, "args": args}
 
 
+def _head_of_line() -> Any:
+    """True for a row that no older pending row of its ordering key is waiting in front of."""
+    earlier = sa.orm.aliased(OutboxMessage)
+    return sa.or_(
+        col(OutboxMessage.ordering_key).is_(None),
+        ~sa.exists().where(
+            col(earlier.ordering_key) == col(OutboxMessage.ordering_key),
+            col(earlier.status) == OutboxStatus.PENDING,
+            col(earlier.id) < col(OutboxMessage.id),
+        ),
+    )
+
+
 async def claim_due(
-    *, session: AsyncSession, now: datetime, owner: str, limit: int = 50, lease_seconds: int = 120
+    *,
+    session: AsyncSession,
+    now: datetime,
+    owner: str,
+    limit: int = 50,
+    lease_seconds: float = 120,
+    exclude: Collection[int] = (),
 ) -> list[OutboxMessage]:
-    """Lease up to `limit` due rows, each the oldest pending one of its ordering key.
+    """Lease up to `limit` due rows, each the head of its ordering key's line.
 
     On PostgreSQL `FOR UPDATE SKIP LOCKED` keeps replicas from claiming the same row; the lease
-    keeps a crashed worker's rows from being stuck for longer than `lease_seconds`.
+    keeps a crashed worker's rows from being stuck for longer than `lease_seconds`. `exclude`
+    are rows this worker is still delivering (never claimed twice, even if a lease ran out).
     """
-    earlier = sa.orm.aliased(OutboxMessage)
-    head_of_line = ~sa.exists().where(
-        col(earlier.ordering_key) == col(OutboxMessage.ordering_key),
-        col(earlier.status) == OutboxStatus.PENDING,
-        col(earlier.id) < col(OutboxMessage.id),
-    )
     stmt = (
         select(OutboxMessage)
         .where(
             OutboxMessage.status == OutboxStatus.PENDING,
             col(OutboxMessage.next_attempt_at) <= now,
             sa.or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now),
-            sa.or_(col(OutboxMessage.ordering_key).is_(None), head_of_line),
+            _head_of_line(),
         )
         .order_by(col(OutboxMessage.id))
         .limit(limit)
     )
+    if exclude:
+        stmt = stmt.where(col(OutboxMessage.id).not_in(list(exclude)))
     if dialect(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list((await session.exec(stmt)).all())
@@ -100,12 +133,54 @@ async def claim_due(
     return rows
 
 
-async def next_due_at(*, session: AsyncSession) -> datetime | None:
-    """When the earliest pending row becomes due (for the worker's sleep)."""
-    stmt = select(sa.func.min(OutboxMessage.next_attempt_at)).where(
-        OutboxMessage.status == OutboxStatus.PENDING
+async def next_due_at(*, session: AsyncSession, exclude: Collection[int] = ()) -> datetime | None:
+    """When the next row could be claimed (for the worker's sleep), or None when idle.
+
+    Only heads of line count (a row queued behind another waits for it, not for the clock),
+    and a leased row counts from the end of its lease.
+    """
+    due = sa.case(
+        (
+            sa.and_(
+                col(OutboxMessage.lease_until).is_not(None),
+                col(OutboxMessage.lease_until) > col(OutboxMessage.next_attempt_at),
+            ),
+            col(OutboxMessage.lease_until),
+        ),
+        else_=col(OutboxMessage.next_attempt_at),
     )
-    return (await session.exec(stmt)).first()
+    stmt = select(sa.func.min(due)).where(
+        OutboxMessage.status == OutboxStatus.PENDING, _head_of_line()
+    )
+    if exclude:
+        stmt = stmt.where(col(OutboxMessage.id).not_in(list(exclude)))
+    value = (await session.exec(stmt)).first()
+    if isinstance(value, str):  # SQLite returns CASE results as text
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+async def extend_leases(
+    *, session: AsyncSession, row_ids: Collection[int], owner: str, until: datetime
+) -> int:
+    """Keep the leases of rows still being delivered; returns how many were extended."""
+    if not row_ids:
+        return 0
+    stmt = (
+        sa.update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id).in_(list(row_ids)),
+            col(OutboxMessage.lease_owner) == owner,
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+        )
+        .values(lease_until=until)
+    )
+    result = await session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def _owned(session: AsyncSession, row_id: int, owner: str) -> OutboxMessage | None:
@@ -115,9 +190,15 @@ async def _owned(session: AsyncSession, row_id: int, owner: str) -> OutboxMessag
     return row
 
 
+def _unlease(row: OutboxMessage) -> None:
+    row.lease_owner = None
+    row.lease_until = None
+
+
 async def mark_delivered(
     *, session: AsyncSession, row_id: int, owner: str, at: datetime, result: dict[str, Any] | None
 ) -> OutboxMessage | None:
+    """Record a delivery; None when the row is no longer ours (its lease went elsewhere)."""
     row = await _owned(session, row_id, owner)
     if row is None:
         return None
@@ -125,69 +206,139 @@ async def mark_delivered(
     row.delivered_at = at
     row.attempts += 1
     row.result = result
-    row.lease_owner = None
-    row.lease_until = None
+    _unlease(row)
     session.add(row)
     return row
 
 
 async def mark_retry(
     *, session: AsyncSession, row_id: int, owner: str, error: str, retry_at: datetime
-) -> None:
+) -> OutboxMessage | None:
+    """Record a failed attempt and when to try again."""
     row = await _owned(session, row_id, owner)
     if row is None:
-        return
+        return None
     row.attempts += 1
-    row.last_error = error[:2000]
+    row.last_error = error[:ERROR_LIMIT]
     row.next_attempt_at = retry_at
-    row.lease_owner = None
-    row.lease_until = None
+    _unlease(row)
     session.add(row)
+    return row
 
 
-async def mark_dead(*, session: AsyncSession, row_id: int, owner: str | None, error: str) -> bool:
-    row = await session.get(OutboxMessage, row_id)
+async def release(
+    *, session: AsyncSession, row_id: int, owner: str, retry_at: datetime
+) -> OutboxMessage | None:
+    """Give a claimed row back without counting an attempt (shutdown, or waiting its turn)."""
+    row = await _owned(session, row_id, owner)
+    if row is None:
+        return None
+    row.next_attempt_at = max(row.next_attempt_at, retry_at)
+    _unlease(row)
+    session.add(row)
+    return row
+
+
+async def mark_dead(
+    *, session: AsyncSession, row_id: int, owner: str | None, error: str
+) -> OutboxMessage | None:
+    """Park a row that will not be delivered (with the reason); None when it is not ours."""
+    row = await session.get(OutboxMessage, row_id, with_for_update=dialect(session) == "postgresql")
     if row is None or row.status != OutboxStatus.PENDING:
-        return False
+        return None
     if owner is not None and row.lease_owner != owner:
-        return False
+        return None
     row.status = OutboxStatus.DEAD
     row.attempts += 1
-    row.last_error = error[:2000]
-    row.lease_owner = None
-    row.lease_until = None
+    row.last_error = error[:ERROR_LIMIT]
+    _unlease(row)
     session.add(row)
-    return True
+    return row
 
 
 async def list_dead(
-    *, session: AsyncSession, workspace_id: int, limit: int = 50
+    *, session: AsyncSession, workspace_id: int | None, limit: int = 50
 ) -> list[OutboxMessage]:
+    """Dead rows, newest first (all workspaces when `workspace_id` is None)."""
     stmt = (
         select(OutboxMessage)
-        .where(
-            OutboxMessage.workspace_id == workspace_id, OutboxMessage.status == OutboxStatus.DEAD
-        )
+        .where(OutboxMessage.status == OutboxStatus.DEAD)
         .order_by(col(OutboxMessage.id).desc())
         .limit(limit)
     )
+    if workspace_id is not None:
+        stmt = stmt.where(OutboxMessage.workspace_id == workspace_id)
     return list((await session.exec(stmt)).all())
 
 
+async def status_counts(*, session: AsyncSession, workspace_id: int | None) -> dict[str, int]:
+    """How many rows are pending, delivered and dead."""
+    stmt = select(OutboxMessage.status, sa.func.count()).group_by(OutboxMessage.status)
+    if workspace_id is not None:
+        stmt = stmt.where(OutboxMessage.workspace_id == workspace_id)
+    counts = {status.value: 0 for status in OutboxStatus}
+    for status, count in (await session.exec(stmt)).all():
+        counts[str(status)] = int(count)
+    return counts
+
+
 async def retry_dead(
-    *, session: AsyncSession, workspace_id: int, row_id: int | None, at: datetime
+    *, session: AsyncSession, workspace_id: int | None, row_id: int | None, at: datetime
 ) -> int:
-    """Put dead rows (one, or all when row_id is None) back in the queue; returns how many."""
+    """Put dead rows (one, or all when row_id is None) back in the queue; returns how many.
+
+    A row queued again gets a fresh retry window: `created_at` becomes `at` (the window is
+    measured from it) and its attempts start from zero; its last error stays until the next.
+    """
     stmt = (
         sa.update(OutboxMessage)
-        .where(
-            col(OutboxMessage.workspace_id) == workspace_id,
-            col(OutboxMessage.status) == OutboxStatus.DEAD,
-        )
-        .values(status=OutboxStatus.PENDING, next_attempt_at=at, attempts=0)
+        .where(col(OutboxMessage.status) == OutboxStatus.DEAD)
+        .values(status=OutboxStatus.PENDING, next_attempt_at=at, created_at=at, attempts=0)
     )
+    if workspace_id is not None:
+        stmt = stmt.where(col(OutboxMessage.workspace_id) == workspace_id)
     if row_id is not None:
         stmt = stmt.where(col(OutboxMessage.id) == row_id)
     result = await session.execute(stmt)
     session.info["outbox_dirty"] = True
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def replace_pending_payload(
+    *, session: AsyncSession, row_id: int, payload: dict[str, Any], not_before_after: datetime
+) -> bool:
+    """Rewrite a row that is still waiting (not leased, due after `not_before_after`).
+
+    Used to grow a digest while its window is open; False when the row already left.
+    """
+    stmt = (
+        sa.update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id) == row_id,
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+            col(OutboxMessage.lease_until).is_(None),
+            col(OutboxMessage.next_attempt_at) > not_before_after,
+        )
+        .values(payload=payload)
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def describe(row: OutboxMessage) -> str:
+    """One plain line saying what a row would do, for lists of dead rows."""
+    payload = row.payload or {}
+    if row.kind == SLACK:
+        args = payload.get("args") or {}
+        target = args.get("channel") or args.get("user_id") or ""
+        if payload.get("thread_of_ticket"):
+            target = f"thread of ticket {payload['thread_of_ticket']}"
+        elif payload.get("card_of_ticket"):
+            target = f"card of ticket {payload['card_of_ticket']}"
+        return f"{payload.get('method', '?')} {target}".strip()
+    if row.kind == EMAIL:
+        to = payload.get("to")
+        return f"email to {', '.join(to) if isinstance(to, list) else to}"
+    if row.kind == UPLOAD:
+        return f"upload {payload.get('filename', '')} to {payload.get('channel', '')}".strip()
+    return row.kind

@@ -370,7 +370,8 @@ class ProfitResult(SQLModel, table=True):
     """Stored profitability of one customer (and contract) in one period, as exact integers.
 
     Amounts ending in `_60` are sixtieths of a minor unit (see models.money); minutes are hours.
-    `contract_key` is the contract id, or 0 for time without a contract.
+    `contract_key` is the contract id, or 0 for time without a contract; `customer_id` is None
+    for time logged against no customer.
     """
 
     __tablename__ = "profit_result"
@@ -385,7 +386,8 @@ class ProfitResult(SQLModel, table=True):
     workspace_id: int = Field(foreign_key="workspace.id")
     period_kind: str = Field(max_length=8)
     period_start: date
-    customer_id: int = Field(foreign_key="customer.id")
+    # None holds time logged against no customer (internal work: a cost, never revenue).
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
     contract_key: int = 0
     minutes: int = Field(default=0, sa_type=sa.BigInteger)
     billable_minutes: int = Field(default=0, sa_type=sa.BigInteger)
@@ -411,7 +413,8 @@ class StalePeriod(SQLModel, table=True):
     workspace_id: int = Field(foreign_key="workspace.id")
     period_kind: str = Field(max_length=8)
     period_start: date
-    customer_id: int = Field(foreign_key="customer.id")
+    # None holds time logged against no customer (internal work: a cost, never revenue).
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
     marked_at: datetime = Field(default_factory=utcnow)
 
 
@@ -444,7 +447,8 @@ class Restatement(SQLModel, table=True):
     workspace_id: int = Field(foreign_key="workspace.id")
     period_kind: str = Field(max_length=8)
     period_start: date
-    customer_id: int = Field(foreign_key="customer.id")
+    # None holds time logged against no customer (internal work: a cost, never revenue).
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
     before: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     after: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     reported_in_run_id: int | None = Field(default=None, foreign_key="report_run.id")

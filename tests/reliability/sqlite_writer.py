@@ -27,6 +27,8 @@ async def main(url: str, writer: str, count: int) -> None:
                 ordering_key=f"ticket:{i % 7}",
             )
             session.add(TicketEvent(workspace_id=1, ticket_id=1, kind="note", body="y" * 500))
+        if i == 0:
+            print("writing", flush=True)
     await engine.dispose()
     print(f"{writer} done", flush=True)
 

@@ -64,11 +64,13 @@ async def test_sigkill_mid_write_never_corrupts(sqlite_url: str) -> None:
         proc = subprocess.Popen(
             [*WRITER, sqlite_url, f"k{run}", "100000"],
             cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
-        # Let it get into its write loop, then kill it at a random moment.
-        await asyncio.sleep(0.35 + rng.random() * 0.3)
+        # Wait until it is in its write loop, then kill it at a random moment.
+        assert proc.stdout is not None
+        assert await asyncio.to_thread(proc.stdout.readline) == b"writing\n"
+        await asyncio.sleep(rng.random() * 0.2)
         proc.kill()
         proc.wait(timeout=10)
         with sqlite3.connect(_path(sqlite_url)) as db:

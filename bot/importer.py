@@ -1,0 +1,89 @@
+"""`docket import KIND FILE.csv`: members, customers, contacts, contracts, rates and time."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from bot.config import Settings
+from bot.reports import add_team_argument, open_shell
+from models.importer import COLUMNS, KINDS, ImportFailed, import_csv
+
+BIG_FILE_BYTES = 1_000_000  # from here on the import shows a progress bar
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    columns = "; ".join(f"{k}: {','.join(COLUMNS[k][0] + COLUMNS[k][1])}" for k in KINDS)
+    parser.description = (
+        "Import a CSV file. All or nothing: every bad row is listed by line number and then "
+        f"nothing is imported. Importing a file again changes nothing. Columns — {columns}."
+    )
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("file", type=Path)
+    add_team_argument(parser)
+
+
+async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if not path.is_file():
+        print(f"{path}: no such file", file=sys.stderr)
+        return 1
+    big = path.stat().st_size >= BIG_FILE_BYTES
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[stage] = tqdm(
+                desc=stage.capitalize(), unit="row", total=total, file=sys.stderr, disable=not big
+            )
+        bar.update(done - bar.n)
+
+    def opener() -> TextIO:
+        return path.open(encoding="utf-8-sig", newline="")
+
+    async with open_shell(settings, args.team, create=True) as shell:
+        try:
+            async with shell.sessions() as session, session.begin():
+                result = await import_csv(
+                    session=session,
+                    workspace_id=shell.workspace_id,
+                    kind=args.kind,
+                    opener=opener,
+                    at=shell.now(),
+                    today=shell.today(),
+                    progress=progress,
+                )
+        except ImportFailed as failed:
+            for bar in bars.values():
+                bar.close()
+            for error in failed.errors:
+                print(f"{path}:{error.line}: {error.message}", file=sys.stderr)
+            if failed.more:
+                print(f"... and {failed.more} more problem(s).", file=sys.stderr)
+            print(f"Nothing was imported from {path}.", file=sys.stderr)
+            return 1
+        except UnicodeDecodeError as exc:
+            print(f"{path}: not UTF-8 text ({exc.reason}); nothing was imported.", file=sys.stderr)
+            return 1
+        for bar in bars.values():
+            bar.close()
+    detail = f", {result.written} written" if args.kind == "time" else ""
+    stale = f"; {result.stale_marked} period(s) to refresh" if result.stale_marked else ""
+    print(f"Imported {result.rows} {args.kind} row(s) from {path}{detail}{stale}.")
+    return 0
+
+
+def command_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Import members, customers, contacts, contracts, rates or time from a CSV file."""
+    return asyncio.run(_import(settings, args))
+
+
+command_import.configure = _configure  # type: ignore[attr-defined]

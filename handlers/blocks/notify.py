@@ -1,0 +1,157 @@
+"""Block Kit for customer-reply notifications: the assignee's DM, the thread copy, the triage
+post and the digest of a burst. Pure builders: plain notices in, message dicts out.
+
+Buttons carry the ticket id as their value (Reply, Log time, I'll take it); the Status menu
+is the ticket card's, with values `"<ticket id>:<status>"` (handlers.blocks.tickets).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.blocks.common import (
+    CUT_MARKER,
+    SECTION_LIMIT,
+    Block,
+    button,
+    context,
+    cut,
+    escape,
+    plain,
+    safe,
+    section,
+)
+from handlers.blocks.tickets import status_value
+from handlers.ids import Action
+from models.lifecycle import label, next_statuses
+from models.notify import ReplyNotice, ReplyRenderers
+
+# Fallback text (notifications, screen readers) is short: the blocks carry the whole reply.
+FALLBACK_LIMIT = 300
+DIGEST_EXCERPT_LIMIT = 500
+
+
+def _ticket_label(notice: ReplyNotice) -> str:
+    return f"#{notice.ticket_number} {escape(cut(notice.title, 150))}"
+
+
+def _quote(text: str, limit: int = SECTION_LIMIT - 100) -> str:
+    """The customer's words as a block quote, escaped (no pings, no forged links)."""
+    body = safe(text.strip(), limit) or "_(no text)_"
+    lines: list[str] = []
+    size = 0
+    for line in body.splitlines():
+        quoted = f"&gt; {line}" if line else "&gt;"
+        # Quoting lengthens every line: stop at a whole line rather than mid-entity.
+        if size + len(quoted) + 1 > limit:
+            lines.append(CUT_MARKER)
+            break
+        lines.append(quoted)
+        size += len(quoted) + 1
+    return "\n".join(lines)
+
+
+def _status_menu(notice: ReplyNotice) -> dict[str, Any]:
+    """The card's status menu: the current status first, then the allowed moves."""
+    statuses = [notice.status, *(s.value for s in next_statuses(notice.status))]
+    options = [
+        {"text": plain(label(s), 75), "value": status_value(notice.ticket_id, s)} for s in statuses
+    ]
+    return {
+        "type": "static_select",
+        "action_id": Action.STATUS.value,
+        "placeholder": plain("Status"),
+        "options": options,
+        "initial_option": options[0],
+    }
+
+
+def _work_buttons(notice: ReplyNotice) -> Block:
+    value = str(notice.ticket_id)
+    return {
+        "type": "actions",
+        "elements": [
+            button("Reply", Action.REPLY.value, value, style="primary"),
+            button("Log time", Action.LOG_TIME.value, value),
+            _status_menu(notice),
+        ],
+    }
+
+
+def _take_button(notice: ReplyNotice) -> Block:
+    return {
+        "type": "actions",
+        "elements": [
+            button("I'll take it", Action.TAKE_TICKET.value, str(notice.ticket_id), "primary")
+        ],
+    }
+
+
+def _fallback(notice: ReplyNotice, lead: str) -> str:
+    return cut(f"{lead}: {escape(notice.text.strip())}", FALLBACK_LIMIT)
+
+
+def build_reply_dm(notice: ReplyNotice) -> dict[str, Any]:
+    """The assignee's DM: who replied on which ticket, the new text only, and what to do."""
+    customer = escape(notice.customer)
+    lead = f"{customer} replied on {_ticket_label(notice)}"
+    return {
+        "text": _fallback(notice, lead),
+        "blocks": [
+            section(f"*{customer}* replied on *{_ticket_label(notice)}*"),
+            section(_quote(notice.text)),
+            _work_buttons(notice),
+        ],
+    }
+
+
+def build_reply_thread(notice: ReplyNotice, ask_to_take: bool) -> dict[str, Any]:
+    """The copy in the ticket card's thread; an unassigned ticket asks who takes it."""
+    customer = escape(notice.customer)
+    blocks: list[Block] = [section(f"*{customer}* replied:"), section(_quote(notice.text))]
+    if ask_to_take:
+        blocks.append(context("Nobody has this ticket yet. Who takes it?"))
+        blocks.append(_take_button(notice))
+    return {"text": _fallback(notice, f"{customer} replied"), "blocks": blocks}
+
+
+def build_reply_triage(notice: ReplyNotice, reason: str) -> dict[str, Any]:
+    """A post in the triage channel when the assignee cannot get the DM."""
+    customer = escape(notice.customer)
+    lead = f"{customer} replied on {_ticket_label(notice)}"
+    return {
+        "text": _fallback(notice, lead),
+        "blocks": [
+            section(f"*{customer}* replied on *{_ticket_label(notice)}*, but {escape(reason)}."),
+            section(_quote(notice.text)),
+            context("Who takes it?"),
+            _take_button(notice),
+        ],
+    }
+
+
+def build_reply_digest(notice: ReplyNotice, count: int, minutes: int) -> dict[str, Any]:
+    """One DM for a burst: "3 more replies from Acme on #12 in the last 10 minutes"."""
+    replies = "reply" if count == 1 else "replies"
+    summary = (
+        f"{count} more {replies} from {escape(notice.customer)} on {_ticket_label(notice)} "
+        f"in the last {minutes} minutes"
+    )
+    return {
+        "text": cut(summary, FALLBACK_LIMIT),
+        "blocks": [
+            section(f"*{summary}*"),
+            context("The latest:"),
+            section(_quote(notice.text, DIGEST_EXCERPT_LIMIT)),
+            context("Every reply is in the ticket's thread and history."),
+            _work_buttons(notice),
+        ],
+    }
+
+
+RENDERERS = ReplyRenderers(
+    dm=build_reply_dm,
+    thread=build_reply_thread,
+    triage=build_reply_triage,
+    digest=build_reply_digest,
+)

@@ -1,0 +1,99 @@
+"""App Home: published when a member opens it and after their tickets change.
+
+`app_home_opened` is processed from the stored event (handlers/events.py). The Home tab is
+state, not a notification, so it is published with `views.publish` directly; a failure is
+logged and the next opening repairs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services import Services
+from handlers.blocks.home import build_home
+from handlers.events import EventRouter
+from handlers.ids import Action
+from handlers.people import resolve_member
+from models.tickets import home_data
+
+logger = logging.getLogger(__name__)
+
+# Where the time-logging engineer's modal lives; looked up at click time so either side can
+# land first.
+LOG_TIME_MODULE = "handlers.time_cmd"
+LOG_TIME_FUNCTION = "open_log_time_modal"
+
+
+async def publish_home(
+    services: Services, slack_user_id: str, *, client: AsyncWebClient | None = None
+) -> None:
+    """Build and publish one member's Home tab."""
+    member = await resolve_member(services, slack_user_id, client=client)
+    async with services.read() as session:
+        data = await home_data(
+            session=session, workspace_id=services.workspace_id, member=member, at=services.now()
+        )
+    view = build_home(data, now=services.now())
+    await (client or services.slack).views_publish(user_id=slack_user_id, view=view)
+
+
+async def refresh_homes(services: Services, slack_user_ids: set[str | None]) -> None:
+    """Best effort: re-publish the Home of each person whose tickets just changed."""
+    for user_id in sorted(u for u in slack_user_ids if u):
+        try:
+            await publish_home(services, user_id)
+        except Exception:
+            logger.exception("refreshing App Home failed")
+
+
+async def process_home_opened(services: Services, body: dict[str, Any]) -> None:
+    """Event processor for `app_home_opened` (safe to run twice: publishing is idempotent)."""
+    event = body.get("event") or {}
+    user_id = event.get("user")
+    if event.get("tab", "home") != "home" or not isinstance(user_id, str) or not user_id:
+        return
+    await publish_home(services, user_id)
+
+
+async def open_log_time(
+    client: AsyncWebClient, trigger_id: str, services: Services, ticket_id: int | None
+) -> bool:
+    """Open the log-time modal if time logging is installed; False when it is not."""
+    try:
+        module = importlib.import_module(LOG_TIME_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != LOG_TIME_MODULE:
+            raise
+        return False
+    opener = getattr(module, LOG_TIME_FUNCTION, None)
+    if opener is None:
+        return False
+    await opener(client, trigger_id, services, ticket_id)
+    return True
+
+
+async def handle_home_log_time(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, services: Services
+) -> None:
+    """Home's "Log time" button."""
+    await ack()
+    try:
+        opened = await open_log_time(client, body["trigger_id"], services, None)
+    except Exception:
+        logger.exception("opening the log-time modal failed")
+        return
+    if not opened:
+        logger.warning("Log time pressed but time logging (%s) is not installed", LOG_TIME_MODULE)
+
+
+def register(app: AsyncApp) -> None:
+    app.action(Action.HOME_LOG_TIME.value)(handle_home_log_time)
+
+
+def register_events(router: EventRouter) -> None:
+    router.on("app_home_opened", process_home_opened)

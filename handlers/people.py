@@ -1,0 +1,131 @@
+"""Who is acting: the Slack user behind a request, as a Docket member.
+
+A Slack user seen for the first time becomes a member with the name and email from
+`users.info` (the only Slack call, made once per person). People listed in DOCKET_ADMINS are
+made admins whenever they are seen. Guests, people from another workspace and bots are
+recorded but not made part of the support team (they may still create tickets).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import IntegrityError
+
+from bot.services import Services
+from models.people import ensure_member, member_by_slack_id
+from models.tables import Member, Role
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SlackProfile:
+    """What Docket keeps from a `users.info` answer."""
+
+    name: str
+    email: str | None
+    team_member: bool  # a full member of this workspace (not a guest, bot or outsider)
+
+
+def profile_from_user(user: dict[str, Any], team_id: str) -> SlackProfile:
+    """Read a `users.info` user object (pure, for tests)."""
+    profile = user.get("profile") or {}
+    name = (
+        profile.get("real_name")
+        or user.get("real_name")
+        or profile.get("display_name")
+        or user.get("name")
+        or ""
+    )
+    email = profile.get("email") or None
+    outsider = bool(user.get("team_id")) and user.get("team_id") != team_id
+    guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
+    bot = bool(user.get("is_bot") or user.get("is_app_user") or user.get("deleted"))
+    return SlackProfile(
+        name=str(name)[:200],
+        email=str(email).lower()[:320] if email else None,
+        team_member=not (outsider or guest or bot),
+    )
+
+
+async def fetch_profile(client: AsyncWebClient, user_id: str, team_id: str) -> SlackProfile | None:
+    """Ask Slack who `user_id` is; None when Slack cannot say (the member is kept anyway)."""
+    try:
+        response = await client.users_info(user=user_id)
+    except SlackApiError as exc:
+        logger.warning("users.info for a new member failed: %s", exc.response.get("error"))
+        return None
+    except Exception:
+        logger.exception("users.info for a new member failed")
+        return None
+    user = response.get("user")
+    return profile_from_user(user, team_id) if isinstance(user, dict) else None
+
+
+async def resolve_member(
+    services: Services,
+    slack_user_id: str,
+    *,
+    client: AsyncWebClient | None = None,
+    name_hint: str = "",
+) -> Member:
+    """The member for a Slack user, created (from users.info) the first time they are seen.
+
+    Returned detached: read its fields, do not lazy-load. Every caller re-checks the role
+    with models.people.require_* before changing anything.
+    """
+    admins = list(services.settings.docket_admins)
+    async with services.read() as session:
+        member = await member_by_slack_id(
+            session=session, workspace_id=services.workspace_id, slack_user_id=slack_user_id
+        )
+    needs_promotion = member is not None and slack_user_id in admins and member.role != Role.ADMIN
+    if member is not None and not needs_promotion:
+        return member
+    profile = None
+    if member is None:
+        profile = await fetch_profile(client or services.slack, slack_user_id, services.team_id)
+    try:
+        return await _save_member(services, slack_user_id, profile, name_hint, admins)
+    except IntegrityError:
+        # Another request saw this person first and created the member: use theirs.
+        return await _save_member(services, slack_user_id, profile, name_hint, admins)
+
+
+async def _save_member(
+    services: Services,
+    slack_user_id: str,
+    profile: SlackProfile | None,
+    name_hint: str,
+    admins: list[str],
+) -> Member:
+    now = services.now()
+    async with services.transaction() as session:
+        member = await ensure_member(
+            session=session,
+            workspace_id=services.workspace_id,
+            slack_user_id=slack_user_id,
+            name=profile.name if profile else name_hint,
+            email=profile.email if profile else None,
+            admins=admins,
+            at=now,
+        )
+        if slack_user_id in admins:
+            member.active = True
+        elif member.created_at == now and profile is not None and not profile.team_member:
+            # A new guest or outsider: known by name, but not part of the support team.
+            member.active = False
+        session.add(member)
+    return member
+
+
+async def assignee_member(services: Services, slack_user_id: str | None) -> Member | None:
+    """The member to assign a ticket to, picked in a users_select (None: nobody)."""
+    if not slack_user_id:
+        return None
+    return await resolve_member(services, slack_user_id)

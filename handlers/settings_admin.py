@@ -1,0 +1,296 @@
+"""`/docket settings`: admins set the time zone, report schedule, managers' channel, target
+margin, currency and monthly post. A saved change reschedules the reports at once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services import Services
+from handlers.blocks.common import Block, context, plain, section
+from handlers.docket_cmd import subcommand
+from handlers.ids import Command, View
+from handlers.people import resolve_member
+from models.people import is_admin
+from models.periods import previous, week_of
+from models.tables import Workspace
+from models.weekly import (
+    WEEKDAYS,
+    ReportTimeError,
+    effective_report_time,
+    parse_report_time,
+    post_time,
+)
+from models.workspaces import get_workspace
+
+logger = logging.getLogger(__name__)
+
+NOT_ADMIN = "Only Docket admins can change the settings."
+MONTHLY_OPTION = "monthly"
+
+
+class Field(StrEnum):
+    """Block ids of the settings modal (each input's action id is the same string)."""
+
+    TIMEZONE = "settings_timezone"
+    WEEKDAY = "settings_weekday"
+    TIME = "settings_time"
+    CHANNEL = "settings_channel"
+    TARGET = "settings_target"
+    CURRENCY = "settings_currency"
+    MONTHLY = "settings_monthly"
+
+
+@dataclass(frozen=True)
+class SettingsInput:
+    """Validated values from the modal."""
+
+    timezone: str
+    report_weekday: int
+    report_time: str
+    managers_channel: str | None
+    target_margin_pct: int
+    currency: str
+    monthly_post: bool
+
+
+def _input(field: Field, label: str, element: dict[str, Any], hint: str | None = None) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": field.value,
+        "label": plain(label, 2000),
+        "element": {**element, "action_id": field.value},
+    }
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    return block
+
+
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {"text": plain(text, 75), "value": value}
+
+
+def build_settings_modal(ws: Workspace) -> dict[str, Any]:
+    """The settings modal filled with the workspace's current values (pure)."""
+    days = [_option(name, str(i)) for i, name in enumerate(WEEKDAYS)]
+    weekday = ws.report_weekday if 0 <= ws.report_weekday <= 6 else 0
+    at, _ = effective_report_time(ws.report_time)
+    channel: dict[str, Any] = {
+        "type": "conversations_select",
+        "placeholder": plain("Choose the managers' channel"),
+        "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+    }
+    if ws.managers_channel:
+        channel["initial_conversation"] = ws.managers_channel
+    monthly: dict[str, Any] = {
+        "type": "checkboxes",
+        "options": [_option("Post last month's report on the first working day", MONTHLY_OPTION)],
+    }
+    if ws.monthly_post:
+        monthly["initial_options"] = [monthly["options"][0]]
+    blocks: list[Block] = [
+        section("Where and when managers get the profitability report."),
+        _input(
+            Field.TIMEZONE,
+            "Time zone",
+            {"type": "plain_text_input", "initial_value": ws.timezone, "max_length": 64},
+            "An IANA name such as Europe/Berlin or America/New_York.",
+        ),
+        _input(
+            Field.WEEKDAY,
+            "Weekly report day",
+            {"type": "static_select", "options": days, "initial_option": days[weekday]},
+        ),
+        _input(
+            Field.TIME,
+            "Report time",
+            {"type": "timepicker", "initial_time": at.strftime("%H:%M")},
+            "04:00 or later: clocks change between 00:00 and 04:00 on daylight-saving nights.",
+        ),
+        _input(Field.CHANNEL, "Managers' channel", channel, "Invite @Docket to it first."),
+        _input(
+            Field.TARGET,
+            "Target margin (%)",
+            {
+                "type": "number_input",
+                "is_decimal_allowed": False,
+                "min_value": "0",
+                "max_value": "100",
+                "initial_value": str(ws.target_margin_pct),
+            },
+            "Customers below it are listed in the report.",
+        ),
+        _input(
+            Field.CURRENCY,
+            "Currency",
+            {"type": "plain_text_input", "initial_value": ws.currency, "max_length": 3},
+            "A 3-letter ISO code. Changing it does not convert amounts already recorded.",
+        ),
+        {
+            "type": "input",
+            "block_id": Field.MONTHLY.value,
+            "optional": True,
+            "label": plain("Monthly report"),
+            "element": {**monthly, "action_id": Field.MONTHLY.value},
+        },
+    ]
+    return {
+        "type": "modal",
+        "callback_id": View.SETTINGS.value,
+        "title": plain("Docket settings", 24),
+        "submit": plain("Save", 24),
+        "close": plain("Cancel", 24),
+        "blocks": blocks,
+    }
+
+
+def _state(values: dict[str, Any], field: Field) -> dict[str, Any]:
+    found = (values.get(field.value) or {}).get(field.value)
+    return found if isinstance(found, dict) else {}
+
+
+def parse_settings(values: dict[str, Any]) -> tuple[SettingsInput | None, dict[str, str]]:
+    """Read and check the submitted values; field errors keyed by block id (pure)."""
+    errors: dict[str, str] = {}
+    tz = str(_state(values, Field.TIMEZONE).get("value") or "").strip()
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors[Field.TIMEZONE] = f"Unknown time zone {tz!r}: use a name such as Europe/Berlin."
+    option = _state(values, Field.WEEKDAY).get("selected_option") or {}
+    weekday_text = str(option.get("value", ""))
+    weekday = int(weekday_text) if weekday_text.isdigit() else -1
+    if not 0 <= weekday <= 6:
+        errors[Field.WEEKDAY] = "Pick a day."
+    report_time = ""
+    try:
+        picked = parse_report_time(str(_state(values, Field.TIME).get("selected_time") or ""))
+        report_time = picked.strftime("%H:%M")
+    except ReportTimeError as exc:
+        errors[Field.TIME] = str(exc)
+    channel = _state(values, Field.CHANNEL).get("selected_conversation") or None
+    target_text = str(_state(values, Field.TARGET).get("value") or "").strip()
+    target = int(target_text) if target_text.isdigit() else -1
+    if not 0 <= target <= 100:
+        errors[Field.TARGET] = "A whole number from 0 to 100."
+    currency = str(_state(values, Field.CURRENCY).get("value") or "").strip().upper()
+    if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
+        errors[Field.CURRENCY] = "A 3-letter ISO code such as EUR, USD or GBP."
+    selected = _state(values, Field.MONTHLY).get("selected_options") or []
+    monthly = any(isinstance(o, dict) and o.get("value") == MONTHLY_OPTION for o in selected)
+    if errors:
+        return None, errors
+    return (
+        SettingsInput(
+            timezone=tz,
+            report_weekday=weekday,
+            report_time=report_time,
+            managers_channel=str(channel) if channel else None,
+            target_margin_pct=target,
+            currency=currency,
+            monthly_post=monthly,
+        ),
+        {},
+    )
+
+
+def apply_settings(ws: Workspace, data: SettingsInput, *, now: datetime) -> bool:
+    """Copy the values onto the workspace; True when the report schedule changed."""
+    before = (ws.timezone, ws.report_weekday, ws.report_time, ws.monthly_post, ws.managers_channel)
+    if data.monthly_post and not ws.monthly_post:
+        # Months due before this moment are not caught up: the post was off then.
+        ws.settings = {**(ws.settings or {}), "monthly_post_since": now.isoformat()}
+    ws.timezone = data.timezone
+    ws.report_weekday = data.report_weekday
+    ws.report_time = data.report_time
+    ws.managers_channel = data.managers_channel
+    ws.target_margin_pct = data.target_margin_pct
+    ws.currency = data.currency
+    ws.monthly_post = data.monthly_post
+    after = (ws.timezone, ws.report_weekday, ws.report_time, ws.monthly_post, ws.managers_channel)
+    return before != after
+
+
+def build_saved_view(ws: Workspace, *, now: datetime) -> dict[str, Any]:
+    """What the modal shows after saving: the schedule in words, with the next post (pure)."""
+    tz = ZoneInfo(ws.timezone)
+    at, _ = effective_report_time(ws.report_time)
+    this_week = week_of(now.astimezone(tz).date())
+    upcoming = post_time("weekly", previous(this_week), tz=tz, weekday=ws.report_weekday, at=at)
+    if upcoming <= now:
+        upcoming = post_time("weekly", this_week, tz=tz, weekday=ws.report_weekday, at=at)
+    local = upcoming.astimezone(tz)
+    channel = f"<#{ws.managers_channel}>" if ws.managers_channel else "no channel (set one)"
+    lines = [
+        "*Saved.*",
+        f"Weekly report: {WEEKDAYS[ws.report_weekday]}s at {at:%H:%M} ({ws.timezone}) "
+        f"in {channel}. Next: {local:%a %-d %b %Y, %H:%M}.",
+        "Monthly report: first working day of each month."
+        if ws.monthly_post
+        else "Monthly report: off.",
+        f"Target margin {ws.target_margin_pct} %, amounts in {ws.currency}.",
+    ]
+    return {
+        "type": "modal",
+        "callback_id": View.SETTINGS.value,
+        "title": plain("Docket settings", 24),
+        "close": plain("Done", 24),
+        "blocks": [section("\n".join(lines)), context("Changes apply at once; no restart.")],
+    }
+
+
+async def handle_settings_command(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    services: Services,
+) -> None:
+    """`/docket settings`: open the modal for admins, explain to everyone else."""
+    await ack()
+    member = await resolve_member(
+        services, command["user_id"], client=client, name_hint=command.get("user_name", "")
+    )
+    if not is_admin(member):
+        await respond(text=NOT_ADMIN, response_type="ephemeral")
+        return
+    async with services.read() as session:
+        ws = await get_workspace(session=session, workspace_id=services.workspace_id)
+    await client.views_open(trigger_id=command["trigger_id"], view=build_settings_modal(ws))
+
+
+async def handle_settings_submission(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, services: Services
+) -> None:
+    """Save the settings (admins only: the role is checked again here) and reschedule."""
+    values = (body.get("view", {}).get("state") or {}).get("values") or {}
+    data, errors = parse_settings(values)
+    if data is None:
+        await ack(response_action="errors", errors=errors)
+        return
+    member = await resolve_member(services, body["user"]["id"], client=client)
+    if not is_admin(member):
+        await ack(response_action="errors", errors={Field.TIMEZONE.value: NOT_ADMIN})
+        return
+    now = services.now()
+    async with services.transaction() as session:
+        ws = await get_workspace(session=session, workspace_id=services.workspace_id)
+        changed = apply_settings(ws, data, now=now)
+        session.add(ws)
+    await ack(response_action="update", view=build_saved_view(ws, now=now))
+    services.timezone = ZoneInfo(ws.timezone)
+    if changed and services.on_reschedule is not None:
+        services.on_reschedule(services.workspace_id)
+    logger.info("workspace %s: settings saved by %s", services.workspace_id, member.id)
+
+
+def register(app: AsyncApp) -> None:
+    app.command(Command.DOCKET.value, matchers=[subcommand("settings")])(handle_settings_command)
+    app.view(View.SETTINGS.value)(handle_settings_submission)

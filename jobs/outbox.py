@@ -1,0 +1,797 @@
+"""The outbox worker: delivers queued Slack calls, file uploads and emails.
+
+Flow. A handler commits a change and its outbox rows in one transaction, and the commit sets
+`services.wake.outbox`; the worker wakes at once (the idle poll, 5 s, only catches rows other
+processes queued). It leases due rows that head their ordering key's line (models.outbox),
+up to `max_inflight`, and delivers each in its own task: rows of different tickets go out
+side by side, at most `concurrency` Slack or SMTP calls at a time, each after the rate limiter
+(jobs.ratelimit) says its method and channel have room. A row's lease is renewed while it is
+in hand, so a long wait for a busy channel never lets another worker take it.
+
+Outcomes. Success is recorded at once, in its own short transaction (with the ticket's card
+location when the row posted the card). A 429 blocks that method or channel for the
+Retry-After Slack sent and puts the row back for then. 5xx answers, timeouts, connection
+errors, a mail relay that is down, and Slack's transient errors are retried with exponential
+back-off and jitter until `docket_outbox_retry_hours` (24 h) after the row was queued; then the
+row is parked dead with its last error. Permanent errors (channel_not_found, not_in_channel,
+invalid_auth, is_archived, invalid_blocks, msg_too_long, user_not_found: everything not known
+to be transient) are tried once and parked dead with the reason. Each dead row queues one DM
+to each admin (idempotency key per dead row and admin); a dead alert raises no alert.
+
+Duplicates. A row is delivered again only if the worker dies (or loses the database) after
+Slack or the relay accepted it and before the delivered mark commits: the mark is the next
+thing the task does, in a transaction of its own, retried briefly on database errors, so the
+window is that one commit. A request that times out after Slack took it is the same window
+seen from the other side: we cannot know, so it is retried. Everything else is exactly once:
+idempotency keys stop doubled enqueues, leases stop doubled claims.
+
+Replicas. On PostgreSQL several `docket serve` replicas run a worker each; `FOR UPDATE SKIP
+LOCKED` and the lease keep them off each other's rows. On SQLite one process delivers (claims
+are serialised by the write lock, so a second would be harmless, but there is no gain).
+
+Client. The worker calls Slack through its own AsyncWebClient built with no retry handlers.
+slack_sdk's handlers retry inside the call by sleeping (AsyncRateLimitErrorRetryHandler sleeps
+Retry-After, the server-error handler retries at once); here a retry must instead survive a
+restart, be visible to other replicas, keep the ticket's order and free the delivery slot
+while it waits, so every retry is a rescheduled row and the worker owns all timing. Handlers
+keep `services.slack`, whose retry handlers suit a person waiting on a modal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import smtplib
+import ssl
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import sqlalchemy as sa
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import Services
+from handlers.blocks.common import escape
+from jobs.ratelimit import Call, RateLimiter
+from models.notify import admin_slack_ids
+from models.outbox import (
+    EMAIL,
+    SLACK,
+    UPLOAD,
+    claim_due,
+    describe,
+    enqueue,
+    extend_leases,
+    mark_dead,
+    mark_delivered,
+    mark_retry,
+    next_due_at,
+    release,
+    slack_call,
+)
+from models.tables import OutboxMessage, Ticket, Workspace
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+# Slack errors worth retrying; any other error is permanent (tried once, parked dead).
+TRANSIENT_SLACK_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "timeout",
+    }
+)
+
+
+@dataclass(frozen=True)
+class TimeSource:
+    """The worker's clock and sleep. Tests run both faster together (simulated minutes)."""
+
+    now: Callable[[], datetime]
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Tuning; the defaults suit production."""
+
+    concurrency: int = 8  # Slack and SMTP calls in flight at once
+    max_inflight: int = 100  # rows in hand at once (most of them waiting on the limiter)
+    lease_seconds: float = 120.0
+    idle_poll: float = 5.0  # safety net for rows queued by other processes
+    retry_hours: float = 24.0
+    backoff_base: float = 2.0
+    backoff_cap: float = 300.0
+    stop_grace: float = 5.0  # how long a stopping worker lets calls in flight finish
+    request_timeout: float = 15.0
+    smtp_timeout: float = 30.0
+
+
+# -- outcomes --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivered:
+    result: dict[str, Any]
+    card: tuple[int, str, str] | None = None  # (ticket id, channel, ts) to store
+
+
+@dataclass(frozen=True)
+class Retry:
+    error: str
+    retry_after: float | None = None  # Slack's Retry-After; None means back off
+
+
+@dataclass(frozen=True)
+class Dead:
+    error: str
+
+
+Outcome = Delivered | Retry | Dead
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a delivery task needs from its row (a plain copy, free of the session)."""
+
+    id: int
+    workspace_id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: OutboxMessage) -> Claimed:
+        assert row.id is not None
+        payload = dict(row.payload or {})
+        return cls(row.id, row.workspace_id, row.kind, payload, row.attempts, row.created_at)
+
+
+@dataclass
+class _Prepared:
+    calls: list[Call] = field(default_factory=list)  # what the rate limiter must allow
+    send: Callable[[], Awaitable[Outcome]] | None = None
+    outcome: Outcome | None = None  # decided without sending (e.g. a card never posted)
+
+
+# -- email -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Relay:
+    """Where mail goes: smtp://host:port, smtp+starttls://..., smtps://user:pass@host:port."""
+
+    host: str
+    port: int
+    implicit_tls: bool = False
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_relay(url: str) -> Relay:
+    """Read DOCKET_SMTP_RELAY; ValueError names what is wrong."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtp+starttls", "smtps"):
+        raise ValueError(f"unsupported SMTP relay scheme {parts.scheme!r}")
+    if not parts.hostname:
+        raise ValueError("the SMTP relay URL has no host")
+    implicit = scheme == "smtps"
+    return Relay(
+        host=parts.hostname,
+        port=parts.port or (465 if implicit else 587 if scheme == "smtp+starttls" else 25),
+        implicit_tls=implicit,
+        starttls=scheme == "smtp+starttls",
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def smtp_send(
+    relay: Relay, sender: str, recipients: list[str], data: bytes, timeout: float
+) -> dict[str, Any]:
+    """Hand one message to the relay (blocking: run it in a thread)."""
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if relay.implicit_tls:
+        smtp = smtplib.SMTP_SSL(relay.host, relay.port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(relay.host, relay.port, timeout=timeout)
+    with smtp:
+        smtp.ehlo()
+        if relay.starttls:
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if relay.username:
+            smtp.login(relay.username, relay.password or "")
+        refused = smtp.sendmail(sender, recipients, data)
+    return {"refused": {addr: code for addr, (code, _msg) in refused.items()}}
+
+
+def classify_smtp_error(exc: BaseException) -> Outcome:
+    """4xx and connection trouble are retried; 5xx (and bad configuration) are permanent."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _msg in exc.recipients.values()]
+        text = ", ".join(f"{addr}: {code}" for addr, (code, _m) in exc.recipients.items())
+        if any(400 <= code < 500 for code in codes):
+            return Retry(f"recipients refused for now ({text})")
+        return Dead(f"recipients refused ({text})")
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return Dead(f"the relay refused our login ({exc.smtp_code})")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        raw = exc.smtp_error
+        message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        text = f"SMTP {exc.smtp_code} {message}"[:500]
+        return Dead(text) if 500 <= exc.smtp_code < 600 else Retry(text)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return Dead(f"the relay does not support what we need: {exc}")
+    return Retry(f"mail relay unreachable: {type(exc).__name__}: {exc}"[:500])
+
+
+# -- Slack -----------------------------------------------------------------------------------
+
+
+def delivery_client(
+    slack: AsyncWebClient, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """A client like `slack` (token, base URL) without retry handlers: the worker retries."""
+    return AsyncWebClient(
+        token=slack.token,
+        base_url=slack.base_url,
+        timeout=slack.timeout,
+        session=session,
+        retry_handlers=[],
+    )
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    headers = getattr(exc.response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
+def classify_slack_error(exc: SlackApiError) -> Outcome:
+    """429 -> wait as told; 5xx and transient errors -> back off; anything else is permanent."""
+    status = int(getattr(exc.response, "status_code", 0) or 0)
+    data = getattr(exc.response, "data", None)
+    error = str(data.get("error") or "") if isinstance(data, Mapping) else ""
+    if status == 429:
+        return Retry(error or "ratelimited", retry_after=_retry_after(exc))
+    if status >= 500:
+        return Retry(f"HTTP {status} from Slack")
+    if error in TRANSIENT_SLACK_ERRORS:
+        return Retry(error)
+    return Dead(error or f"HTTP {status} from Slack")
+
+
+def _small_result(data: Any) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        return {}
+    keep = ("channel", "ts", "message_ts", "permalink")
+    result = {k: data[k] for k in keep if k in data}
+    files = data.get("files")
+    if isinstance(files, list):
+        result["files"] = [f.get("id") for f in files if isinstance(f, Mapping)]
+    return result
+
+
+# -- the worker ------------------------------------------------------------------------------
+
+
+class OutboxWorker:
+    """Delivers outbox rows until stopped. One per process; `run` is the loop."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        owner: str,
+        client: AsyncWebClient | None = None,
+        limiter: RateLimiter | None = None,
+        clock: TimeSource | None = None,
+        config: WorkerConfig | None = None,
+        rng: random.Random | None = None,
+        send_mail: Callable[[Relay, str, list[str], bytes, float], dict[str, Any]] = smtp_send,
+    ) -> None:
+        self.services = services
+        self.owner = owner[:64]
+        self.time = clock or TimeSource(now=services.now)
+        self.config = config or WorkerConfig(
+            retry_hours=services.settings.docket_outbox_retry_hours
+        )
+        self.limiter = limiter or RateLimiter(clock=self.time.monotonic)
+        self._client = client
+        self._session: aiohttp.ClientSession | None = None
+        self._rng = rng or random.Random()
+        self._send_mail = send_mail
+        self._slots = asyncio.Semaphore(self.config.concurrency)
+        self._lanes: dict[int, asyncio.Task[None]] = {}
+        # Rows waiting their turn (limiter or a free slot): the only ones safe to cancel.
+        self._waiting: set[int] = set()
+        self._hand_back: set[int] = set()
+        self._stopping = False
+        # SQLite takes its write lock at BEGIN, and waiting connections sleep in growing steps:
+        # the worker's own lanes take turns here instead (PostgreSQL locks rows, no gate).
+        sqlite = services.engine.dialect.name == "sqlite"
+        self._gate: AbstractAsyncContextManager[Any] = asyncio.Lock() if sqlite else nullcontext()
+        # Outcomes recorded by this worker: "delivered", "retried", "dead".
+        self.counts: Counter[str] = Counter()
+        self._lane_done = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._stop: asyncio.Event | None = None
+
+    # -- loop -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set, then hand back what is still in hand."""
+        self._stop = stop
+        if self._client is None:
+            timeout = aiohttp.ClientTimeout(total=self.config.request_timeout)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+            self._client = delivery_client(self.services.slack, self._session)
+        heartbeat_stop = asyncio.Event()
+        heartbeat = asyncio.ensure_future(self._heartbeat(heartbeat_stop))
+        wake = self.services.wake.outbox
+        try:
+            while not stop.is_set():
+                # Cleared before looking, so a commit made while we look is never missed.
+                wake.clear()
+                self._lane_done.clear()
+                try:
+                    delay = await self._fill()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("outbox: claiming failed; trying again shortly")
+                    delay = 1.0
+                await self._wait(delay, stop)
+        finally:
+            try:
+                await self._shutdown()
+            finally:
+                # Stopped, not cancelled: a cancelled SQLite transaction would hold the lock.
+                heartbeat_stop.set()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+                self._finished.set()
+
+    async def close(self) -> None:
+        """Stop (if not already) and wait until rows in hand are recorded or handed back."""
+        if self._stop is not None:
+            self._stop.set()
+            await asyncio.wait_for(self._finished.wait(), self.config.stop_grace + 5.0)
+
+    def _now(self) -> datetime:
+        return self.time.now()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self._gate, self.services.transaction() as session:
+            yield session
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self._gate, self.services.read() as session:
+            yield session
+
+    async def _fill(self) -> float | None:
+        """Claim what is due; returns how long until more could be, None when unknown."""
+        free = self.config.max_inflight - len(self._lanes)
+        if free <= 0:
+            return None  # a finishing delivery wakes us
+        now = self._now()
+        async with self._transaction() as session:
+            rows = await claim_due(
+                session=session,
+                now=now,
+                owner=self.owner,
+                limit=free,
+                lease_seconds=self.config.lease_seconds,
+                exclude=list(self._lanes),
+            )
+            claimed = [Claimed.of(row) for row in rows]
+            due = None
+            if len(claimed) < free:
+                # In the same transaction: one round trip fewer per wake-up.
+                in_hand = [*self._lanes, *(item.id for item in claimed)]
+                due = await next_due_at(session=session, exclude=in_hand)
+        for item in claimed:
+            task = asyncio.ensure_future(self._deliver(item))
+            self._lanes[item.id] = task
+            task.add_done_callback(self._lane_finished)
+        if len(claimed) == free:
+            return 0.0
+        if due is None:
+            return None
+        delay = (due - self._now()).total_seconds()
+        # A row due "now" that we could not claim (clock edge): look again very soon.
+        return max(delay, 0.0 if claimed else 0.01)
+
+    def _lane_finished(self, task: asyncio.Task[None]) -> None:
+        for row_id, lane in list(self._lanes.items()):
+            if lane is task:
+                del self._lanes[row_id]
+        self._lane_done.set()
+
+    async def _wait(self, delay: float | None, stop: asyncio.Event) -> None:
+        if delay is not None and delay <= 0:
+            await asyncio.sleep(0)
+            return
+        timeout = self.config.idle_poll if delay is None else min(delay, self.config.idle_poll)
+        waiters = [
+            asyncio.ensure_future(self.services.wake.outbox.wait()),
+            asyncio.ensure_future(self._lane_done.wait()),
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self.time.sleep(timeout)),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        """Renew the leases of rows in hand, so a slow delivery is never claimed twice."""
+        every = self.config.lease_seconds / 3
+        while not stop.is_set():
+            waiters = [
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self.time.sleep(every)),
+            ]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            if stop.is_set() or not self._lanes:
+                continue
+            until = self._now() + timedelta(seconds=self.config.lease_seconds)
+            try:
+                async with self._transaction() as session:
+                    await extend_leases(
+                        session=session, row_ids=list(self._lanes), owner=self.owner, until=until
+                    )
+            except Exception:
+                logger.exception("outbox: renewing leases failed")
+
+    async def _shutdown(self) -> None:
+        """Hand back rows still waiting their turn; let calls under way finish and be recorded.
+
+        Only a row waiting (for the limiter or a free slot) is cancelled: nothing was sent for
+        it. A row being prepared, sent or recorded is given `stop_grace` seconds; one still
+        under way after that is cancelled and its lease left to expire (the duplicate window).
+        """
+        self._stopping = True
+        for row_id in list(self._waiting):
+            self._hand_back.add(row_id)
+            self._lanes[row_id].cancel()
+        lanes = list(self._lanes.values())
+        busy = [task for row_id, task in self._lanes.items() if row_id not in self._hand_back]
+        if busy:
+            _done, late = await asyncio.wait(busy, timeout=self.config.stop_grace)
+            for task in late:
+                logger.warning("outbox: a delivery was still under way at shutdown")
+                task.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
+        if self._hand_back:
+            try:
+                async with self._transaction() as session:
+                    for row_id in self._hand_back:
+                        await release(
+                            session=session, row_id=row_id, owner=self.owner, retry_at=self._now()
+                        )
+            except Exception:
+                logger.exception("outbox: handing rows back failed; their leases will expire")
+        if self._session is not None:
+            await self._session.close()
+
+    # -- one row ----------------------------------------------------------------------------
+
+    async def _deliver(self, item: Claimed) -> None:
+        try:
+            outcome = await self._attempt(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A bug or an unexpected failure: back off like a transient error, never spin.
+            logger.exception("outbox: delivering row %s failed unexpectedly", item.id)
+            outcome = Retry(f"{type(exc).__name__}: {exc}"[:500])
+        await self._record(item, outcome)
+
+    async def _attempt(self, item: Claimed) -> Outcome:
+        if item.kind == SLACK:
+            prepared = await self._prepare_slack(item)
+        elif item.kind == UPLOAD:
+            prepared = await self._prepare_upload(item)
+        elif item.kind == EMAIL:
+            prepared = self._prepare_email(item)
+        else:
+            return Dead(f"unknown outbox kind {item.kind!r}")
+        if prepared.outcome is not None:
+            return prepared.outcome
+        assert prepared.send is not None
+        if self._stopping:
+            # Prepared after shutdown began: nothing sent, so hand it back.
+            self._hand_back.add(item.id)
+            raise asyncio.CancelledError
+        wait = self.limiter.reserve(prepared.calls)
+        self._waiting.add(item.id)
+        try:
+            if wait > 0:
+                await self.time.sleep(wait)
+            await self._slots.acquire()
+        finally:
+            self._waiting.discard(item.id)
+        try:
+            return await prepared.send()
+        finally:
+            self._slots.release()
+
+    async def _thread_target(
+        self, workspace_id: int, ticket_id: int
+    ) -> tuple[str, str | None] | Dead:
+        """The card's channel and ts, or the triage channel (no thread) when never posted."""
+        async with self._read() as session:
+            ticket = await session.get(Ticket, ticket_id)
+            workspace = await session.get(Workspace, workspace_id)
+        if ticket is not None and ticket.card_channel and ticket.card_ts:
+            return ticket.card_channel, ticket.card_ts
+        triage = workspace.triage_channel if workspace else None
+        if not triage:
+            return Dead(f"ticket {ticket_id} has no card and no triage channel is set")
+        return triage, None
+
+    async def _prepare_slack(self, item: Claimed) -> _Prepared:
+        payload = item.payload
+        method = str(payload.get("method") or "")
+        args = dict(payload.get("args") or {})
+        if not method:
+            return _Prepared(outcome=Dead("no Slack method in the payload"))
+        if payload.get("card_of_ticket"):
+            async with self._read() as session:
+                ticket = await session.get(Ticket, int(payload["card_of_ticket"]))
+            if ticket is None:
+                return _Prepared(outcome=Dead(f"ticket {payload['card_of_ticket']} is gone"))
+            if not (ticket.card_channel and ticket.card_ts):
+                # Nothing to update; the card post's own row reports why it is missing.
+                return _Prepared(outcome=Delivered({"skipped": "the card was never posted"}))
+            args["channel"], args["ts"] = ticket.card_channel, ticket.card_ts
+        if payload.get("thread_of_ticket"):
+            target = await self._thread_target(item.workspace_id, int(payload["thread_of_ticket"]))
+            if isinstance(target, Dead):
+                return _Prepared(outcome=target)
+            args["channel"] = target[0]
+            args.pop("reply_broadcast", None)
+            if target[1] is None:
+                args.pop("thread_ts", None)
+            else:
+                args["thread_ts"] = target[1]
+        store_for = payload.get("store_card_for_ticket")
+        channel = args.get("channel") or args.get("user_id")
+
+        async def send() -> Outcome:
+            outcome = await self._slack(method, args)
+            if isinstance(outcome, Delivered) and store_for and method == "chat.postMessage":
+                result = outcome.result
+                if result.get("channel") and result.get("ts"):
+                    card = (int(store_for), str(result["channel"]), str(result["ts"]))
+                    return Delivered(result, card=card)
+            return outcome
+
+        return _Prepared(calls=[(method, channel)], send=send)
+
+    async def _slack(self, method: str, args: dict[str, Any]) -> Outcome:
+        assert self._client is not None
+        channel = args.get("channel")
+        try:
+            # slack_sdk's named method knows each method's encoding (JSON or form).
+            named = getattr(self._client, method.replace(".", "_"), None)
+            if callable(named):
+                response = await named(**args)
+            else:
+                response = await self._client.api_call(method, json=args)
+        except SlackApiError as exc:
+            outcome = classify_slack_error(exc)
+            if isinstance(outcome, Retry) and outcome.retry_after is not None:
+                self.limiter.penalise(method, channel, outcome.retry_after)
+            return outcome
+        except SlackRequestError as exc:
+            return Dead(f"Slack refused the request before sending: {exc}"[:500])
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return Retry(f"Slack unreachable: {type(exc).__name__}: {exc}"[:500])
+        return Delivered(_small_result(response.data))
+
+    async def _prepare_upload(self, item: Claimed) -> _Prepared:
+        payload = item.payload
+        channel = payload.get("channel")
+        thread_ts = payload.get("thread_ts")
+        if payload.get("thread_of_ticket"):
+            target = await self._thread_target(item.workspace_id, int(payload["thread_of_ticket"]))
+            if isinstance(target, Dead):
+                return _Prepared(outcome=target)
+            channel, thread_ts = target
+        if not channel:
+            return _Prepared(outcome=Dead("an upload needs a channel"))
+        try:
+            content = base64.b64decode(payload.get("content_b64") or "", validate=True)
+        except ValueError:
+            return _Prepared(outcome=Dead("the upload's content is not valid base64"))
+        args: dict[str, Any] = {
+            "channel": channel,
+            "content": content,
+            "filename": payload.get("filename") or "file",
+            "title": payload.get("title") or payload.get("filename") or "file",
+        }
+        if payload.get("initial_comment"):
+            args["initial_comment"] = payload["initial_comment"]
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+        calls: list[Call] = [
+            ("files.getUploadURLExternal", None),
+            ("files.completeUploadExternal", str(channel)),
+        ]
+        return _Prepared(calls=calls, send=lambda: self._slack("files.upload_v2", args))
+
+    def _prepare_email(self, item: Claimed) -> _Prepared:
+        payload = item.payload
+        relay_url = self.services.settings.docket_smtp_relay
+        if not relay_url:
+            return _Prepared(outcome=Dead("no mail relay is set (DOCKET_SMTP_RELAY)"))
+        try:
+            relay = parse_relay(relay_url)
+        except ValueError as exc:
+            return _Prepared(outcome=Dead(f"DOCKET_SMTP_RELAY: {exc}"))
+        to = payload.get("to")
+        recipients = [to] if isinstance(to, str) else [str(a) for a in to or []]
+        if not recipients:
+            return _Prepared(outcome=Dead("the email has no recipients"))
+        sender = str(payload.get("from") or self.services.settings.docket_support_address)
+        try:
+            if payload.get("raw_b64"):
+                data = base64.b64decode(payload["raw_b64"], validate=True)
+            else:
+                data = str(payload.get("raw") or "").encode("utf-8")
+        except ValueError:
+            return _Prepared(outcome=Dead("the email's raw_b64 is not valid base64"))
+        if not data:
+            return _Prepared(outcome=Dead("the email has no message"))
+        timeout = self.config.smtp_timeout
+
+        async def send() -> Outcome:
+            try:
+                result = await asyncio.to_thread(
+                    self._send_mail, relay, sender, recipients, data, timeout
+                )
+            except (smtplib.SMTPException, OSError) as exc:
+                return classify_smtp_error(exc)
+            return Delivered(result)
+
+        return _Prepared(send=send)
+
+    # -- recording --------------------------------------------------------------------------
+
+    def _backoff(self, attempts: int) -> float:
+        delay = min(self.config.backoff_cap, self.config.backoff_base * 2 ** min(attempts, 30))
+        # "Equal jitter": at least half the delay, so retries after an outage spread out.
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    async def _record(self, item: Claimed, outcome: Outcome) -> None:
+        """Write the outcome in its own short transaction, retrying briefly on database errors."""
+        for attempt in range(4):
+            try:
+                recorded = await self._write_outcome(item, outcome)
+            except asyncio.CancelledError:
+                raise
+            except (OperationalError, DBAPIError):
+                if attempt == 3:
+                    logger.exception("outbox: could not record row %s (lease expires)", item.id)
+                    return
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if recorded is None:
+                logger.warning("outbox: row %s went to another worker meanwhile", item.id)
+            else:
+                self.counts[recorded] += 1
+            return
+
+    async def _write_outcome(self, item: Claimed, outcome: Outcome) -> str | None:
+        """Record `outcome`; returns what was recorded, None when the row is no longer ours."""
+        now = self._now()
+        async with self._transaction() as session:
+            if isinstance(outcome, Delivered):
+                row = await mark_delivered(
+                    session=session, row_id=item.id, owner=self.owner, at=now, result=outcome.result
+                )
+                if row is not None and outcome.card is not None:
+                    ticket_id, channel, ts = outcome.card
+                    await session.execute(
+                        sa.update(Ticket)
+                        .where(col(Ticket.id) == ticket_id)
+                        .values(card_channel=channel, card_ts=ts)
+                    )
+                return None if row is None else "delivered"
+            if isinstance(outcome, Retry):
+                deadline = item.created_at + timedelta(hours=self.config.retry_hours)
+                wait = outcome.retry_after
+                if wait is None:
+                    wait = self._backoff(item.attempts)
+                if now < deadline:
+                    # One last try at the deadline rather than giving up early.
+                    retry_at = min(now + timedelta(seconds=wait), deadline)
+                    retried = await mark_retry(
+                        session=session,
+                        row_id=item.id,
+                        owner=self.owner,
+                        error=outcome.error,
+                        retry_at=retry_at,
+                    )
+                    return None if retried is None else "retried"
+                error = f"gave up after {self.config.retry_hours:g} h: {outcome.error}"
+            else:
+                error = outcome.error
+            dead = await mark_dead(session=session, row_id=item.id, owner=self.owner, error=error)
+            if dead is None:
+                return None
+            logger.warning("outbox: row %s (%s) is dead: %s", item.id, item.kind, error)
+            if not item.payload.get("alert_for"):
+                await self._alert_admins(session, dead, error, now)
+            return "dead"
+
+    async def _alert_admins(
+        self, session: AsyncSession, row: OutboxMessage, error: str, now: datetime
+    ) -> None:
+        """Tell each admin once per dead row; the alert itself is marked so it never alerts."""
+        assert row.id is not None
+        admins = await admin_slack_ids(
+            session=session,
+            workspace_id=row.workspace_id,
+            extra=self.services.settings.docket_admins,
+        )
+        text = (
+            f":warning: Docket could not deliver outbox message {row.id} "
+            f"({escape(describe(row))}): {escape(error)}\n"
+            "Admins can see it and retry it with `/docket outbox`."
+        )
+        for admin in admins:
+            await enqueue(
+                session=session,
+                workspace_id=row.workspace_id,
+                kind=SLACK,
+                key=f"outbox-dead:{row.id}:{admin}",
+                payload={
+                    **slack_call("chat.postMessage", channel=admin, text=text),
+                    "alert_for": row.id,
+                },
+                at=now,
+            )
+
+
+async def start(runtime: Runtime) -> Callable[[], Awaitable[None]]:
+    """Run the outbox worker inside `docket serve`; the returned stopper waits for it."""
+    worker = OutboxWorker(runtime.services, owner=f"{runtime.instance}:outbox")
+    runtime.spawn("outbox", worker.run(runtime.stop_event))
+    return worker.close

@@ -1,0 +1,471 @@
+"""The managers' report run: claim the period, build the post, queue it, exactly once.
+
+1. Claim: insert a ReportRun row (unique per workspace, kind and period) in its own
+   transaction, before anything is built. Whoever inserts it owns the run; a replica or a
+   second fire that finds the row does nothing.
+2. Build the summary (reading the same report structures as `/profit` and
+   `docket report profitability`) and render the chart, outside any write transaction.
+3. In one transaction: move the run from "claimed" to "queued" (a conditional update, so
+   only one process can) and queue the post and the chart in the outbox. The outbox keys
+   (``report:{workspace}:{kind}:{period}``) make a second queueing a no-op as well.
+
+A process killed between 1 and 3 leaves the run "claimed"; the catch-up at start (and any later
+fire, after `STALE_CLAIM`) builds and queues it then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import Services
+from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
+from jobs.chart import render_chart
+from models.engine import build_report, ensure_horizon, mark_restatements_reported, refresh_some
+from models.outbox import SLACK, UPLOAD, enqueue, slack_call
+from models.periods import Period, local_date, month_of, parse_period, previous
+from models.reporting import Report, report_json
+from models.sql import insert_ignore
+from models.tables import Contract, ContractKind, ReportRun, TimeEntry, Workspace
+from models.weekly import (
+    CHART_LENGTH,
+    ReportKind,
+    TicketGaps,
+    WeeklySummary,
+    build_summary,
+    due_periods,
+    effective_report_time,
+    fixed_fee_usages,
+    post_time,
+)
+from models.workspaces import get_workspace
+
+logger = logging.getLogger(__name__)
+
+CLAIMED = "claimed"
+QUEUED = "queued"
+SKIPPED = "skipped"
+
+STALE_CLAIM = timedelta(minutes=10)
+"""A claim older than this is taken as abandoned by a crashed process (at start: any age)."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one attempt at a period's report did."""
+
+    workspace_id: int
+    kind: ReportKind
+    period_key: str
+    status: str  # queued / skipped / taken (someone else owns or finished it)
+    reason: str = ""
+
+
+def outbox_key(workspace_id: int, kind: str, period_key: str) -> str:
+    """The idempotency key of a period's post (the chart's adds ":chart")."""
+    return f"report:{workspace_id}:{kind}:{period_key}"
+
+
+def ordering_key(workspace_id: int) -> str:
+    # One queue per workspace's reports: catch-up posts arrive oldest first, charts after posts.
+    return f"report:{workspace_id}"
+
+
+# ---------------------------------------------------------------------------------------
+# Persistence of runs
+# ---------------------------------------------------------------------------------------
+
+
+async def claim_run(
+    *, session: AsyncSession, workspace_id: int, kind: str, period_key: str, at: datetime
+) -> int | None:
+    """Insert the run row; its id, or None when the period is already claimed."""
+    return await insert_ignore(
+        session,
+        ReportRun,
+        {
+            "workspace_id": workspace_id,
+            "kind": kind,
+            "period_key": period_key,
+            "status": CLAIMED,
+            "snapshot": {},
+            "claimed_at": at,
+        },
+        conflict=["workspace_id", "kind", "period_key"],
+    )
+
+
+async def finish_run(
+    *,
+    session: AsyncSession,
+    run_id: int,
+    status: str,
+    snapshot: dict[str, Any],
+    at: datetime,
+) -> bool:
+    """Move a claimed run to ``status``; False if another process already did."""
+    result = await session.execute(
+        sa.update(ReportRun)
+        .where(col(ReportRun.id) == run_id, col(ReportRun.status) == CLAIMED)
+        .values(status=status, snapshot=snapshot, posted_at=at)
+    )
+    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+
+
+async def runs_of(
+    *, session: AsyncSession, workspace_id: int, kinds: Sequence[str]
+) -> list[ReportRun]:
+    stmt = select(ReportRun).where(
+        ReportRun.workspace_id == workspace_id, col(ReportRun.kind).in_(list(kinds))
+    )
+    return list((await session.exec(stmt)).all())
+
+
+# ---------------------------------------------------------------------------------------
+# Building the post from the report structures
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeeklyPost:
+    """A period's post: the summary, and the report it was made from (the run's snapshot)."""
+
+    summary: WeeklySummary
+    report: Report
+
+
+def _check_period(kind: ReportKind, period: Period) -> None:
+    wanted = "week" if kind == "weekly" else "month"
+    if period.kind != wanted:
+        raise ValueError(f"a {kind} report is of a {wanted}, not {period}")
+
+
+async def ticket_gaps(*, session: AsyncSession, workspace_id: int, period: Period) -> TicketGaps:
+    """Tickets with time in ``period`` but no contract (an entry takes its ticket's contract)."""
+    te: Any = TimeEntry.__table__  # type: ignore[attr-defined]
+    stmt = sa.select(
+        sa.func.count(sa.distinct(te.c.ticket_id)), sa.func.coalesce(sa.func.sum(te.c.minutes), 0)
+    ).where(
+        te.c.workspace_id == workspace_id,
+        te.c.ticket_id.is_not(None),
+        te.c.contract_id.is_(None),
+        te.c.work_date >= period.start,
+        te.c.work_date <= period.end,
+    )
+    tickets, minutes = (await session.execute(stmt)).one()
+    return TicketGaps(tickets=int(tickets), minutes=int(minutes))
+
+
+async def fixed_fees(*, session: AsyncSession, workspace_id: int) -> dict[int, tuple[int, int]]:
+    """Fixed-fee contracts: id -> (monthly fee, monthly direct cost), minor units."""
+    stmt = select(
+        Contract.id, Contract.monthly_fee_minor, Contract.monthly_direct_cost_minor
+    ).where(Contract.workspace_id == workspace_id, Contract.kind == ContractKind.FIXED)
+    rows = (await session.exec(stmt)).all()
+    return {int(i or 0): (int(fee), int(direct)) for i, fee, direct in rows}
+
+
+async def load_post(
+    *, session: AsyncSession, workspace: Workspace, kind: ReportKind, period: Period
+) -> WeeklyPost:
+    """The post of ``period`` from `models.engine.build_report`: the same report structure that
+    `/profit` and `docket report profitability` render, so the figures are the same.
+
+    History (for the change, trend and chart) is the reports of the periods before; break-even
+    uses the report of the month the period ends in.
+    """
+    assert workspace.id is not None
+    ws_id = workspace.id
+    _check_period(kind, period)
+    current = await build_report(session=session, workspace_id=ws_id, period=period)
+    history: list[Report] = []
+    earlier = period
+    for _ in range(CHART_LENGTH - 1):
+        earlier = previous(earlier)
+        history.append(await build_report(session=session, workspace_id=ws_id, period=earlier))
+    history.reverse()
+    month = period if kind == "monthly" else month_of(period.end)
+    month_report = (
+        current
+        if month == period
+        else await build_report(session=session, workspace_id=ws_id, period=month)
+    )
+    usages, fallback = fixed_fee_usages(
+        month_report, await fixed_fees(session=session, workspace_id=ws_id)
+    )
+    summary = build_summary(
+        kind=kind,
+        current=current,
+        history=history,
+        target_margin_pct=workspace.target_margin_pct,
+        fixed_fees=usages,
+        fallback_cost_rate_minor=fallback,
+        gaps=await ticket_gaps(session=session, workspace_id=ws_id, period=period),
+    )
+    return WeeklyPost(summary=summary, report=current)
+
+
+async def load_summary(
+    *, session: AsyncSession, workspace: Workspace, kind: ReportKind, period: Period
+) -> WeeklySummary:
+    """The summary of ``period`` (what `/profit week` renders with `build_weekly_blocks`)."""
+    post = await load_post(session=session, workspace=workspace, kind=kind, period=period)
+    return post.summary
+
+
+REFRESH_ROUNDS = 20
+REFRESH_BATCH = 50
+
+
+async def refresh_figures(
+    services: Services, *, workspace_id: int, today: date, now: datetime
+) -> None:
+    """Bring stored results up to date before reporting (the refresh worker may lag).
+
+    Bounded: after a huge import the rest is left to the worker, and the post says figures
+    were still being recomputed.
+    """
+    async with services.transaction() as session:
+        await ensure_horizon(session=session, workspace_id=workspace_id, today=today, at=now)
+    for _ in range(REFRESH_ROUNDS):
+        async with services.transaction() as session:
+            stats = await refresh_some(
+                session=session, workspace_id=workspace_id, at=now, limit=REFRESH_BATCH
+            )
+        if stats.customer_periods == 0:
+            return
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------
+
+
+def chart_payload(channel: str, kind: str, summary: WeeklySummary, png: bytes) -> dict[str, Any]:
+    """The outbox payload of the chart upload."""
+    return {
+        "channel": channel,
+        "filename": f"docket-{kind}-{summary.period.key}.png",
+        "title": f"Profitability {summary.title}",
+        "content_b64": base64.b64encode(png).decode("ascii"),
+        "initial_comment": f"Chart: {summary.title}",
+    }
+
+
+async def _complete(
+    services: Services,
+    *,
+    run_id: int,
+    workspace_id: int,
+    kind: ReportKind,
+    period: Period,
+    now: datetime,
+) -> RunOutcome:
+    async with services.read() as session:
+        ws = await get_workspace(session=session, workspace_id=workspace_id)
+        channel = ws.managers_channel
+        today = local_date(now, workspace_zone(ws))
+    if not channel:
+        reason = "no managers' channel is set (/docket settings)"
+        async with services.transaction() as session:
+            done = await finish_run(
+                session=session, run_id=run_id, status=SKIPPED, snapshot={"reason": reason}, at=now
+            )
+        logger.warning("workspace %s: %s %s skipped: %s", workspace_id, kind, period.key, reason)
+        return RunOutcome(workspace_id, kind, period.key, SKIPPED if done else "taken", reason)
+
+    await refresh_figures(services, workspace_id=workspace_id, today=today, now=now)
+    async with services.read() as session:
+        ws = await get_workspace(session=session, workspace_id=workspace_id)
+        post = await load_post(session=session, workspace=ws, kind=kind, period=period)
+    summary = post.summary
+    # matplotlib is CPU work: keep it off the event loop (the Figure API is thread-safe).
+    png = await asyncio.to_thread(render_chart, summary.chart)
+    blocks = build_weekly_blocks(summary, chart_follows=png is not None)
+    key = outbox_key(workspace_id, kind, period.key)
+    async with services.transaction() as session:
+        if not await finish_run(
+            session=session,
+            run_id=run_id,
+            status=QUEUED,
+            snapshot=report_json(post.report),
+            at=now,
+        ):
+            return RunOutcome(workspace_id, kind, period.key, "taken", "queued by another process")
+        await enqueue(
+            session=session,
+            workspace_id=workspace_id,
+            kind=SLACK,
+            key=key,
+            payload=slack_call(
+                "chat.postMessage",
+                channel=channel,
+                text=weekly_fallback_text(summary),
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+            at=now,
+            ordering_key=ordering_key(workspace_id),
+        )
+        if png is not None:
+            await enqueue(
+                session=session,
+                workspace_id=workspace_id,
+                kind=UPLOAD,
+                key=f"{key}:chart",
+                payload=chart_payload(channel, kind, summary, png),
+                at=now,
+                ordering_key=ordering_key(workspace_id),
+            )
+        await mark_restatements_reported(
+            session=session,
+            workspace_id=workspace_id,
+            run_id=run_id,
+            restatement_ids=[item.id for item in post.report.restatements],
+        )
+    logger.info("workspace %s: %s report %s queued", workspace_id, kind, period.key)
+    return RunOutcome(workspace_id, kind, period.key, QUEUED)
+
+
+async def run_report(
+    services: Services,
+    *,
+    workspace_id: int,
+    kind: ReportKind,
+    period: Period,
+    now: datetime,
+) -> RunOutcome:
+    """Claim ``period`` and, if the claim is ours, build and queue its post."""
+    async with services.transaction() as session:
+        run_id = await claim_run(
+            session=session, workspace_id=workspace_id, kind=kind, period_key=period.key, at=now
+        )
+    if run_id is None:
+        return RunOutcome(workspace_id, kind, period.key, "taken", "already claimed")
+    return await _complete(
+        services,
+        run_id=run_id,
+        workspace_id=workspace_id,
+        kind=kind,
+        period=period,
+        now=now,
+    )
+
+
+async def resume_claimed(
+    services: Services,
+    *,
+    workspace_id: int,
+    now: datetime,
+    older_than: timedelta | None,
+) -> list[RunOutcome]:
+    """Build and queue runs left "claimed" by a process that died (oldest first).
+
+    Safe to race with the claimer itself: only one process can move the run to "queued",
+    and the outbox keys would make a second queueing a no-op anyway.
+    """
+    async with services.read() as session:
+        stmt = (
+            select(ReportRun)
+            .where(
+                ReportRun.workspace_id == workspace_id,
+                ReportRun.status == CLAIMED,
+                col(ReportRun.kind).in_(["weekly", "monthly"]),
+            )
+            .order_by(col(ReportRun.claimed_at), col(ReportRun.id))
+        )
+        if older_than is not None:
+            stmt = stmt.where(col(ReportRun.claimed_at) <= now - older_than)
+        stuck = [(r.id, r.kind, r.period_key) for r in (await session.exec(stmt)).all()]
+    outcomes = []
+    for run_id, kind, period_key in stuck:
+        assert run_id is not None
+        period = parse_period(period_key, today=now.date())
+        logger.warning(
+            "workspace %s: resuming abandoned %s report %s", workspace_id, kind, period_key
+        )
+        outcomes.append(
+            await _complete(
+                services,
+                run_id=run_id,
+                workspace_id=workspace_id,
+                kind=kind,  # type: ignore[arg-type]
+                period=period,
+                now=now,
+            )
+        )
+    return outcomes
+
+
+async def run_due(
+    services: Services,
+    *,
+    workspace_id: int,
+    kinds: Sequence[ReportKind] = ("weekly", "monthly"),
+    now: datetime,
+    resume_older_than: timedelta | None = STALE_CLAIM,
+) -> list[RunOutcome]:
+    """Finish abandoned runs, then post every due, unclaimed period, oldest first."""
+    outcomes = await resume_claimed(
+        services, workspace_id=workspace_id, now=now, older_than=resume_older_than
+    )
+    async with services.read() as session:
+        ws = await get_workspace(session=session, workspace_id=workspace_id)
+        taken = {
+            (r.kind, r.period_key)
+            for r in await runs_of(session=session, workspace_id=workspace_id, kinds=kinds)
+        }
+    tz = workspace_zone(ws)
+    at, _why = effective_report_time(ws.report_time)
+    weekday = ws.report_weekday if 0 <= ws.report_weekday <= 6 else 0
+    due: list[tuple[datetime, ReportKind, Period]] = []
+    for kind in kinds:
+        if kind == "monthly" and not ws.monthly_post:
+            continue
+        since = reporting_since(ws, kind)
+        for period in due_periods(kind, now=now, tz=tz, weekday=weekday, at=at, since=since):
+            if (kind, period.key) not in taken:
+                due.append((post_time(kind, period, tz=tz, weekday=weekday, at=at), kind, period))
+    due.sort(key=lambda item: (item[0], item[1] == "monthly"))
+    for _when, kind, period in due:
+        outcomes.append(
+            await run_report(services, workspace_id=workspace_id, kind=kind, period=period, now=now)
+        )
+    return outcomes
+
+
+def workspace_zone(ws: Workspace) -> ZoneInfo:
+    """The workspace's time zone; UTC (with a warning) if the stored name is unknown."""
+    try:
+        return ZoneInfo(ws.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning("workspace %s: unknown timezone %r, using UTC", ws.id, ws.timezone)
+        return ZoneInfo("UTC")
+
+
+def reporting_since(ws: Workspace, kind: ReportKind) -> datetime:
+    """Posts due before this instant are never caught up: the workspace did not report yet.
+
+    The workspace's creation, and for monthly posts the moment they were last switched on
+    (``settings["monthly_post_since"]``, written by /docket settings).
+    """
+    since = ws.created_at
+    if kind == "monthly":
+        raw = (ws.settings or {}).get("monthly_post_since")
+        if isinstance(raw, str):
+            try:
+                since = max(since, datetime.fromisoformat(raw))
+            except ValueError:
+                logger.warning("workspace %s: bad monthly_post_since %r", ws.id, raw)
+    return since

@@ -1,0 +1,705 @@
+"""CSV import of members, customers, contacts, contracts, rates and time.
+
+Rules:
+
+- All or nothing: every row is checked (values, then references to what already exists) and
+  every problem is reported with its line number; if there is any, nothing is written.
+- Idempotent: rows are upserted on their natural keys (member email, customer name, contact
+  email, contract name within its customer, rate subject and date). Time rows are keyed by
+  their `id` column when the file has one, else by a hash of the row plus its occurrence
+  number (two identical rows in one file stay two entries), stored in `TimeEntry.source_key`;
+  importing the same file again changes nothing.
+- Amounts are decimal strings in the workspace currency (`1200`, `1,200.50`), hours decimals
+  (`1.5`), dates ISO (`2025-06-03`), booleans `true/false`, `yes/no`, `1/0` (empty: true).
+- Time is streamed twice (check, then write) in batches with executemany, so a file of a
+  million rows never becomes a million ORM objects. Imported time is not held to the 24-hour
+  rule (it may be a summary of a day), but it must be positive and not in the future.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import directory
+from models.money import parse_amount
+from models.sql import dialect
+from models.tables import (
+    Contract,
+    ContractKind,
+    Customer,
+    Member,
+    Ticket,
+    TimeEntry,
+)
+from models.timelog import EntryKey, mark_entry_changes
+
+KINDS = ("members", "customers", "contacts", "contracts", "cost-rates", "charge-rates", "time")
+
+COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (required columns, optional columns)
+    "members": (("email",), ("name", "slack_user_id", "group", "role")),
+    "customers": (("name",), ("email_domains", "slack_channel")),
+    "contacts": (("customer", "email"), ("name",)),
+    "contracts": (
+        ("customer", "name", "kind", "start_date"),
+        (
+            "end_date",
+            "hourly_rate",
+            "monthly_fee",
+            "block_hours",
+            "block_price",
+            "overage_rate",
+            "monthly_direct_cost",
+        ),
+    ),
+    "cost-rates": (("subject", "effective_from", "hourly_cost"), ()),
+    "charge-rates": (("contract", "effective_from", "hourly_rate"), ("customer",)),
+    "time": (
+        ("member", "work_date", "hours"),
+        ("customer", "contract", "ticket", "billable", "note", "id"),
+    ),
+}
+
+MAX_REPORTED_ERRORS = 200
+BATCH = 5000
+_TRUE = frozenset({"", "true", "yes", "y", "1", "billable"})
+_FALSE = frozenset({"false", "no", "n", "0", "non-billable", "nb"})
+_HOURS_RE = re.compile(r"(\d{1,4})(?:[.,](\d{1,6}))?")
+
+_ME: Any = Member.__table__  # type: ignore[attr-defined]
+
+Progress = Callable[[str, int, int | None], None]
+"""`progress(stage, rows_done, rows_total_or_None)`: "checking" then "writing"."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A problem with one line of the file (line 1 is the header)."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class ImportFailed(Exception):
+    """The file was not imported; `errors` says why, line by line (nothing was written)."""
+
+    def __init__(self, errors: list[RowError], more: int = 0) -> None:
+        self.errors = errors
+        self.more = more
+        text = "; ".join(str(e) for e in errors[:5])
+        super().__init__(f"{len(errors) + more} problem(s): {text}")
+
+
+@dataclass
+class ImportResult:
+    """What an import did."""
+
+    kind: str
+    rows: int = 0
+    written: int = 0
+    stale_marked: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+Opener = Callable[[], TextIO]
+
+
+def _rows(stream: TextIO, kind: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs; raises ImportFailed for a bad header."""
+    reader = csv.reader(stream)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportFailed([RowError(1, "the file is empty (a header line is needed)")]) from None
+    names = [h.strip().lower().lstrip("\ufeff") for h in header]
+    required, optional = COLUMNS[kind]
+    missing = [c for c in required if c not in names]
+    unknown = [n for n in names if n and n not in required and n not in optional]
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(unknown)}")
+    if len(set(names)) != len(names):
+        problems.append("a column appears twice")
+    if problems:
+        expected = ",".join((*required, *optional))
+        raise ImportFailed([RowError(1, f"{'; '.join(problems)} (the columns are: {expected})")])
+    line = reader.line_num
+    for values in reader:
+        start, line = line + 1, reader.line_num
+        if not any(v.strip() for v in values):
+            continue  # blank lines are allowed
+        if len(values) != len(names):
+            yield start, {"__error__": f"expected {len(names)} values, found {len(values)}"}
+            continue
+        yield start, {n: v.strip() for n, v in zip(names, values, strict=True) if n}
+
+
+def _amount(row: dict[str, str], name: str, *, required: bool = False) -> int:
+    raw = row.get(name, "")
+    if not raw:
+        if required:
+            raise ValueError(f"{name} is empty")
+        return 0
+    try:
+        value = parse_amount(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if value < 0:
+        raise ValueError(f"{name} cannot be negative")
+    return value
+
+
+def _date(row: dict[str, str], name: str) -> date:
+    raw = row.get(name, "")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{name} {raw!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def parse_minutes(raw: str) -> int:
+    """Hours as a decimal string (`1.5`, `0,25`) in minutes, half up; ValueError otherwise."""
+    match = _HOURS_RE.fullmatch(raw.strip())
+    if match is None:
+        raise ValueError(f"hours {raw!r} is not a number of hours (e.g. 1.5)")
+    whole, frac = match.group(1), match.group(2) or ""
+    # Exact integer arithmetic: minutes = (whole.frac) x 60, rounded half up.
+    scale = 10 ** len(frac)
+    numer = (int(whole) * scale + (int(frac) if frac else 0)) * 60
+    return (2 * numer + scale) // (2 * scale)
+
+
+def parse_bool(raw: str) -> bool:
+    """true/false, yes/no, 1/0 (empty: true)."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"billable {raw!r} is not true or false")
+
+
+def _key(*parts: str) -> str:
+    return "\x1f".join(p.casefold() for p in parts)
+
+
+# ---------------------------------------------------------------------------------------
+# Reference maps (loaded once per import)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Refs:
+    members: dict[str, int]
+    customers: dict[str, int]
+    contracts: dict[tuple[int, str], int]
+    contract_names: dict[str, list[int]]
+    contract_customer: dict[int, int]
+    tickets: dict[int, tuple[int, int | None, int | None]]
+
+
+async def _refs(session: AsyncSession, workspace_id: int, *, tickets: bool = False) -> _Refs:
+    member_rows = await session.execute(
+        sa.select(_ME.c.id, _ME.c.email).where(_ME.c.workspace_id == workspace_id)
+    )
+    members = {str(e).lower(): int(i) for i, e in member_rows.all() if e}
+    customers = {
+        c.name.casefold(): int(c.id or 0)
+        for c in (await session.exec(select(Customer).where(Customer.workspace_id == workspace_id)))
+    }
+    contracts: dict[tuple[int, str], int] = {}
+    names: dict[str, list[int]] = {}
+    owner: dict[int, int] = {}
+    for c in await session.exec(select(Contract).where(Contract.workspace_id == workspace_id)):
+        assert c.id is not None
+        contracts[(c.customer_id, c.name.casefold())] = c.id
+        names.setdefault(c.name.casefold(), []).append(c.id)
+        owner[c.id] = c.customer_id
+    ticket_map: dict[int, tuple[int, int | None, int | None]] = {}
+    if tickets:
+        tt: Any = Ticket.__table__  # type: ignore[attr-defined]
+        for tid, number, customer_id, contract_id in (
+            await session.execute(
+                sa.select(tt.c.id, tt.c.number, tt.c.customer_id, tt.c.contract_id).where(
+                    tt.c.workspace_id == workspace_id
+                )
+            )
+        ).all():
+            ticket_map[int(number)] = (int(tid), customer_id, contract_id)
+    return _Refs(members, customers, contracts, names, owner, ticket_map)
+
+
+# ---------------------------------------------------------------------------------------
+# Directory kinds (small files: checked, then upserted row by row)
+# ---------------------------------------------------------------------------------------
+
+
+async def _apply_directory_row(
+    session: AsyncSession,
+    workspace_id: int,
+    kind: str,
+    row: dict[str, str],
+    refs: _Refs,
+    at: datetime,
+) -> tuple[str, Any]:
+    """Check one row and, when `session` writes are wanted, save it. Returns (natural key,
+    saved object or None)."""
+    if kind == "members":
+        email = directory.parse_email(row["email"])
+        role = directory.parse_role(row.get("role"))
+        slack = directory.parse_user_id(row.get("slack_user_id"))
+        member = await directory.save_member(
+            session=session,
+            workspace_id=workspace_id,
+            email=email,
+            name=row.get("name", ""),
+            slack_user_id=slack,
+            group_name=row.get("group", ""),
+            role=role,
+            at=at,
+        )
+        return _key(email), member
+    if kind == "customers":
+        name = directory.clean_name(row["name"], "customer name")
+        customer = await directory.save_customer(
+            session=session,
+            workspace_id=workspace_id,
+            name=name,
+            email_domains=directory.parse_domains(row.get("email_domains")),
+            slack_channel=directory.parse_channel(row.get("slack_channel")),
+            at=at,
+        )
+        return _key(name), customer
+    customer_id = None
+    if row.get("customer"):
+        customer_id = refs.customers.get(row["customer"].casefold())
+        if customer_id is None:
+            raise ValueError(f"no customer named {row['customer']!r} (import customers first)")
+    if kind == "contacts":
+        if customer_id is None:
+            raise ValueError("customer is empty")
+        email = directory.parse_email(row["email"])
+        contact = await directory.save_contact(
+            session=session,
+            workspace_id=workspace_id,
+            customer_id=customer_id,
+            email=email,
+            name=row.get("name", ""),
+        )
+        return _key(email), contact
+    if kind == "contracts":
+        if customer_id is None:
+            raise ValueError("customer is empty")
+        try:
+            contract_kind = ContractKind(row["kind"].strip().lower())
+        except ValueError:
+            raise ValueError(f"kind {row['kind']!r} is not hourly, fixed or block") from None
+        block_hours = row.get("block_hours", "")
+        terms = directory.ContractTerms(
+            name=directory.clean_name(row["name"], "contract name"),
+            kind=contract_kind,
+            start_date=_date(row, "start_date"),
+            end_date=_date(row, "end_date") if row.get("end_date") else None,
+            hourly_rate_minor=(_amount(row, "hourly_rate") if row.get("hourly_rate") else None),
+            monthly_fee_minor=_amount(row, "monthly_fee"),
+            block_minutes=parse_minutes(block_hours) if block_hours else 0,
+            block_price_minor=_amount(row, "block_price"),
+            overage_minor_per_hour=_amount(row, "overage_rate"),
+            monthly_direct_cost_minor=_amount(row, "monthly_direct_cost"),
+        )
+        problems = directory.check_terms(terms)
+        if problems:
+            raise ValueError("; ".join(problems.values()))
+        contract = await directory.save_contract(
+            session=session,
+            workspace_id=workspace_id,
+            customer_id=customer_id,
+            terms=terms,
+            at=at,
+        )
+        assert contract.id is not None
+        refs.contracts[(customer_id, terms.name.casefold())] = contract.id
+        return _key(str(customer_id), terms.name), contract
+    if kind == "cost-rates":
+        subject = row["subject"].strip()
+        since = _date(row, "effective_from")
+        minor = _amount(row, "hourly_cost", required=True)
+        member_id = group_id = None
+        if subject.lower().startswith("group:"):
+            group = await directory.ensure_group(
+                session=session,
+                workspace_id=workspace_id,
+                name=directory.clean_name(subject[6:], "group name"),
+            )
+            group_id = group.id
+            key = _key("group", group.name)
+        elif subject.lower() == "default":
+            key = _key("default")
+        else:
+            email = directory.parse_email(subject)
+            member_id = refs.members.get(email)
+            if member_id is None:
+                raise ValueError(f"no member with email {email} (import members first)")
+            key = _key("member", email)
+        rate = await directory.save_cost_rate(
+            session=session,
+            workspace_id=workspace_id,
+            effective_from=since,
+            minor_per_hour=minor,
+            member_id=member_id,
+            group_id=group_id,
+            at=at,
+        )
+        return _key(key, since.isoformat()), rate
+    if kind == "charge-rates":
+        name = row["contract"].casefold()
+        if customer_id is not None:
+            contract_id = refs.contracts.get((customer_id, name))
+            found = [] if contract_id is None else [contract_id]
+        else:
+            found = refs.contract_names.get(name, [])
+        if not found:
+            raise ValueError(f"no contract named {row['contract']!r}")
+        if len(found) > 1:
+            raise ValueError(
+                f"several customers have a contract named {row['contract']!r}: "
+                "add a customer column"
+            )
+        since = _date(row, "effective_from")
+        charge = await directory.save_charge_rate(
+            session=session,
+            workspace_id=workspace_id,
+            contract_id=found[0],
+            effective_from=since,
+            minor_per_hour=_amount(row, "hourly_rate", required=True),
+            at=at,
+        )
+        return _key(str(found[0]), since.isoformat()), charge
+    raise ValueError(f"unknown kind {kind!r}")  # pragma: no cover - checked by the caller
+
+
+async def _import_directory(
+    session: AsyncSession,
+    workspace_id: int,
+    kind: str,
+    opener: Opener,
+    at: datetime,
+    progress: Progress | None,
+) -> ImportResult:
+    result = ImportResult(kind=kind)
+    errors: list[RowError] = []
+    refs = await _refs(session, workspace_id)
+    seen: dict[str, int] = {}
+    with opener() as stream:
+        for line, row in _rows(stream, kind):
+            result.rows += 1
+            if "__error__" in row:
+                errors.append(RowError(line, row["__error__"]))
+                continue
+            try:
+                # A failure inside a savepoint leaves the rest of the import usable, so every
+                # bad row is found in one run.
+                async with session.begin_nested():
+                    key, _saved = await _apply_directory_row(
+                        session, workspace_id, kind, row, refs, at
+                    )
+            except (ValueError, KeyError) as exc:
+                errors.append(RowError(line, _message(exc)))
+                continue
+            except sa.exc.IntegrityError as exc:
+                errors.append(RowError(line, f"conflicts with an existing row ({exc.orig})"))
+                continue
+            if key in seen:
+                errors.append(RowError(line, f"repeats line {seen[key]} (same {kind} key)"))
+            seen[key] = line
+            if kind == "customers":
+                refs.customers[key] = int(_saved.id)
+            if progress is not None and result.rows % 500 == 0:
+                progress("writing", result.rows, None)
+    if errors:
+        raise ImportFailed(errors[:MAX_REPORTED_ERRORS], max(0, len(errors) - MAX_REPORTED_ERRORS))
+    result.written = result.rows
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Time (large files: streamed, checked, then written in batches)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeRow:
+    """A checked time row, ready to be written."""
+
+    source_key: str
+    member_id: int
+    ticket_id: int | None
+    customer_id: int | None
+    contract_id: int | None
+    work_date: date
+    minutes: int
+    billable: bool
+    note: str
+
+
+def check_time_row(
+    row: dict[str, str], refs: _Refs, *, today: date, hashed_key: str = ""
+) -> TimeRow:
+    """Resolve and check one time row (pure once `refs` is loaded); ValueError says why.
+
+    The source key is the row's `id` when it has one, else `hashed_key`.
+    """
+    email = row["member"].strip().lower()
+    member_id = refs.members.get(email)
+    if member_id is None:
+        raise ValueError(f"no member with email {row['member']!r} (import members first)")
+    ticket_id = customer_id = contract_id = None
+    ticket_text = row.get("ticket", "").lstrip("#")
+    if ticket_text:
+        if not ticket_text.isdigit():
+            raise ValueError(f"ticket {row['ticket']!r} is not a ticket number")
+        ticket = refs.tickets.get(int(ticket_text))
+        if ticket is None:
+            raise ValueError(f"there is no ticket #{ticket_text}")
+        ticket_id, customer_id, contract_id = ticket
+    customer_name = row.get("customer", "")
+    if customer_name:
+        customer_id = refs.customers.get(customer_name.casefold())
+        if customer_id is None:
+            raise ValueError(f"no customer named {customer_name!r}")
+        if ticket_id is not None and contract_id is not None:
+            if refs.contract_customer.get(contract_id) != customer_id:
+                contract_id = None  # the ticket's contract is another customer's
+    contract_name = row.get("contract", "")
+    if contract_name:
+        if customer_id is None:
+            raise ValueError("a contract needs its customer (fill the customer column)")
+        contract_id = refs.contracts.get((customer_id, contract_name.casefold()))
+        if contract_id is None:
+            raise ValueError(f"{customer_name or 'the customer'} has no contract {contract_name!r}")
+    if contract_id is not None and customer_id is None:
+        customer_id = refs.contract_customer.get(contract_id)
+    work_date = _date(row, "work_date")
+    if work_date > today:
+        raise ValueError(f"work_date {work_date.isoformat()} is in the future")
+    minutes = parse_minutes(row["hours"])
+    if minutes <= 0:
+        raise ValueError("hours must be more than zero")
+    if minutes > 24 * 60:
+        raise ValueError("hours must be at most 24 for one row")
+    billable = parse_bool(row.get("billable", ""))
+    note = row.get("note", "")
+    if len(note) > 2000:
+        raise ValueError("note is longer than 2,000 characters")
+    raw_id = row.get("id", "")
+    source = hashed_key
+    if raw_id:
+        source = f"id:{raw_id}" if len(raw_id) <= 190 else "id#" + _digest(raw_id)
+    return TimeRow(
+        source, member_id, ticket_id, customer_id, contract_id, work_date, minutes, billable, note
+    )
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"column {exc.args[0]} is missing"
+    return str(exc)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+_HASHED = tuple(sorted(COLUMNS["time"][0] + COLUMNS["time"][1]))
+
+
+def row_hash(row: dict[str, str]) -> str:
+    """A stable hash of a time row's values (header order and case do not matter)."""
+    parts = [f"{k}={row.get(k, '')}" for k in _HASHED]
+    return _digest("\x1e".join(parts))
+
+
+def _time_rows(
+    opener: Opener, refs: _Refs, today: date
+) -> Iterator[tuple[int, TimeRow | None, str | None]]:
+    occurrences: dict[str, int] = {}
+    with opener() as stream:
+        for line, row in _rows(stream, "time"):
+            if "__error__" in row:
+                yield line, None, row["__error__"]
+                continue
+            hashed = ""
+            if not row.get("id"):
+                digest = row_hash(row)
+                n = occurrences[digest] = occurrences.get(digest, 0) + 1
+                hashed = f"h:{digest}:{n}"
+            try:
+                checked = check_time_row(row, refs, today=today, hashed_key=hashed)
+            except (ValueError, KeyError) as exc:
+                yield line, None, _message(exc)
+                continue
+            yield line, checked, None
+
+
+async def _import_time(
+    session: AsyncSession,
+    workspace_id: int,
+    opener: Opener,
+    at: datetime,
+    today: date,
+    progress: Progress | None,
+) -> ImportResult:
+    result = ImportResult(kind="time")
+    refs = await _refs(session, workspace_id, tickets=True)
+    errors: list[RowError] = []
+    error_count = 0
+    ids_seen: dict[str, int] = {}
+    for line, checked, error in _time_rows(opener, refs, today):
+        result.rows += 1
+        if checked is not None and checked.source_key.startswith("id"):
+            if checked.source_key in ids_seen:
+                error = f"id repeats line {ids_seen[checked.source_key]}"
+            ids_seen[checked.source_key] = line
+        if error is not None:
+            error_count += 1
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.append(RowError(line, error))
+        if progress is not None and result.rows % 10_000 == 0:
+            progress("checking", result.rows, None)
+    del ids_seen
+    if error_count:
+        raise ImportFailed(errors, error_count - len(errors))
+
+    table: Any = TimeEntry.__table__  # type: ignore[attr-defined]
+    ins: Any = (postgresql if dialect(session) == "postgresql" else sqlite).insert(table)
+    updated = (
+        "member_id",
+        "ticket_id",
+        "customer_id",
+        "contract_id",
+        "work_date",
+        "minutes",
+        "billable",
+        "note",
+    )
+    upsert = ins.on_conflict_do_update(
+        index_elements=["workspace_id", "source_key"],
+        set_={**{c: ins.excluded[c] for c in updated}, "updated_at": ins.excluded.updated_at},
+        # Unchanged rows are left alone: a second import of the same file writes nothing.
+        where=sa.or_(*[table.c[c].is_distinct_from(ins.excluded[c]) for c in updated]),
+    )
+    # RETURNING gives only the rows inserted or changed: only they make periods stale.
+    upsert_returning = upsert.returning(
+        table.c.source_key, table.c.customer_id, table.c.contract_id, table.c.work_date
+    )
+    has_imported = (
+        await session.execute(
+            sa.select(table.c.id)
+            .where(table.c.workspace_id == workspace_id, table.c.source_key.is_not(None))
+            .limit(1)
+        )
+    ).first() is not None
+    if dialect(session) == "sqlite":
+        # A bigger page cache keeps the indexes' pages in memory while a large file goes in.
+        await session.execute(sa.text("PRAGMA cache_size = -262144"))
+    changes: set[EntryKey] = set()
+    batch: list[dict[str, Any]] = []
+    done = 0
+
+    async def flush() -> None:
+        nonlocal done
+        if not batch:
+            return
+        if not has_imported:
+            # Nothing was imported before: every row is new, and executemany is fastest.
+            await session.execute(upsert, batch)
+            result.written += len(batch)
+            changes.update(
+                EntryKey(r["customer_id"], r["contract_id"], r["work_date"]) for r in batch
+            )
+        else:
+            # Entries re-imported with another date or customer also leave their old periods.
+            found = await session.execute(
+                sa.select(
+                    table.c.source_key, table.c.customer_id, table.c.contract_id, table.c.work_date
+                ).where(
+                    table.c.workspace_id == workspace_id,
+                    table.c.source_key.in_([r["source_key"] for r in batch]),
+                )
+            )
+            old = {k: EntryKey(c, t, d) for k, c, t, d in found.all()}
+            written = await session.execute(upsert_returning, batch)
+            for key, customer_id, contract_id, work_date in written.all():
+                result.written += 1
+                changes.add(EntryKey(customer_id, contract_id, work_date))
+                if key in old:
+                    changes.add(old[key])
+        done += len(batch)
+        batch.clear()
+        if progress is not None:
+            progress("writing", done, result.rows)
+
+    for _line, checked, _error in _time_rows(opener, refs, today):
+        assert checked is not None
+        batch.append(
+            {
+                "workspace_id": workspace_id,
+                "member_id": checked.member_id,
+                "ticket_id": checked.ticket_id,
+                "customer_id": checked.customer_id,
+                "contract_id": checked.contract_id,
+                "work_date": checked.work_date,
+                "minutes": checked.minutes,
+                "billable": checked.billable,
+                "note": checked.note,
+                "source_key": checked.source_key,
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+        if len(batch) >= BATCH:
+            await flush()
+    await flush()
+    result.stale_marked = await mark_entry_changes(
+        session=session, workspace_id=workspace_id, changes=changes, at=at
+    )
+    return result
+
+
+async def import_csv(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    kind: str,
+    opener: Opener,
+    at: datetime,
+    today: date,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import one CSV file of `kind` inside the caller's transaction.
+
+    `opener()` returns a fresh text stream of the file each time (time files are read twice).
+    Raises ImportFailed listing the bad lines; the caller must then roll back (nothing of the
+    file may stay). `today` is the workspace's date (future work dates are refused).
+    """
+    if kind not in KINDS:
+        raise ImportFailed([RowError(0, f"unknown kind {kind!r}: use {', '.join(KINDS)}")])
+    if kind == "time":
+        return await _import_time(session, workspace_id, opener, at, today, progress)
+    return await _import_directory(session, workspace_id, kind, opener, at, progress)

@@ -1,0 +1,1036 @@
+"""Inbound mail: keep the raw message first, then turn it into ticket changes in one transaction.
+
+The SMTP receiver calls `store_received` before it answers 250, so a mail Docket accepted is
+never lost. The mail worker claims stored rows (`claim_received`), reads them off the event loop
+(`read_mail`: parse and cut the reply, both pure), and applies the threading decision with
+`process_mail`: a customer reply event, a reopen or a status move, a new or follow-up ticket,
+attachment metadata, and the notifications, all in the caller's transaction. A failure is
+recorded on the row and retried a few times (`record_failure`); then the mail is quarantined
+for an admin, raw bytes and error kept.
+
+Every stored mail ends in one status with its reason in `outcome`:
+received (waiting), processed, ignored, held (unknown sender, for an admin), quarantined.
+Slack and notification details come from the caller through `InboundHooks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.lifecycle import can_move
+from models.mail import AutoKind, MailRejected, ParsedMail, extract_reply, parse_message
+from models.sql import dialect, insert_ignore
+from models.tables import (
+    Contact,
+    Customer,
+    EmailMessage,
+    EventKind,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from models.threading import (
+    ContactFacts,
+    Decision,
+    DecisionKind,
+    MailFacts,
+    StaticLookup,
+    TicketFacts,
+    decide_ticket,
+    is_flood,
+    parse_message_id,
+    parse_reply_address,
+    subject_tag,
+)
+from models.tickets import (
+    DESCRIPTION_MAX,
+    TicketChange,
+    TicketConflict,
+    TicketCreate,
+    TicketUpdate,
+    active_contracts,
+    clean_title,
+    create_ticket,
+    get_ticket,
+    update_ticket,
+    workspace_today,
+)
+
+RECEIVED = "received"
+PROCESSED = "processed"
+IGNORED = "ignored"
+HELD = "held"
+QUARANTINED = "quarantined"
+# Outgoing mail (models.replies) uses these.
+QUEUED = "queued"
+BOUNCED = "bounced"
+
+FINAL_STATUSES = (PROCESSED, IGNORED, HELD, QUARANTINED)
+MAX_ATTEMPTS = 4
+FLOOD_LIMIT = 5
+FLOOD_WINDOW = timedelta(minutes=5)
+EVENT_BODY_MAX = 20_000
+_MAX_IDS = 101
+_OUTCOME_MAX = 2000
+
+
+@dataclass(frozen=True)
+class InboundConfig:
+    """The settings the threading rules need (built from Settings by the handler layer)."""
+
+    support_address: str
+    secret: bytes
+    reopen_days: int
+    hold_unknown: bool
+    flood_limit: int = FLOOD_LIMIT
+    flood_window: timedelta = FLOOD_WINDOW
+
+
+class InboundHooks(Protocol):
+    """Side effects the handler layer adds to the same transaction (Block Kit lives there)."""
+
+    async def ticket_opened(self, *, session: AsyncSession, ticket: Ticket, at: datetime) -> None:
+        """A ticket was created from a customer's message: announce its card."""
+        ...
+
+    async def ticket_changed(
+        self, *, session: AsyncSession, change: TicketChange, at: datetime
+    ) -> None:
+        """A customer's message moved the ticket's status: refresh its card."""
+        ...
+
+    async def customer_reply(
+        self, *, session: AsyncSession, ticket: Ticket, event: TicketEvent, text: str, at: datetime
+    ) -> None:
+        """The customer answered on a ticket: tell the assignee (or ask in the thread)."""
+        ...
+
+    async def mail_notice(
+        self, *, session: AsyncSession, ticket: Ticket, event: TicketEvent, at: datetime
+    ) -> None:
+        """One of our mails bounced: show it on the ticket's card thread (never a DM)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReadMail:
+    """A stored mail as read off the event loop: parsed, with only the new text cut out."""
+
+    parsed: ParsedMail | None
+    reply_text: str
+    rejected: str | None = None
+
+
+@dataclass(frozen=True)
+class MailOutcome:
+    """What processing did with one mail."""
+
+    status: str
+    outcome: str
+    decision: DecisionKind | None = None
+    ticket_id: int | None = None
+    ticket_number: int | None = None
+    event_id: int | None = None
+
+
+def clean_text(text: str | None, limit: int) -> str:
+    """Text fit for both databases: no NUL, no lone surrogates, at most `limit` characters."""
+    if not text:
+        return ""
+    text = text.replace("\x00", "")
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit]
+
+
+def _clean_opt(text: str | None, limit: int) -> str | None:
+    return clean_text(text, limit) or None
+
+
+def envelope_sender(mail_from: str | None) -> str | None:
+    """The SMTP MAIL FROM as models.mail wants it ("" for the null sender of bounces)."""
+    if mail_from is None:
+        return None
+    return mail_from.strip().strip("<>")
+
+
+def read_mail(raw: bytes, *, envelope_from: str | None, reply_time_limit: float = 1.0) -> ReadMail:
+    """Parse a stored mail and cut out the new text. Pure and blocking: run it in a thread."""
+    try:
+        parsed = parse_message(raw, envelope_from=envelope_sender(envelope_from))
+    except MailRejected as exc:
+        return ReadMail(None, "", exc.reason)
+    if parsed.auto_kind is None:
+        reply = extract_reply(parsed.text, time_limit=reply_time_limit)
+    else:
+        reply = parsed.text[:2000].strip()
+    return ReadMail(parsed, reply)
+
+
+# --------------------------------------------------------------------------- storage
+
+
+async def store_received(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    raw: bytes,
+    envelope_from: str | None,
+    envelope_to: Sequence[str],
+    at: datetime,
+) -> int:
+    """Keep a mail exactly as received (status "received") and wake the mail worker.
+
+    Nothing here parses the message: storing must not fail on what a sender wrote.
+    """
+    row = EmailMessage(
+        workspace_id=workspace_id,
+        direction="in",
+        status=RECEIVED,
+        envelope_from=_clean_opt(envelope_from, 320),
+        envelope_to=clean_text(", ".join(envelope_to), 2000),
+        size=len(raw),
+        raw=bytes(raw),
+        received_at=at,
+    )
+    session.add(row)
+    await session.flush()
+    assert row.id is not None
+    session.info["mail_dirty"] = True
+    return row.id
+
+
+async def claim_received(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    now: datetime,
+    limit: int = 10,
+    lease_seconds: int = 300,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> list[int]:
+    """Lease due "received" mails, oldest first, and return their ids.
+
+    While a mail is "received", `processed_at` is the time before which no worker may take it
+    (a lease, or the back-off after a failure), as for stored Slack events. A mail whose
+    attempts are used up here (its worker died mid-way every time) is quarantined instead.
+    """
+    stmt = (
+        select(EmailMessage)
+        .where(
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.direction == "in",
+            EmailMessage.status == RECEIVED,
+            sa.or_(col(EmailMessage.processed_at).is_(None), col(EmailMessage.processed_at) <= now),
+        )
+        .order_by(col(EmailMessage.id))
+        .limit(limit)
+    )
+    if dialect(session) == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    ids: list[int] = []
+    for row in (await session.exec(stmt)).all():
+        assert row.id is not None
+        if row.attempts >= max_attempts:
+            row.status = QUARANTINED
+            row.outcome = clean_text(
+                f"gave up after {row.attempts} attempts; last: {row.outcome or 'worker stopped'}",
+                _OUTCOME_MAX,
+            )
+            row.processed_at = now
+        else:
+            row.attempts += 1
+            row.processed_at = now + timedelta(seconds=lease_seconds)
+            ids.append(row.id)
+        session.add(row)
+    await session.flush()
+    return ids
+
+
+async def next_retry_at(*, session: AsyncSession, workspace_id: int) -> datetime | None:
+    """When the earliest waiting mail may be taken (for the worker's sleep)."""
+    stmt = select(sa.func.min(EmailMessage.processed_at)).where(
+        EmailMessage.workspace_id == workspace_id,
+        EmailMessage.direction == "in",
+        EmailMessage.status == RECEIVED,
+    )
+    return (await session.exec(stmt)).first()
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off after a failed attempt: 30 s, 2 min, 8 min, ..."""
+    return timedelta(seconds=30 * 4 ** max(0, attempts - 1))
+
+
+async def record_failure(
+    *,
+    session: AsyncSession,
+    email_id: int,
+    error: str,
+    at: datetime,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> str:
+    """Note a failed attempt; quarantine the mail once its attempts are used up.
+
+    Returns the mail's status afterwards ("received" while it will be retried).
+    """
+    row = await session.get(EmailMessage, email_id)
+    if row is None:
+        return QUARANTINED
+    if row.status != RECEIVED:
+        return row.status
+    if row.attempts >= max_attempts:
+        row.status = QUARANTINED
+        row.outcome = clean_text(f"failed {row.attempts} times; last error: {error}", _OUTCOME_MAX)
+        row.processed_at = at
+    else:
+        row.outcome = clean_text(f"attempt {row.attempts} failed: {error}", _OUTCOME_MAX)
+        row.processed_at = at + retry_delay(row.attempts)
+        session.info["mail_dirty"] = True
+    session.add(row)
+    await session.flush()
+    return row.status
+
+
+async def list_mail(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    statuses: Sequence[str] = (QUARANTINED, HELD),
+    limit: int = 20,
+) -> list[EmailMessage]:
+    """Inbound mails in these statuses, newest first (what admins look at)."""
+    stmt = (
+        select(EmailMessage)
+        .where(
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.direction == "in",
+            col(EmailMessage.status).in_(list(statuses)),
+        )
+        .order_by(col(EmailMessage.id).desc())
+        .limit(limit)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def release_mail(
+    *, session: AsyncSession, workspace_id: int, email_id: int, at: datetime
+) -> bool:
+    """Put a quarantined mail back in the queue (an admin fixed the cause); False if not one."""
+    row = await session.get(EmailMessage, email_id)
+    if row is None or row.workspace_id != workspace_id or row.status != QUARANTINED:
+        return False
+    row.status = RECEIVED
+    row.attempts = 0
+    row.processed_at = at
+    session.add(row)
+    session.info["mail_dirty"] = True
+    return True
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def _facts(ticket: Ticket, participants: set[str]) -> TicketFacts:
+    return TicketFacts(
+        number=ticket.number,
+        customer_id=ticket.customer_id,
+        status=ticket.status,
+        closed_at=ticket.closed_at,
+        participant_addrs=frozenset(participants),
+    )
+
+
+async def _participants(
+    session: AsyncSession, workspace_id: int, tickets: Sequence[Ticket]
+) -> dict[int, set[str]]:
+    """Who is on each ticket's thread: its requester, its contact, and whoever mailed it."""
+    found: dict[int, set[str]] = {t.id: set() for t in tickets if t.id is not None}
+    if not found:
+        return found
+    for t in tickets:
+        if t.id is not None and t.requester_email:
+            found[t.id].add(t.requester_email.lower())
+    contact_ids = {t.contact_id for t in tickets if t.contact_id}
+    if contact_ids:
+        rows = await session.exec(
+            select(Contact.id, Contact.email).where(
+                Contact.workspace_id == workspace_id, col(Contact.id).in_(contact_ids)
+            )
+        )
+        emails = {cid: email for cid, email in rows.all()}
+        for t in tickets:
+            if t.id is not None and t.contact_id in emails:
+                found[t.id].add(emails[t.contact_id].lower())
+    senders = await session.exec(
+        select(EmailMessage.ticket_id, EmailMessage.from_addr)
+        .where(
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.direction == "in",
+            EmailMessage.status == PROCESSED,
+            col(EmailMessage.ticket_id).in_(list(found)),
+            col(EmailMessage.from_addr).is_not(None),
+        )
+        .distinct()
+        .limit(500)
+    )
+    for ticket_id, addr in senders.all():
+        if ticket_id in found and addr:
+            found[ticket_id].add(addr.lower())
+    return found
+
+
+async def thread_lookup(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    mail: MailFacts,
+    config: InboundConfig,
+) -> StaticLookup:
+    """Pre-fetch everything `decide_ticket` may ask about this mail."""
+    candidates = [m for m in (mail.in_reply_to, *mail.references) if m][:_MAX_IDS]
+    numbers: set[int] = set()
+    for msgid in candidates:
+        ref = parse_message_id(msgid, secret=config.secret)
+        if ref is not None and ref.workspace_id == workspace_id:
+            numbers.add(ref.ticket_number)
+    known: dict[str, int] = {}
+    if candidates:
+        rows = await session.exec(
+            select(EmailMessage.message_id, Ticket.number)
+            .join(Ticket, col(Ticket.id) == col(EmailMessage.ticket_id))
+            .where(
+                EmailMessage.workspace_id == workspace_id,
+                col(EmailMessage.message_id).in_(candidates),
+            )
+        )
+        for stored_id, number in rows.all():
+            if stored_id:
+                known[stored_id] = number
+                numbers.add(number)
+    for addr in mail.to_addrs[:_MAX_IDS]:
+        ref = parse_reply_address(
+            addr, secret=config.secret, support_address=config.support_address
+        )
+        if ref is not None and ref.workspace_id == workspace_id:
+            numbers.add(ref.ticket_number)
+    tag = subject_tag(mail.subject)
+    if tag is not None:
+        numbers.add(tag)
+
+    tickets: list[Ticket] = []
+    if numbers:
+        tickets = list(
+            (
+                await session.exec(
+                    select(Ticket).where(
+                        Ticket.workspace_id == workspace_id, col(Ticket.number).in_(numbers)
+                    )
+                )
+            ).all()
+        )
+    participants = await _participants(session, workspace_id, tickets)
+
+    contacts: dict[str, ContactFacts] = {}
+    domains: dict[str, int] = {}
+    sender = mail.from_addr.lower() if mail.from_addr else None
+    if sender:
+        contact = await contact_by_email(session=session, workspace_id=workspace_id, email=sender)
+        if contact is not None:
+            contacts[sender] = ContactFacts(customer_id=contact.customer_id)
+        domain = sender.rpartition("@")[2]
+        customer = await customer_by_domain(
+            session=session, workspace_id=workspace_id, domain=domain
+        )
+        if customer is not None and customer.id is not None:
+            domains[domain] = customer.id
+    return StaticLookup(
+        tickets={t.number: _facts(t, participants.get(t.id or 0, set())) for t in tickets},
+        contacts=contacts,
+        domains=domains,
+        message_ids=known,
+    )
+
+
+async def contact_by_email(
+    *, session: AsyncSession, workspace_id: int, email: str
+) -> Contact | None:
+    """The contact with this address (any case), if any."""
+    stmt = select(Contact).where(
+        Contact.workspace_id == workspace_id, sa.func.lower(col(Contact.email)) == email.lower()
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def customer_by_domain(
+    *, session: AsyncSession, workspace_id: int, domain: str
+) -> Customer | None:
+    """The active customer listing `domain` among its email domains (None when none or many)."""
+    domain = domain.strip().lower()
+    if not domain:
+        return None
+    escaped = domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    stmt = select(Customer).where(
+        Customer.workspace_id == workspace_id,
+        col(Customer.active).is_(True),
+        sa.func.lower(col(Customer.email_domains)).like(f"%{escaped}%", escape="\\"),
+    )
+    matches = [
+        c
+        for c in (await session.exec(stmt)).all()
+        if domain in {d.strip().lower() for d in c.email_domains.split(",")}
+    ]
+    # Two customers claiming one domain is a set-up mistake: better no guess than a wrong one.
+    return matches[0] if len(matches) == 1 else None
+
+
+async def count_recent_from(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    sender: str,
+    subject: str,
+    since: datetime,
+    until: datetime,
+) -> int:
+    """Inbound mails from `sender` with `subject` received in [since, until] (flood check)."""
+    stmt = select(sa.func.count()).where(
+        col(EmailMessage.workspace_id) == workspace_id,
+        col(EmailMessage.direction) == "in",
+        col(EmailMessage.from_addr) == sender,
+        col(EmailMessage.subject) == subject,
+        col(EmailMessage.received_at) >= since,
+        col(EmailMessage.received_at) <= until,
+    )
+    return int((await session.exec(stmt)).one())
+
+
+# --------------------------------------------------------------------------- customer replies
+
+
+def sender_label(name: str | None, addr: str | None) -> str:
+    """How a customer is named in the history: "Name <addr>" or the address."""
+    if name and addr:
+        return clean_text(f"{name} <{addr}>", 320)
+    return clean_text(addr or name or "unknown sender", 320)
+
+
+async def move_status(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    ticket_id: int,
+    target: str,
+    label: str,
+    reason: str,
+    at: datetime,
+    attempts: int = 5,
+) -> TicketChange | None:
+    """Move a ticket's status on a customer's behalf (None when the move is not allowed).
+
+    Re-reads and retries inside the caller's transaction on a version conflict: a customer
+    reply must not fail because an agent changed the ticket at the same moment.
+    """
+    for attempt in range(attempts):
+        ticket = await get_ticket(session=session, workspace_id=workspace_id, ticket_id=ticket_id)
+        if ticket.status == target or not can_move(ticket.status, target):
+            return None
+        try:
+            change = await update_ticket(
+                session=session,
+                workspace_id=workspace_id,
+                ticket_id=ticket_id,
+                expected_version=ticket.version,
+                changes=TicketUpdate(status=target),
+                actor=None,
+                at=at,
+            )
+        except TicketConflict:
+            if attempt == attempts - 1:
+                raise
+            continue
+        for event in change.events:
+            event.actor_label = label
+            event.data = {**(event.data or {}), "reason": reason}
+            session.add(event)
+        await session.flush()
+        return change
+    return None
+
+
+def status_after_customer_reply(status: str) -> str | None:
+    """The status a customer's answer moves a ticket to (None: it stays as it is)."""
+    if status in (TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED):
+        return TicketStatus.OPEN.value
+    return None
+
+
+def closed_too_long(ticket: Ticket, *, at: datetime, reopen_days: int) -> bool:
+    """A closed ticket past the reopen window gets a follow-up ticket instead of a reopen."""
+    if ticket.status != TicketStatus.CLOSED:
+        return False
+    return ticket.closed_at is None or at - ticket.closed_at > timedelta(days=reopen_days)
+
+
+async def record_customer_reply(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    ticket: Ticket,
+    body: str,
+    label: str,
+    at: datetime,
+    hooks: InboundHooks,
+    data: dict[str, Any] | None = None,
+    email_id: int | None = None,
+    slack_ts: str | None = None,
+    message_id: str | None = None,
+    notify: bool = True,
+) -> TicketEvent | None:
+    """A customer's answer on a ticket: the history entry, the status move, the notification.
+
+    Waiting, resolved and closed tickets move back to open (a reopen for the last two) unless
+    `notify` is False (a flooding sender: recorded only). Returns None when this Slack message
+    (`slack_ts`) is already recorded, so a redelivered event changes nothing.
+    """
+    assert ticket.id is not None
+    values = {
+        "workspace_id": workspace_id,
+        "ticket_id": ticket.id,
+        "kind": EventKind.CUSTOMER_REPLY.value,
+        "actor_id": None,
+        "actor_label": clean_text(label, 320),
+        "body": clean_text(body, EVENT_BODY_MAX),
+        "data": data or {},
+        "slack_ts": slack_ts,
+        "email_id": email_id,
+        "deleted": False,
+        "created_at": at,
+    }
+    event_id = await insert_ignore(
+        session, TicketEvent, values, conflict=["workspace_id", "slack_ts"]
+    )
+    if event_id is None:
+        return None
+    event = await session.get(TicketEvent, event_id)
+    assert event is not None
+    ticket_values: dict[str, Any] = {"updated_at": at}
+    if message_id:
+        ticket_values["last_customer_message_id"] = message_id
+    # Not a versioned change: an agent's open edit form stays valid after a customer writes.
+    await session.execute(
+        sa.update(Ticket).where(col(Ticket.id) == ticket.id).values(**ticket_values)
+    )
+    if notify:
+        target = status_after_customer_reply(ticket.status)
+        if target is not None:
+            reason = (
+                "reopened by the customer" if ticket.status != "waiting" else "customer answered"
+            )
+            change = await move_status(
+                session=session,
+                workspace_id=workspace_id,
+                ticket_id=ticket.id,
+                target=target,
+                label=label,
+                reason=reason,
+                at=at,
+            )
+            if change is not None:
+                await hooks.ticket_changed(session=session, change=change, at=at)
+    fresh = await get_ticket(session=session, workspace_id=workspace_id, ticket_id=ticket.id)
+    if notify:
+        await hooks.customer_reply(session=session, ticket=fresh, event=event, text=body, at=at)
+    return event
+
+
+async def open_customer_ticket(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    title: str,
+    description: str,
+    customer_id: int | None,
+    contact_id: int | None,
+    requester_email: str | None,
+    verified: bool,
+    label: str,
+    at: datetime,
+    hooks: InboundHooks,
+    source: dict[str, Any],
+    follow_up_of: Ticket | None = None,
+    last_message_id: str | None = None,
+    slack_ts: str | None = None,
+) -> Ticket:
+    """A ticket raised by a customer (mail or their Slack channel), announced through `hooks`.
+
+    The customer's only active contract is preselected. `slack_ts` marks the "created" entry
+    with the Slack message it came from (unique, so a redelivered event opens nothing new).
+    """
+    contract_id = None
+    if customer_id is not None:
+        today = await workspace_today(session=session, workspace_id=workspace_id, at=at)
+        contracts = await active_contracts(
+            session=session, workspace_id=workspace_id, customer_id=customer_id, on=today, limit=2
+        )
+        if len(contracts) == 1:
+            contract_id = contracts[0].id
+    text = clean_text(description, DESCRIPTION_MAX)
+    if follow_up_of is not None:
+        text = clean_text(f"Follow-up of #{follow_up_of.number}.\n\n{text}", DESCRIPTION_MAX)
+    ticket = await create_ticket(
+        session=session,
+        workspace_id=workspace_id,
+        data=TicketCreate(
+            title=clean_title(clean_text(title, 1000)) or "(no subject)",
+            description=text,
+            customer_id=customer_id,
+            contact_id=contact_id,
+            contract_id=contract_id,
+            requester_email=_clean_opt(requester_email, 320),
+        ),
+        actor=None,
+        at=at,
+    )
+    assert ticket.id is not None
+    ticket.verified = verified
+    ticket.follow_up_of_id = follow_up_of.id if follow_up_of is not None else None
+    ticket.last_customer_message_id = last_message_id
+    session.add(ticket)
+    created = (
+        await session.exec(
+            select(TicketEvent).where(
+                TicketEvent.ticket_id == ticket.id, TicketEvent.kind == EventKind.CREATED
+            )
+        )
+    ).first()
+    if created is not None:
+        created.actor_label = clean_text(label, 320)
+        created.slack_ts = slack_ts
+        created.data = {
+            **(created.data or {}),
+            **source,
+            "verified": verified,
+            **({"follow_up_of": follow_up_of.number} if follow_up_of is not None else {}),
+        }
+        session.add(created)
+    await session.flush()
+    await hooks.ticket_opened(session=session, ticket=ticket, at=at)
+    return ticket
+
+
+# --------------------------------------------------------------------------- processing
+
+
+def _attachments_meta(parsed: ParsedMail) -> list[dict[str, Any]]:
+    return [
+        {
+            "filename": clean_text(a.filename, 255) or None,
+            "content_type": clean_text(a.content_type, 255),
+            "size": a.size,
+        }
+        for a in parsed.attachments[:200]
+    ]
+
+
+def _summary(reasons: Sequence[str]) -> str:
+    return clean_text("; ".join(reasons), _OUTCOME_MAX)
+
+
+async def _duplicate_of(
+    session: AsyncSession, workspace_id: int, email_id: int, message_id: str | None
+) -> EmailMessage | None:
+    if not message_id:
+        return None
+    stmt = (
+        select(EmailMessage)
+        .where(
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.direction == "in",
+            EmailMessage.message_id == message_id,
+            EmailMessage.id != email_id,
+            col(EmailMessage.status).in_([PROCESSED, HELD]),
+        )
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def _ticket_by_number(session: AsyncSession, workspace_id: int, number: int) -> Ticket:
+    stmt = (
+        select(Ticket)
+        .where(Ticket.workspace_id == workspace_id, Ticket.number == number)
+        .execution_options(populate_existing=True)
+    )
+    if dialect(session) == "postgresql":
+        stmt = stmt.with_for_update()
+    ticket = (await session.exec(stmt)).first()
+    if ticket is None:
+        raise LookupError(f"ticket #{number} vanished while a mail was processed")
+    return ticket
+
+
+def _notice_body(parsed: ParsedMail, sender: str) -> str:
+    if parsed.auto_kind is AutoKind.BOUNCE:
+        head = "A mail from this ticket could not be delivered"
+    elif parsed.auto_kind is AutoKind.BULK:
+        head = f"Bulk mail from {sender}"
+    else:
+        head = f"Automatic reply from {sender}"
+    subject = f": {parsed.subject}" if parsed.subject else ""
+    return clean_text(f"{head}{subject}", 1000)
+
+
+async def process_mail(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    email_id: int,
+    read: ReadMail,
+    config: InboundConfig,
+    hooks: InboundHooks,
+    at: datetime,
+) -> MailOutcome:
+    """Apply one stored mail to the tickets, in the caller's transaction.
+
+    Idempotent: a mail no longer "received" is left alone. Parse failures quarantine the
+    mail at once (retrying cannot help); everything else follows `decide_ticket`.
+    """
+    stmt = select(EmailMessage).where(
+        EmailMessage.id == email_id, EmailMessage.workspace_id == workspace_id
+    )
+    if dialect(session) == "postgresql":
+        stmt = stmt.with_for_update()
+    row = (await session.exec(stmt.execution_options(populate_existing=True))).first()
+    if row is None:
+        raise LookupError(f"no stored mail {email_id}")
+    if row.status != RECEIVED:
+        return MailOutcome(status=row.status, outcome=row.outcome or "already done")
+
+    def finish(status: str, reasons: Sequence[str], **extra: Any) -> MailOutcome:
+        row.status = status
+        row.outcome = _summary(reasons)
+        row.processed_at = at
+        session.add(row)
+        return MailOutcome(status=status, outcome=row.outcome, **extra)
+
+    parsed = read.parsed
+    if parsed is None:
+        result = finish(QUARANTINED, [f"unreadable: {read.rejected or 'unknown reason'}"])
+        await session.flush()
+        return result
+
+    row.message_id = _clean_opt(parsed.message_id, 998)
+    row.in_reply_to = _clean_opt(parsed.in_reply_to, 998)
+    row.from_addr = _clean_opt(parsed.from_addr, 320)
+    row.subject = clean_text(parsed.subject, 998)
+    row.text = clean_text(parsed.text, 200_000)
+    row.attachments = _attachments_meta(parsed)
+    session.add(row)
+    await session.flush()
+
+    duplicate = await _duplicate_of(session, workspace_id, email_id, row.message_id)
+    if duplicate is not None:
+        result = finish(IGNORED, [f"same Message-ID as mail {duplicate.id}: a duplicate"])
+        row.ticket_id = duplicate.ticket_id
+        await session.flush()
+        return result
+
+    facts = MailFacts.from_parsed(parsed, envelope_recipients=_recipients(row.envelope_to))
+    bounced = parsed.bounce_message_id if parsed.auto_kind is AutoKind.BOUNCE else None
+    if bounced:
+        # A bounce names the failed mail inside it, not in its own In-Reply-To.
+        facts = MailFacts(
+            from_addr=facts.from_addr,
+            to_addrs=facts.to_addrs,
+            in_reply_to=bounced,
+            references=facts.references,
+            subject=facts.subject,
+            auto_kind=facts.auto_kind,
+        )
+    flooding = False
+    if parsed.from_addr:
+        recent = await count_recent_from(
+            session=session,
+            workspace_id=workspace_id,
+            sender=parsed.from_addr,
+            subject=row.subject or "",
+            since=row.received_at - config.flood_window,
+            until=row.received_at,
+        )
+        flooding = is_flood(recent, config.flood_limit)
+    lookup = await thread_lookup(
+        session=session, workspace_id=workspace_id, mail=facts, config=config
+    )
+    decision = decide_ticket(
+        mail=facts,
+        lookup=lookup,
+        secret=config.secret,
+        support_address=config.support_address,
+        workspace_id=workspace_id,
+        now=at,
+        reopen_days=config.reopen_days,
+        hold_unknown=config.hold_unknown,
+        flooding=flooding,
+    )
+    result = await _apply(
+        session=session,
+        workspace_id=workspace_id,
+        row=row,
+        parsed=parsed,
+        reply_text=read.reply_text,
+        decision=decision,
+        bounced=bounced,
+        hooks=hooks,
+        at=at,
+    )
+    row.status = result.status
+    row.outcome = result.outcome
+    row.processed_at = at
+    row.ticket_id = result.ticket_id
+    session.add(row)
+    await session.flush()
+    return result
+
+
+def _recipients(envelope_to: str) -> list[str]:
+    return [a.strip().lower() for a in envelope_to.split(",") if a.strip()]
+
+
+async def _apply(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    row: EmailMessage,
+    parsed: ParsedMail,
+    reply_text: str,
+    decision: Decision,
+    bounced: str | None,
+    hooks: InboundHooks,
+    at: datetime,
+) -> MailOutcome:
+    kind = decision.kind
+    reasons = list(decision.reasons)
+    sender = parsed.from_addr
+    label = sender_label(parsed.from_name, sender)
+    meta = {
+        "email_id": row.id,
+        "from": sender,
+        "subject": row.subject,
+        "message_id": row.message_id,
+        "attachments": row.attachments,
+        "matched_by": decision.matched_by,
+        "verified": decision.verified,
+    }
+
+    def outcome(
+        status: str, ticket: Ticket | None = None, event_id: int | None = None
+    ) -> MailOutcome:
+        return MailOutcome(
+            status=status,
+            outcome=_summary([f"{kind.value}", *reasons]),
+            decision=kind,
+            ticket_id=ticket.id if ticket is not None else None,
+            ticket_number=ticket.number if ticket is not None else None,
+            event_id=event_id,
+        )
+
+    if kind is DecisionKind.IGNORE:
+        return outcome(IGNORED)
+    if kind is DecisionKind.HELD:
+        return outcome(HELD)
+
+    if kind in (DecisionKind.ATTACH, DecisionKind.REOPEN, DecisionKind.ATTACH_QUIETLY):
+        assert decision.ticket_number is not None
+        ticket = await _ticket_by_number(session, workspace_id, decision.ticket_number)
+        assert ticket.id is not None
+        if parsed.auto_kind is not None:
+            event = TicketEvent(
+                workspace_id=workspace_id,
+                ticket_id=ticket.id,
+                kind=EventKind.MAIL_NOTICE,
+                actor_label=clean_text(label, 320),
+                body=_notice_body(parsed, sender or "unknown sender"),
+                data={
+                    **meta,
+                    "auto_kind": parsed.auto_kind.value,
+                    "reason": clean_text(parsed.auto_reason, 500),
+                    "bounced_message_id": bounced,
+                    "excerpt": clean_text(reply_text, 1000),
+                },
+                email_id=row.id,
+                created_at=at,
+            )
+            session.add(event)
+            await session.flush()
+            if bounced and await _mark_bounced(session, workspace_id, bounced, at):
+                reasons.append("bounce of our own mail: shown on the ticket")
+                await hooks.mail_notice(session=session, ticket=ticket, event=event, at=at)
+            return outcome(PROCESSED, ticket, event.id)
+        quiet = kind is DecisionKind.ATTACH_QUIETLY
+        event_or_none = await record_customer_reply(
+            session=session,
+            workspace_id=workspace_id,
+            ticket=ticket,
+            body=reply_text,
+            label=label,
+            at=at,
+            hooks=hooks,
+            data={**meta, **({"quiet": True} if quiet else {})},
+            email_id=row.id,
+            message_id=row.message_id,
+            notify=not quiet,
+        )
+        return outcome(PROCESSED, ticket, event_or_none.id if event_or_none else None)
+
+    # A new ticket, or a follow-up of one closed too long ago.
+    follow_up_of = None
+    if kind is DecisionKind.FOLLOW_UP:
+        assert decision.follow_up_of is not None
+        follow_up_of = await _ticket_by_number(session, workspace_id, decision.follow_up_of)
+    contact_id = None
+    if sender:
+        contact = await contact_by_email(session=session, workspace_id=workspace_id, email=sender)
+        if contact is not None and contact.customer_id == decision.customer_id:
+            contact_id = contact.id
+    ticket = await open_customer_ticket(
+        session=session,
+        workspace_id=workspace_id,
+        title=parsed.subject,
+        description=reply_text,
+        customer_id=decision.customer_id,
+        contact_id=contact_id,
+        requester_email=sender,
+        verified=decision.verified,
+        label=label,
+        at=at,
+        hooks=hooks,
+        source={"source": "email", **meta},
+        follow_up_of=follow_up_of,
+        last_message_id=row.message_id,
+    )
+    return outcome(PROCESSED, ticket)
+
+
+async def _mark_bounced(
+    session: AsyncSession, workspace_id: int, message_id: str, at: datetime
+) -> bool:
+    """Flag our outgoing mail with this Message-ID as bounced; False when it is not ours."""
+    stmt = select(EmailMessage).where(
+        EmailMessage.workspace_id == workspace_id,
+        EmailMessage.direction == "out",
+        EmailMessage.message_id == message_id,
+    )
+    sent = (await session.exec(stmt)).first()
+    if sent is None:
+        return False
+    sent.status = BOUNCED
+    sent.outcome = clean_text(f"bounced (reported {at.isoformat()})", _OUTCOME_MAX)
+    session.add(sent)
+    return True

@@ -1,0 +1,1 @@
+"""Tests of background jobs: outbox, rate limiter, scheduler, reports."""

@@ -1,0 +1,267 @@
+"""A small profitability world for persistence tests: people, customers, contracts, rates and
+time, written through the real persistence functions, with helpers to refresh and read back."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from bot.db import make_sessionmaker
+from models import directory, engine as profit, timelog
+from models.periods import parse_period
+from models.reporting import Report
+from models.tables import ContractKind, Member, ProfitResult, Restatement, Role, Ticket
+
+AT = datetime(2025, 6, 20, 10, 0, tzinfo=UTC)
+TODAY = date(2025, 6, 20)  # a Friday, in the workspace's Europe/Berlin too
+
+
+class World:
+    """Writes and reads one workspace's profitability data, one transaction per call."""
+
+    def __init__(self, engine: AsyncEngine, workspace_id: int, *, at: datetime = AT) -> None:
+        self.sessions = make_sessionmaker(engine)
+        self.ws = workspace_id
+        self.at = at
+        self.today = at.date()
+
+    async def member(
+        self, name: str, *, group: str | None = None, role: Role = Role.AGENT
+    ) -> int:
+        async with self.sessions() as s, s.begin():
+            m = await directory.save_member(
+                session=s,
+                workspace_id=self.ws,
+                email=f"{name.lower()}@provider.test",
+                name=name,
+                slack_user_id=f"U{name.upper()}",
+                group_name=group,
+                role=role,
+                at=self.at,
+            )
+            assert m.id is not None
+            return m.id
+
+    async def group_id(self, name: str) -> int:
+        async with self.sessions() as s:
+            g = await directory.group_by_name(session=s, workspace_id=self.ws, name=name)
+            assert g is not None and g.id is not None
+            return g.id
+
+    async def customer(self, name: str) -> int:
+        async with self.sessions() as s, s.begin():
+            c = await directory.save_customer(
+                session=s, workspace_id=self.ws, name=name, at=self.at
+            )
+            assert c.id is not None
+            return c.id
+
+    async def contract(
+        self,
+        customer_id: int,
+        name: str,
+        kind: ContractKind,
+        start: date,
+        end: date | None = None,
+        **terms: Any,
+    ) -> int:
+        async with self.sessions() as s, s.begin():
+            c = await directory.save_contract(
+                session=s,
+                workspace_id=self.ws,
+                customer_id=customer_id,
+                terms=directory.ContractTerms(
+                    name=name, kind=kind, start_date=start, end_date=end, **terms
+                ),
+                at=self.at,
+            )
+            assert c.id is not None
+            return c.id
+
+    async def cost_rate(
+        self,
+        minor: int,
+        since: date,
+        *,
+        member_id: int | None = None,
+        group_id: int | None = None,
+    ) -> None:
+        async with self.sessions() as s, s.begin():
+            await directory.save_cost_rate(
+                session=s,
+                workspace_id=self.ws,
+                effective_from=since,
+                minor_per_hour=minor,
+                member_id=member_id,
+                group_id=group_id,
+                at=self.at,
+            )
+
+    async def charge_rate(self, contract_id: int, since: date, minor: int) -> None:
+        async with self.sessions() as s, s.begin():
+            await directory.save_charge_rate(
+                session=s,
+                workspace_id=self.ws,
+                contract_id=contract_id,
+                effective_from=since,
+                minor_per_hour=minor,
+                at=self.at,
+            )
+
+    async def ticket(self, number: int, customer_id: int | None, contract_id: int | None) -> int:
+        async with self.sessions() as s, s.begin():
+            t = Ticket(
+                workspace_id=self.ws,
+                number=number,
+                title=f"Ticket {number}",
+                customer_id=customer_id,
+                contract_id=contract_id,
+            )
+            s.add(t)
+            await s.flush()
+            assert t.id is not None
+            return t.id
+
+    async def _member(self, s: Any, member_id: int) -> Member:
+        m = await s.get(Member, member_id)
+        assert m is not None
+        return m
+
+    async def log(
+        self,
+        member_id: int,
+        minutes: int,
+        day: date,
+        *,
+        customer_id: int | None = None,
+        contract_id: int | None = None,
+        ticket_id: int | None = None,
+        billable: bool = True,
+    ) -> int:
+        async with self.sessions() as s, s.begin():
+            entry = await timelog.log_time(
+                session=s,
+                workspace_id=self.ws,
+                member=await self._member(s, member_id),
+                minutes=minutes,
+                work_date=day,
+                today=self.today,
+                at=self.at,
+                ticket_id=ticket_id,
+                customer_id=customer_id,
+                contract_id=contract_id,
+                billable=billable,
+            )
+            assert entry.id is not None
+            return entry.id
+
+    async def edit(self, actor_id: int, entry_id: int, **changes: Any) -> None:
+        async with self.sessions() as s, s.begin():
+            await timelog.edit_time(
+                session=s,
+                workspace_id=self.ws,
+                actor=await self._member(s, actor_id),
+                entry_id=entry_id,
+                today=self.today,
+                at=self.at,
+                **changes,
+            )
+
+    async def delete(self, actor_id: int, entry_id: int) -> None:
+        async with self.sessions() as s, s.begin():
+            await timelog.delete_time(
+                session=s,
+                workspace_id=self.ws,
+                actor=await self._member(s, actor_id),
+                entry_id=entry_id,
+                at=self.at,
+            )
+
+    async def refresh(self, *, limit: int = 7) -> int:
+        """Run the incremental refresh until the queue is empty; customer-periods done."""
+        done = 0
+        for _ in range(10_000):
+            async with self.sessions() as s, s.begin():
+                stats = await profit.refresh_some(
+                    session=s, workspace_id=self.ws, at=self.at, limit=limit
+                )
+            if stats.customer_periods == 0:
+                return done
+            done += stats.customer_periods
+        raise AssertionError("the refresh never finished")
+
+    async def horizon(self, today: date) -> int:
+        async with self.sessions() as s, s.begin():
+            return await profit.ensure_horizon(
+                session=s, workspace_id=self.ws, today=today, at=self.at
+            )
+
+    async def rebuild(self, today: date | None = None) -> profit.WriteStats:
+        return await profit.rebuild(
+            sessions=self.sessions,
+            workspace_id=self.ws,
+            today=today or self.today,
+            at=self.at,
+        )
+
+    async def stored(self) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """Every stored result as comparable plain values."""
+        async with self.sessions() as s:
+            rows = (
+                await s.exec(select(ProfitResult).where(ProfitResult.workspace_id == self.ws))
+            ).all()
+        return {
+            (r.period_kind, r.period_start, r.customer_id, r.contract_key): (
+                r.minutes,
+                r.billable_minutes,
+                r.uncosted_minutes,
+                r.unattributed_minutes,
+                r.unpriced_minutes,
+                r.revenue_60,
+                r.labour_cost_60,
+                r.direct_cost_60,
+                tuple(sorted(r.missing_rates)),
+            )
+            for r in rows
+        }
+
+    async def stale(self) -> int:
+        async with self.sessions() as s:
+            return await profit.stale_count(session=s, workspace_id=self.ws)
+
+    async def report(self, key: str, customer_ids: Any = None) -> Report:
+        async with self.sessions() as s:
+            return await profit.build_report(
+                session=s,
+                workspace_id=self.ws,
+                period=parse_period(key, today=self.today),
+                customer_ids=customer_ids,
+            )
+
+    async def final(self, key: str) -> tuple[Report, int]:
+        """`docket report --final`: report the period and record the run."""
+        async with self.sessions() as s, s.begin():
+            report = await profit.build_report(
+                session=s, workspace_id=self.ws, period=parse_period(key, today=self.today)
+            )
+            run = await profit.record_report_run(
+                session=s, workspace_id=self.ws, kind="final", report=report, at=self.at
+            )
+            assert run.id is not None
+            return report, run.id
+
+    async def restatements(self) -> list[Restatement]:
+        async with self.sessions() as s:
+            return list(
+                (
+                    await s.exec(
+                        select(Restatement)
+                        .where(Restatement.workspace_id == self.ws)
+                        .order_by(sa.text("id"))
+                    )
+                ).all()
+            )

@@ -59,6 +59,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
         import jobs.outbox as outbox_job
 
+        if args.post_per_minute:
+            # An experiment, in this process only: Docket's workspace-wide pace for posts.
+            from jobs import ratelimit
+
+            ratelimit.PER_MINUTE["chat.postMessage"] = args.post_per_minute
+            result["post_per_minute"] = args.post_per_minute
+
         work = Path(tempfile.mkdtemp(prefix="docket-bench-notify-"))
         services = await sqlite_services(work / "docket.db", api_url=emu.api_url)
         now = services.now()
@@ -147,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--channels", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=None, help="seconds (default 3x ideal)")
+    parser.add_argument(
+        "--post-per-minute",
+        type=int,
+        default=None,
+        help="experiment: override Docket's workspace-wide chat.postMessage pace (per minute)",
+    )
     args = parser.parse_args(argv)
     if args.small:
         args.n, args.channels = 100, 10

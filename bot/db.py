@@ -9,6 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a request may wait for a pooled connection under a burst: queueing is better
+# than failing work that was already acknowledged to the user.
+POOL_TIMEOUT_SECONDS = 300
+READONLY_OPTION = "docket_readonly"
 
 
 def normalise_url(url: str) -> str:
@@ -33,6 +37,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     queue instead of failing half-way with "database is locked".
     """
     url = normalise_url(url)
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
@@ -51,7 +56,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-only sessions (Services.read) take no write lock, so WAL readers never
+            # queue behind writers.
+            readonly = conn.get_execution_options().get(READONLY_OPTION)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_size", 10)
@@ -62,3 +70,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def readonly_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, for sessions that only read (no write lock on SQLite)."""
+    return engine.execution_options(**{READONLY_OPTION: True})

@@ -28,12 +28,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_team_argument(parser)
 
 
-async def _import(settings: Settings, args: argparse.Namespace) -> int:
+async def _import(settings: Settings, args: argparse.Namespace, *, big: bool) -> int:
     path: Path = args.file
-    if not path.is_file():
-        print(f"{path}: no such file", file=sys.stderr)
-        return 1
-    big = path.stat().st_size >= BIG_FILE_BYTES
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int | None) -> None:
@@ -83,7 +79,11 @@ async def _import(settings: Settings, args: argparse.Namespace) -> int:
 
 def command_import(settings: Settings, args: argparse.Namespace) -> int:
     """Import members, customers, contacts, contracts, rates or time from a CSV file."""
-    return asyncio.run(_import(settings, args))
+    path: Path = args.file
+    if not path.is_file():
+        print(f"{path}: no such file", file=sys.stderr)
+        return 1
+    return asyncio.run(_import(settings, args, big=path.stat().st_size >= BIG_FILE_BYTES))
 
 
 command_import.configure = _configure  # type: ignore[attr-defined]

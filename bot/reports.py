@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -67,6 +68,8 @@ async def open_shell(
     With `create`, a missing `team` workspace is created from the settings (an import before
     the first `docket serve`). Raises ConfigError with what to do otherwise.
     """
+    # Migration chatter is noise in a report's output.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     engine = make_engine(settings.database_url)
     try:
         await upgrade(engine)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Settings
+from bot.db import readonly_engine
 from models.tables import utcnow
 
 
@@ -41,7 +43,7 @@ class Services:
     timezone: ZoneInfo
     wake: Wakeups = field(default_factory=Wakeups)
     clock: Callable[[], datetime] = utcnow
-    # Called with the workspace id after a ticket changes, to refresh App Home.
+    # Called with a workspace id after its report settings change, to reschedule its posts.
     on_reschedule: Callable[[int], None] | None = None
 
     def now(self) -> datetime:
@@ -69,6 +71,10 @@ class Services:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only session (no transaction is committed)."""
-        async with self.sessions() as session:
+        """A read-only session: nothing is committed, and on SQLite no write lock is taken."""
+        async with self.sessions(bind=self.read_engine) as session:
             yield session
+
+    @cached_property
+    def read_engine(self) -> AsyncEngine:
+        return readonly_engine(self.engine)

@@ -23,6 +23,7 @@ LISTENER_MODULES = (
     "handlers.home",
     "handlers.outbox_admin",
     "handlers.settings_admin",
+    "handlers.directory_admin",
     "handlers.docket_cmd",  # last: its help answers any /docket text nobody else matched
 )
 

@@ -45,13 +45,22 @@ ACCESS_LABELS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class RosterLine:
+    """One member as the roster shows them."""
+
     slack_user_id: str | None
     name: str
     access: str
     group: str | None
 
 
+def _who(line: RosterLine) -> str:
+    if line.slack_user_id and _USER_ID.match(line.slack_user_id):
+        return f"<@{line.slack_user_id}>"
+    return safe(line.name, 100) or "someone"
+
+
 def access_of(member: Member) -> str:
+    """A member's role, or INACTIVE when they are off the support team."""
     return member.role if member.active else INACTIVE
 
 
@@ -96,7 +105,7 @@ def build_member_modal(roster: list[RosterLine], total: int) -> dict[str, Any]:
     ]
     lines = []
     for line in roster[:ROSTER_LIMIT]:
-        who = f"<@{line.slack_user_id}>" if line.slack_user_id else safe(line.name, 100)
+        who = _who(line)
         group = f" · {safe(line.group, 100)}" if line.group else ""
         lines.append(f"• {who}: {ACCESS_LABELS.get(line.access, line.access).split(':')[0]}{group}")
     heading = f"*Members* ({total})"
@@ -114,7 +123,8 @@ def build_member_modal(roster: list[RosterLine], total: int) -> dict[str, Any]:
 
 
 def build_member_saved(line: RosterLine) -> dict[str, Any]:
-    who = f"<@{line.slack_user_id}>" if line.slack_user_id else safe(line.name, 100)
+    """What the members modal turns into after saving."""
+    who = _who(line)
     group = f" in group *{safe(line.group, 100)}*" if line.group else ""
     access = ACCESS_LABELS.get(line.access, line.access)
     return {
@@ -128,12 +138,15 @@ def build_member_saved(line: RosterLine) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class MemberForm:
+    """A submitted members form."""
+
     slack_user_id: str | None
     access: str
     group: str
 
 
 def parse_member_form(values: dict[str, Any]) -> MemberForm:
+    """Read the members form's state values."""
     user = (values.get(USER_BLOCK) or {}).get("user_input") or {}
     access = ((values.get(ACCESS_BLOCK) or {}).get("access_input") or {}).get("selected_option")
     group = ((values.get(GROUP_BLOCK) or {}).get("group_input") or {}).get("value")
@@ -145,6 +158,7 @@ def parse_member_form(values: dict[str, Any]) -> MemberForm:
 
 
 def member_form_errors(form: MemberForm, *, admins: list[str]) -> dict[str, str]:
+    """Checks that need no database, keyed by block id."""
     errors: dict[str, str] = {}
     if not form.slack_user_id or not _USER_ID.match(form.slack_user_id):
         errors[USER_BLOCK] = "Choose a person."
@@ -266,5 +280,6 @@ async def _active_admins(session: AsyncSession, workspace_id: int) -> int:
 
 
 def register(app: AsyncApp) -> None:
+    """Wire `/docket members` and its modal."""
     app.command(Command.DOCKET.value, matchers=[subcommand("members")])(handle_members_command)
     app.view(View.MEMBER.value)(handle_member_submission)

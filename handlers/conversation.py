@@ -48,7 +48,9 @@ from handlers.blocks.tickets import build_ticket_card, card_text, message_to_pla
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.events import EventRouter
 from handlers.ids import Action, Command, View
+from handlers.notify import queue_customer_reply_notifications
 from handlers.people import resolve_member
+from handlers.tickets import _announce
 from models import ticket_notify
 from models.inbound import (
     HELD,
@@ -102,8 +104,6 @@ class SlackHooks(InboundHooks):
     services: Services
 
     async def ticket_opened(self, *, session: AsyncSession, ticket: Ticket, at: datetime) -> None:
-        from handlers.tickets import _announce
-
         await _announce(session, self.services, ticket, creator_slack_id=None)
 
     async def ticket_changed(
@@ -114,8 +114,6 @@ class SlackHooks(InboundHooks):
     async def customer_reply(
         self, *, session: AsyncSession, ticket: Ticket, event: TicketEvent, text: str, at: datetime
     ) -> None:
-        from handlers.notify import queue_customer_reply_notifications
-
         await queue_customer_reply_notifications(
             session=session, services=self.services, ticket=ticket, event=event, text=text, at=at
         )

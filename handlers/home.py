@@ -92,8 +92,10 @@ async def handle_home_log_time(
 
 
 def register(app: AsyncApp) -> None:
+    """Home's "Log time" button ("New ticket" is wired in handlers.tickets)."""
     app.action(Action.HOME_LOG_TIME.value)(handle_home_log_time)
 
 
 def register_events(router: EventRouter) -> None:
+    """Publish Home when it is opened (processed from stored events)."""
     router.on("app_home_opened", process_home_opened)

@@ -34,6 +34,9 @@ class Action(StrEnum):
     OUTBOX_RETRY = "outbox_retry"
     TAKE_TICKET = "ticket_take"
     TICKET_CUSTOMER = "ticket_customer"  # customer select in the ticket form (options + dispatch)
+    TIME_TARGET = "time_target"  # customer or contract select in the log-time form (options)
+    DIRECTORY_CUSTOMER = "directory_customer"  # customer select in /docket forms (options)
+    DIRECTORY_CONTRACT = "directory_contract"  # contract select in /docket forms (options)
 
 
 class View(StrEnum):
@@ -47,6 +50,9 @@ class View(StrEnum):
     CUSTOMER = "customer_modal"
     CONTRACT = "contract_modal"
     COST_RATE = "cost_rate_modal"
+    CONTACT = "contact_modal"
+    CHARGE_RATE = "charge_rate_modal"
+    CALCULATOR = "calculator_modal"
 
 
 # Event types the manifest subscribes to; each has a listener (Bolt answers 404 otherwise).

@@ -186,6 +186,10 @@ async def start(runtime: Runtime) -> Callable[[], Awaitable[None]] | None:
     )
     if settings.docket_smtp_port == 0:
         return None
+    # aiosmtpd logs every command, addresses included, at INFO: keep its log to problems.
+    smtp_log = logging.getLogger("mail.log")
+    if smtp_log.level == logging.NOTSET:
+        smtp_log.setLevel(logging.WARNING)
     # The reply parser runs in its own process; start it now so the first mail is not slow.
     await asyncio.to_thread(start_reply_worker, wait=0.0)
     loop = asyncio.get_running_loop()

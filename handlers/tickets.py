@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
-from handlers.blocks.common import context, safe
+from handlers.blocks.common import context, escape, safe
 from handlers.blocks.tickets import (
     Choice,
     Field,
@@ -59,6 +59,7 @@ from models.lifecycle import label as status_label
 from models.people import PermissionDenied, require_agent
 from models.tables import Contract, Customer, Member, Ticket, TicketStatus, Workspace
 from models.tickets import (
+    KEEP,
     TITLE_MAX,
     TicketCard,
     TicketChange,
@@ -173,7 +174,7 @@ async def _agent(
     try:
         require_agent(member)
     except PermissionDenied as exc:
-        await _tell(respond, f":no_entry: {exc}")
+        await _tell(respond, f":no_entry: {escape(str(exc))}")
         return None
     return member
 
@@ -300,10 +301,11 @@ async def _edit_form(services: Services, ticket_id: int) -> TicketForm:
 # -- notifications queued with a change ---------------------------------------------------
 
 
-async def _announce(
+async def announce_ticket(
     session: AsyncSession, services: Services, ticket: Ticket, *, creator_slack_id: str | None
 ) -> tuple[TicketCard, str | None]:
-    """Queue the new card: the customer's own channel, else triage, else the creator's DM."""
+    """Queue a new ticket's card, in the caller's transaction: to the customer's own channel,
+    else the triage channel, else the creator's DM; and the card to an assignee by DM."""
     at = services.now()
     ws = await session.get(Workspace, services.workspace_id)
     card = await load_card(session=session, workspace_id=services.workspace_id, ticket=ticket)
@@ -335,6 +337,10 @@ async def _announce(
             at=at,
         )
     return card, channel
+
+
+# The customer conversation module imports the earlier private name.
+_announce = announce_ticket
 
 
 @dataclass
@@ -460,7 +466,7 @@ async def _quick_create(
             actor=actor,
             at=services.now(),
         )
-        card, channel = await _announce(session, services, ticket, creator_slack_id=user_id)
+        card, channel = await announce_ticket(session, services, ticket, creator_slack_id=user_id)
     where = f"Posted in <#{channel}>." if channel and channel[0] in "CG" else "Created."
     blocks = [
         *build_ticket_card(card, now=services.now()),
@@ -618,7 +624,7 @@ async def handle_customer_changed(
             base = TicketForm(
                 meta=meta,
                 title=form.title,
-                description=form.description,
+                description=form.description or "",
                 priority=form.priority,
                 assignee_slack_id=form.assignee_slack_id,
                 notice=_notice(meta),
@@ -698,7 +704,7 @@ async def _dm(client: AsyncWebClient, user_id: str, text: str) -> None:
     try:
         await client.chat_postMessage(channel=user_id, text=safe(text, 2000))
     except Exception:
-        logger.exception("telling %s about their form failed", "a member")
+        logger.exception("telling a member that their ticket form was not saved failed")
 
 
 async def _save_form(
@@ -747,7 +753,7 @@ async def _save_new(
     permalink = await _permalink(client, meta)
     data = TicketCreate(
         title=form.title,
-        description=form.description,
+        description=form.description or "",
         priority=form.priority,
         customer_id=form.customer_id,
         contact_id=form.contact_id,
@@ -764,10 +770,11 @@ async def _save_new(
             actor=actor,
             at=services.now(),
         )
-        card, channel = await _announce(
+        card, channel = await announce_ticket(
             session, services, ticket, creator_slack_id=actor.slack_user_id
         )
-        if meta.source_channel and meta.source_ts:
+        # Answer under the source message in channels only (Docket cannot post in people's DMs).
+        if meta.source_channel and meta.source_channel[0] in "CG" and meta.source_ts:
             await ticket_notify.reply_in_thread(
                 session=session,
                 workspace_id=services.workspace_id,
@@ -801,7 +808,7 @@ async def _save_edit(
         return SaveResult(errors={Field.TITLE: "This form is out of date; reopen the ticket."})
     changes = TicketUpdate(
         title=form.title,
-        description=form.description,
+        description=KEEP if form.description is None else form.description,
         priority=form.priority,
         customer_id=form.customer_id,
         contact_id=form.contact_id,
@@ -983,7 +990,8 @@ async def _button_change(
             services, ticket_id=ticket_id, actor=actor, delta=delta(actor)
         )
     except LifecycleError as exc:
-        await _tell(respond, f":no_entry: {exc}")
+        # The target status comes from the payload: escape it like any typed text.
+        await _tell(respond, f":no_entry: {escape(str(exc))}")
         return
     except TicketNotFound:
         await _tell(respond, "That ticket no longer exists.")
@@ -1011,6 +1019,7 @@ async def handle_assign_to_me(
     client: AsyncWebClient,
     services: Services,
 ) -> None:
+    """The card's (or Home's) "Assign to me" button."""
     await ack()
     ticket_id = _ticket_id(action)
     if ticket_id is None:
@@ -1038,6 +1047,7 @@ async def handle_status(
     client: AsyncWebClient,
     services: Services,
 ) -> None:
+    """The card's status select; moves outside the lifecycle are refused ephemerally."""
     await ack()
     parsed = parse_status_value(str((action.get("selected_option") or {}).get("value") or ""))
     if parsed is None:
@@ -1066,6 +1076,7 @@ async def handle_close(
     client: AsyncWebClient,
     services: Services,
 ) -> None:
+    """The card's "Close" button (behind a confirmation)."""
     await ack()
     ticket_id = _ticket_id(action)
     if ticket_id is None:
@@ -1235,6 +1246,7 @@ async def process_message(services: Services, body: dict[str, Any]) -> None:
 
 
 def register(app: AsyncApp) -> None:
+    """Wire the /ticket command, the form, the shortcut and the card's buttons."""
     app.command(Command.TICKET.value, matchers=[_not_reply])(handle_ticket_command)
     app.view(View.TICKET.value)(handle_ticket_submission)
     app.options(Action.TICKET_CUSTOMER.value)(handle_customer_options)
@@ -1250,4 +1262,5 @@ def register(app: AsyncApp) -> None:
 
 
 def register_events(router: EventRouter) -> None:
+    """Thread replies under cards become notes (processed from stored events)."""
     router.on("message", process_message)

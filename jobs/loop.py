@@ -27,6 +27,8 @@ async def run_worker(
     safety net for work committed by another process.
     """
     while not stop.is_set():
+        # Clear before working, so a commit made during the step wakes the next wait at once.
+        wake.clear()
         try:
             delay = await step()
         except asyncio.CancelledError:
@@ -38,7 +40,6 @@ async def run_worker(
             await asyncio.sleep(0)
             continue
         timeout = idle_poll if delay is None else min(delay, idle_poll)
-        wake.clear()
         waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

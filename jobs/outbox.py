@@ -21,20 +21,23 @@ to each admin (idempotency key per dead row and admin); a dead alert raises no a
 Duplicates. A row is delivered again only if the worker dies (or loses the database) after
 Slack or the relay accepted it and before the delivered mark commits: the mark is the next
 thing the task does, in a transaction of its own, retried briefly on database errors, so the
-window is that one commit. A request that times out after Slack took it is the same window
-seen from the other side: we cannot know, so it is retried. Everything else is exactly once:
-idempotency keys stop doubled enqueues, leases stop doubled claims.
+window is that one commit. The delivery slot is held until the mark is written, so however
+slow the database, at most `concurrency` (8) accepted calls are ever in the window at once.
+A request that times out after Slack took it is the same window seen from the other side (we
+cannot know, so it is retried), and so is a database unreachable for longer than the lease
+(another replica may then take the row). Everything else is exactly once: idempotency keys
+stop doubled enqueues, leases stop doubled claims.
 
 Replicas. On PostgreSQL several `docket serve` replicas run a worker each; `FOR UPDATE SKIP
 LOCKED` and the lease keep them off each other's rows. On SQLite one process delivers (claims
 are serialised by the write lock, so a second would be harmless, but there is no gain).
 
 Client. The worker calls Slack through its own AsyncWebClient built with no retry handlers.
-slack_sdk's handlers retry inside the call by sleeping (AsyncRateLimitErrorRetryHandler sleeps
-Retry-After, the server-error handler retries at once); here a retry must instead survive a
-restart, be visible to other replicas, keep the ticket's order and free the delivery slot
-while it waits, so every retry is a rescheduled row and the worker owns all timing. Handlers
-keep `services.slack`, whose retry handlers suit a person waiting on a modal.
+slack_sdk's handlers retry inside the call by sleeping there (AsyncRateLimitErrorRetryHandler
+sleeps Retry-After, AsyncServerErrorRetryHandler backs off briefly); here a retry must instead
+survive a restart, be visible to other replicas, keep the ticket's order and free the delivery
+slot while it waits, so every retry is a rescheduled row and the worker owns all timing.
+Handlers keep `services.slack`, whose retry handlers suit a person waiting on a modal.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import asyncio
 import base64
 import logging
 import random
+import re
 import smtplib
 import ssl
 import time
@@ -100,6 +104,9 @@ TRANSIENT_SLACK_ERRORS = frozenset(
         "timeout",
     }
 )
+
+
+_UPLOAD_STATUS = re.compile(r"status: (\d{3})")
 
 
 @dataclass(frozen=True)
@@ -287,6 +294,16 @@ def classify_slack_error(exc: SlackApiError) -> Outcome:
     if error in TRANSIENT_SLACK_ERRORS:
         return Retry(error)
     return Dead(error or f"HTTP {status} from Slack")
+
+
+def classify_request_error(exc: SlackRequestError) -> Outcome:
+    """slack_sdk's own errors: bad arguments are permanent, but a file upload step that got
+    a 5xx or 429 (reported as "Failed to upload a file (status: 503, ...") is retried."""
+    found = _UPLOAD_STATUS.search(str(exc))
+    status = int(found.group(1)) if found else 0
+    if status >= 500 or status == 429:
+        return Retry(f"file upload answered HTTP {status}")
+    return Dead(f"Slack request not sent: {exc}"[:500])
 
 
 def _small_result(data: Any) -> dict[str, Any]:
@@ -512,30 +529,21 @@ class OutboxWorker:
     # -- one row ----------------------------------------------------------------------------
 
     async def _deliver(self, item: Claimed) -> None:
-        try:
-            outcome = await self._attempt(item)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # A bug or an unexpected failure: back off like a transient error, never spin.
-            logger.exception("outbox: delivering row %s failed unexpectedly", item.id)
-            outcome = Retry(f"{type(exc).__name__}: {exc}"[:500])
-        await self._record(item, outcome)
+        """Prepare, wait for the limiter and a slot, send, record.
 
-    async def _attempt(self, item: Claimed) -> Outcome:
-        if item.kind == SLACK:
-            prepared = await self._prepare_slack(item)
-        elif item.kind == UPLOAD:
-            prepared = await self._prepare_upload(item)
-        elif item.kind == EMAIL:
-            prepared = self._prepare_email(item)
-        else:
-            return Dead(f"unknown outbox kind {item.kind!r}")
-        if prepared.outcome is not None:
-            return prepared.outcome
-        assert prepared.send is not None
+        The slot is held until the outcome is recorded: if the database stalls, at most
+        `concurrency` accepted calls can be waiting for their delivered mark (the window in
+        which a crash would send them again).
+        """
+        try:
+            prepared = await self._prepare(item)
+        except Exception as exc:
+            prepared = _Prepared(outcome=self._unexpected(item, exc))
+        if prepared.outcome is not None or prepared.send is None:
+            await self._record(item, prepared.outcome or Dead("nothing to send"))
+            return
         if self._stopping:
-            # Prepared after shutdown began: nothing sent, so hand it back.
+            # Prepared after shutdown began: nothing was sent, so hand it back.
             self._hand_back.add(item.id)
             raise asyncio.CancelledError
         wait = self.limiter.reserve(prepared.calls)
@@ -547,9 +555,28 @@ class OutboxWorker:
         finally:
             self._waiting.discard(item.id)
         try:
-            return await prepared.send()
+            try:
+                outcome = await prepared.send()
+            except Exception as exc:
+                outcome = self._unexpected(item, exc)
+            await self._record(item, outcome)
         finally:
             self._slots.release()
+
+    @staticmethod
+    def _unexpected(item: Claimed, exc: Exception) -> Outcome:
+        # A bug or an unexpected failure: back off like a transient error, never spin.
+        logger.error("outbox: row %s failed unexpectedly", item.id, exc_info=exc)
+        return Retry(f"{type(exc).__name__}: {exc}"[:500])
+
+    async def _prepare(self, item: Claimed) -> _Prepared:
+        if item.kind == SLACK:
+            return await self._prepare_slack(item)
+        if item.kind == UPLOAD:
+            return await self._prepare_upload(item)
+        if item.kind == EMAIL:
+            return self._prepare_email(item)
+        return _Prepared(outcome=Dead(f"unknown outbox kind {item.kind!r}"))
 
     async def _thread_target(
         self, workspace_id: int, ticket_id: int
@@ -620,7 +647,7 @@ class OutboxWorker:
                 self.limiter.penalise(method, channel, outcome.retry_after)
             return outcome
         except SlackRequestError as exc:
-            return Dead(f"Slack refused the request before sending: {exc}"[:500])
+            return classify_request_error(exc)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Retry(f"Slack unreachable: {type(exc).__name__}: {exc}"[:500])
         return Delivered(_small_result(response.data))

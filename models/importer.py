@@ -526,6 +526,20 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
+_TIME_COLUMNS = (
+    "workspace_id",
+    "member_id",
+    "ticket_id",
+    "customer_id",
+    "contract_id",
+    "work_date",
+    "minutes",
+    "billable",
+    "note",
+    "source_key",
+    "created_at",
+    "updated_at",
+)
 _HASHED = tuple(sorted(COLUMNS["time"][0] + COLUMNS["time"][1]))
 
 
@@ -615,24 +629,57 @@ async def _import_time(
             .limit(1)
         )
     ).first() is not None
+    fast_sql: str | None = None
     if dialect(session) == "sqlite":
         # A bigger page cache keeps the indexes' pages in memory while a large file goes in.
         await session.execute(sa.text("PRAGMA cache_size = -262144"))
+        if not has_imported:
+            # The driver's own executemany, without per-row parameter processing: the same
+            # statement, compiled once, with values converted the way SQLAlchemy binds them.
+            dialect_obj = session.get_bind().dialect
+            compiled = upsert.values({c: sa.bindparam(c) for c in _TIME_COLUMNS}).compile(
+                dialect=dialect_obj
+            )
+            if list(compiled.positiontup or ()) == list(_TIME_COLUMNS):
+                fast_sql = str(compiled)
+                to_day = table.c.work_date.type._cached_bind_processor(dialect_obj)
+                to_flag = table.c.billable.type._cached_bind_processor(dialect_obj)
+                to_time = table.c.created_at.type._cached_bind_processor(dialect_obj)
+                at_value = to_time(at) if to_time else at
     changes: set[EntryKey] = set()
-    batch: list[dict[str, Any]] = []
+    batch: list[tuple[Any, ...]] = []
     done = 0
 
     async def flush() -> None:
         nonlocal done
         if not batch:
             return
-        if not has_imported:
-            # Nothing was imported before: every row is new, and executemany is fastest.
-            await session.execute(upsert, batch)
-            result.written += len(batch)
-            changes.update(
-                EntryKey(r["customer_id"], r["contract_id"], r["work_date"]) for r in batch
+        if fast_sql is not None:
+            connection = await session.connection()
+            await connection.exec_driver_sql(
+                fast_sql,
+                [
+                    (
+                        *r[:5],
+                        to_day(r[5]) if to_day else r[5],
+                        r[6],
+                        to_flag(r[7]) if to_flag else r[7],
+                        r[8],
+                        r[9],
+                        at_value,
+                        at_value,
+                    )
+                    for r in batch
+                ],
             )
+        else:
+            dicts = [dict(zip(_TIME_COLUMNS, r, strict=True)) for r in batch]
+            if not has_imported:
+                await session.execute(upsert, dicts)
+        if not has_imported:
+            # Nothing was imported before: every row is new.
+            result.written += len(batch)
+            changes.update(EntryKey(r[3], r[4], r[5]) for r in batch)
         else:
             # Entries re-imported with another date or customer also leave their old periods.
             found = await session.execute(
@@ -640,11 +687,11 @@ async def _import_time(
                     table.c.source_key, table.c.customer_id, table.c.contract_id, table.c.work_date
                 ).where(
                     table.c.workspace_id == workspace_id,
-                    table.c.source_key.in_([r["source_key"] for r in batch]),
+                    table.c.source_key.in_([r[9] for r in batch]),
                 )
             )
             old = {k: EntryKey(c, t, d) for k, c, t, d in found.all()}
-            written = await session.execute(upsert_returning, batch)
+            written = await session.execute(upsert_returning, dicts)
             for key, customer_id, contract_id, work_date in written.all():
                 result.written += 1
                 changes.add(EntryKey(customer_id, contract_id, work_date))
@@ -658,20 +705,20 @@ async def _import_time(
     for _line, checked, _error in _time_rows(opener, refs, today):
         assert checked is not None
         batch.append(
-            {
-                "workspace_id": workspace_id,
-                "member_id": checked.member_id,
-                "ticket_id": checked.ticket_id,
-                "customer_id": checked.customer_id,
-                "contract_id": checked.contract_id,
-                "work_date": checked.work_date,
-                "minutes": checked.minutes,
-                "billable": checked.billable,
-                "note": checked.note,
-                "source_key": checked.source_key,
-                "created_at": at,
-                "updated_at": at,
-            }
+            (
+                workspace_id,
+                checked.member_id,
+                checked.ticket_id,
+                checked.customer_id,
+                checked.contract_id,
+                checked.work_date,
+                checked.minutes,
+                checked.billable,
+                checked.note,
+                checked.source_key,
+                at,
+                at,
+            )
         )
         if len(batch) >= BATCH:
             await flush()

@@ -630,9 +630,8 @@ async def record_customer_reply(
     if notify:
         target = status_after_customer_reply(ticket.status)
         if target is not None:
-            reason = (
-                "reopened by the customer" if ticket.status != "waiting" else "customer answered"
-            )
+            waiting = ticket.status == TicketStatus.WAITING
+            reason = "customer answered" if waiting else "reopened by the customer"
             change = await move_status(
                 session=session,
                 workspace_id=workspace_id,

@@ -71,6 +71,7 @@ def next_statuses(current: str) -> list[TicketStatus]:
 
 
 def is_reopen(current: str, target: str) -> bool:
+    """Whether a move brings a finished ticket back to work."""
     return current in (S.RESOLVED, S.CLOSED) and target == S.OPEN
 
 

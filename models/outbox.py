@@ -154,14 +154,7 @@ async def next_due_at(*, session: AsyncSession, exclude: Collection[int] = ()) -
     )
     if exclude:
         stmt = stmt.where(col(OutboxMessage.id).not_in(list(exclude)))
-    value = (await session.exec(stmt)).first()
-    if isinstance(value, str):  # SQLite returns CASE results as text
-        value = datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is None:
-        from datetime import UTC
-
-        value = value.replace(tzinfo=UTC)
-    return value
+    return (await session.exec(stmt)).first()
 
 
 async def extend_leases(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -86,6 +87,20 @@ async def ensure_member(
         member.role = Role.ADMIN
     if name and not member.name:
         member.name = name
+    if member.id is None:
+        # Two first requests from one new user may race: the loser reads the winner's row.
+        try:
+            async with session.begin_nested():
+                session.add(member)
+                await session.flush()
+        except IntegrityError:
+            existing = await member_by_slack_id(
+                session=session, workspace_id=workspace_id, slack_user_id=slack_user_id
+            )
+            if existing is None:
+                raise
+            return existing
+        return member
     session.add(member)
     await session.flush()
     return member

@@ -28,6 +28,7 @@ def ordering_key(ticket_id: int) -> str:
 
 
 def announce_key(ticket_id: int) -> str:
+    """The idempotency key of a ticket's first card post."""
     return f"ticket:{ticket_id}:announce"
 
 

@@ -10,6 +10,7 @@ the version they were opened at and are refused when it moved.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -228,6 +229,7 @@ async def get_ticket(*, session: AsyncSession, workspace_id: int, ticket_id: int
 async def ticket_by_number(
     *, session: AsyncSession, workspace_id: int, number: int
 ) -> Ticket | None:
+    """The ticket numbered `number` in this workspace (as stored now), if any."""
     stmt = (
         select(Ticket)
         .where(Ticket.workspace_id == workspace_id, Ticket.number == number)
@@ -310,6 +312,7 @@ async def load_cards(
 
 
 async def load_card(*, session: AsyncSession, workspace_id: int, ticket: Ticket) -> TicketCard:
+    """Card data for one ticket."""
     return (await load_cards(session=session, workspace_id=workspace_id, tickets=[ticket]))[0]
 
 
@@ -336,6 +339,8 @@ class TicketQuery:
 
 @dataclass(frozen=True)
 class TicketPage:
+    """One page of a ticket list and the total that matched."""
+
     cards: list[TicketCard]
     total: int
     page: int
@@ -437,6 +442,7 @@ async def customer_by_channel(
 async def contacts_of(
     *, session: AsyncSession, workspace_id: int, customer_id: int, limit: int = 100
 ) -> list[Contact]:
+    """A customer's contacts, by name."""
     stmt = (
         select(Contact)
         .where(Contact.workspace_id == workspace_id, Contact.customer_id == customer_id)
@@ -449,6 +455,7 @@ async def contacts_of(
 async def contact_by_slack_user(
     *, session: AsyncSession, workspace_id: int, slack_user_id: str
 ) -> Contact | None:
+    """The contact who is this Slack user (e.g. in a shared channel), if any."""
     stmt = select(Contact).where(
         Contact.workspace_id == workspace_id, Contact.slack_user_id == slack_user_id
     )
@@ -732,7 +739,7 @@ async def update_with_retry(
     transaction: Transaction,
     workspace_id: int,
     ticket_id: int,
-    delta: Callable[[Ticket], TicketUpdate],
+    delta: Callable[[Ticket], TicketUpdate | Awaitable[TicketUpdate]],
     actor: Member | None,
     at: datetime,
     after: AfterChange | None = None,
@@ -740,7 +747,8 @@ async def update_with_retry(
 ) -> TicketChange:
     """Apply a small change computed from the current ticket, retrying on conflict.
 
-    Each attempt is its own transaction: read the ticket, compute `delta(ticket)`, update at
+    Each attempt is its own transaction: read the ticket, compute `delta(ticket)` (a value or
+    an awaitable), update at
     the version just read, and run `after` (e.g. queue the card update) in the same
     transaction. Two people changing one ticket at once both get their change in.
     """
@@ -750,12 +758,15 @@ async def update_with_retry(
                 ticket = await get_ticket(
                     session=session, workspace_id=workspace_id, ticket_id=ticket_id
                 )
+                changes = delta(ticket)
+                if inspect.isawaitable(changes):
+                    changes = await changes
                 change = await update_ticket(
                     session=session,
                     workspace_id=workspace_id,
                     ticket_id=ticket_id,
                     expected_version=ticket.version,
-                    changes=delta(ticket),
+                    changes=changes,
                     actor=actor,
                     at=at,
                 )

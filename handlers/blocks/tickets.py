@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -68,6 +68,7 @@ _PRIORITY_EMOJI: dict[str, str] = {
 
 
 def ref(number: int) -> str:
+    """How a ticket number is written: `#12`."""
     return f"#{number}"
 
 
@@ -113,6 +114,7 @@ def source_reply_text(card: TicketCard) -> str:
 
 
 def assigned_text(card: TicketCard) -> str:
+    """The DM text sent with the card to a new assignee."""
     return f"You were assigned ticket {ref(card.number)}: {safe(card.title, 200)}"
 
 
@@ -124,6 +126,7 @@ def _option(text: str, value: str) -> dict[str, Any]:
 
 
 def status_value(ticket_id: int, status: str) -> str:
+    """The status select's option value: `"<ticket id>:<status>"`."""
     return f"{ticket_id}:{status}"
 
 
@@ -148,6 +151,7 @@ def _status_select(card: TicketCard) -> dict[str, Any]:
 
 
 def card_actions(card: TicketCard) -> Block:
+    """The card's buttons and status select."""
     value = str(card.id)
     elements: list[dict[str, Any]] = [
         button("Assign to me", Action.ASSIGN_TO_ME, value, style="primary"),
@@ -231,6 +235,8 @@ class FormMeta:
     source_thread_ts: str | None = None
     permalink: str | None = None
     requester_email: str | None = None
+    # The description is longer than a form input allows: it is shown read-only and kept.
+    keep_description: bool = False
 
     def encode(self) -> str:
         data = {
@@ -242,6 +248,7 @@ class FormMeta:
             "sth": self.source_thread_ts,
             "p": self.permalink if self.permalink and len(self.permalink) <= 500 else None,
             "re": self.requester_email,
+            "kd": 1 if self.keep_description else None,
         }
         return json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
 
@@ -271,6 +278,7 @@ class FormMeta:
             source_thread_ts=text("sth"),
             permalink=text("p"),
             requester_email=text("re"),
+            keep_description=data.get("kd") == 1,
         )
 
 
@@ -304,6 +312,7 @@ class TicketForm:
 
 
 def contact_label(name: str, email: str) -> str:
+    """A contact as shown in the form: `Name (email)`."""
     return f"{name} ({email})" if name and name != email else email
 
 
@@ -396,15 +405,22 @@ def build_ticket_modal(form: TicketForm) -> dict[str, Any]:
     if form.title:
         title_input["initial_value"] = form.title[:TITLE_MAX]
     blocks.append(_input(Field.TITLE, "Title", title_input))
-    description: dict[str, Any] = {
-        "type": "plain_text_input",
-        "action_id": _INPUT[Field.DESCRIPTION],
-        "multiline": True,
-        "max_length": MAX_INPUT,
-    }
-    if form.description:
-        description["initial_value"] = form.description[:MAX_INPUT]
-    blocks.append(_input(Field.DESCRIPTION, "Description", description, optional=True))
+    meta = form.meta
+    if meta.keep_description or len(form.description) > MAX_INPUT:
+        # Cutting it to fit the input would lose text on save: show it, keep it unchanged.
+        meta = replace(meta, keep_description=True)
+        shown = f"\n{safe(form.description, 1000)}" if form.description else ""
+        blocks.append(context(f"*Description* is too long to edit here; it is kept.{shown}"))
+    else:
+        description: dict[str, Any] = {
+            "type": "plain_text_input",
+            "action_id": _INPUT[Field.DESCRIPTION],
+            "multiline": True,
+            "max_length": MAX_INPUT,
+        }
+        if form.description:
+            description["initial_value"] = form.description
+        blocks.append(_input(Field.DESCRIPTION, "Description", description, optional=True))
     priorities = [_option(PRIORITY_LABELS[p], p.value) for p in Priority]
     blocks.append(
         _input(
@@ -428,7 +444,7 @@ def build_ticket_modal(form: TicketForm) -> dict[str, Any]:
         "title": plain(cut(title, 24)),
         "submit": plain("Save" if form.editing else "Create"),
         "close": plain("Cancel"),
-        "private_metadata": form.meta.encode(),
+        "private_metadata": meta.encode(),
         "blocks": blocks,
     }
 
@@ -442,7 +458,7 @@ class ParsedForm:
     contact_id: int | None
     contract_id: int | None
     title: str
-    description: str
+    description: str | None  # None: the form had no description input (keep it)
     priority: str
     assignee_slack_id: str | None
 
@@ -493,7 +509,9 @@ def parse_ticket_form(values: dict[str, Any]) -> ParsedForm:
         contact_id=_int((contact or {}).get("value")),
         contract_id=_int((contract or {}).get("value")),
         title=_typed(values, Field.TITLE).strip(),
-        description=_typed(values, Field.DESCRIPTION).strip(),
+        description=(
+            _typed(values, Field.DESCRIPTION).strip() if Field.DESCRIPTION in values else None
+        ),
         priority=str(priority),
         assignee_slack_id=assignee if isinstance(assignee, str) and assignee else None,
     )
@@ -540,6 +558,7 @@ def build_saved_view(card: TicketCard, *, created: bool, channel: str | None) ->
 
 
 def list_line(card: TicketCard, *, now: datetime) -> str:
+    """One ticket in a list: number, title, then status, priority, customer, owner, age."""
     parts = [status_label(card.status), PRIORITY_LABELS.get(card.priority, card.priority)]
     if card.customer_name:
         parts.append(safe(card.customer_name, 80))
@@ -552,10 +571,12 @@ def list_line(card: TicketCard, *, now: datetime) -> str:
 
 
 def list_page_value(query: str, page: int) -> str:
+    """The value of a Previous/Next button: the list's query and the page."""
     return json.dumps({"q": query[:200], "p": page}, separators=(",", ":"))
 
 
 def parse_list_page_value(value: str | None) -> tuple[str, int] | None:
+    """`(query, page)` from a Previous/Next button, or None."""
     try:
         data = json.loads(value or "")
     except ValueError:

@@ -7,10 +7,15 @@ through the receiver on a loopback port and out through `SmtpSink` as the relay.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import smtplib
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,8 +99,11 @@ class MailDocket:
             return list((await session.exec(stmt.order_by(col(TicketEvent.id)))).all())
 
 
-@pytest.fixture
-async def mail(database_url: str, emulator: SlackEmulator) -> AsyncIterator[MailDocket]:
+@asynccontextmanager
+async def mail_docket(
+    database_url: str, emulator: SlackEmulator, **overrides: Any
+) -> AsyncIterator[MailDocket]:
+    """Docket with its SMTP receiver on a free loopback port and a sink as the relay."""
     settings = make_settings(
         slack_api_url=emulator.api_url,
         database_url=database_url,
@@ -105,6 +113,7 @@ async def mail(database_url: str, emulator: SlackEmulator) -> AsyncIterator[Mail
         docket_smtp_port=free_port(),
         docket_smtp_max_bytes=200_000,
         docket_fold_minutes=1,
+        **overrides,
     )
     emulator.add_user(AGENT, name="agnes", real_name="Agnes Agent", email="agnes@provider.test")
     async with SmtpSink() as sink:
@@ -138,6 +147,12 @@ async def mail(database_url: str, emulator: SlackEmulator) -> AsyncIterator[Mail
                     )
                 )
             yield MailDocket(docket, sink, acme.id, globex.id)
+
+
+@pytest.fixture
+async def mail(database_url: str, emulator: SlackEmulator) -> AsyncIterator[MailDocket]:
+    async with mail_docket(database_url, emulator) as running:
+        yield running
 
 
 def _posted(channel: str, text: str | None = None) -> Callable[[Any], bool]:
@@ -379,3 +394,42 @@ async def test_ticket_reply_command_sends_at_once(mail: MailDocket) -> None:
     assert "Try turning it off and on again." in sent.text
     events = await mail.events(ticket.id or 0)
     assert [e.kind for e in events if e.kind == EventKind.AGENT_REPLY] == [EventKind.AGENT_REPLY]
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[str, str]:
+    """A throw-away self-signed certificate and key for STARTTLS."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subprocess.run(
+        [*command, "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+async def test_starttls_when_a_certificate_is_set(
+    database_url: str, emulator: SlackEmulator, tls_files: tuple[str, str]
+) -> None:
+    cert, key = tls_files
+    async with mail_docket(
+        database_url, emulator, docket_smtp_tls_cert=cert, docket_smtp_tls_key=key
+    ) as running:
+
+        def talk() -> bool:
+            context = ssl.create_default_context(cafile=cert)
+            context.check_hostname = False
+            with smtplib.SMTP("127.0.0.1", running.port, timeout=10) as smtp:
+                smtp.ehlo()
+                offered = smtp.has_extn("starttls")
+                smtp.starttls(context=context)
+                smtp.ehlo()
+                smtp.sendmail("alice@acme.test", [SUPPORT], build_mail(subject="over TLS"))
+            return offered
+
+        assert await asyncio.to_thread(talk)
+        [row] = await running.settled(1)
+        assert row.subject == "over TLS" and row.status == "processed"

@@ -297,6 +297,21 @@ def test_a_customer_without_active_contracts_gets_the_billable_warning() -> None
     assert "contract-7" not in _blocks_by_id(view)
 
 
+def test_a_description_too_long_for_the_form_is_shown_and_kept() -> None:
+    form = TicketForm(meta=FormMeta(ticket_id=1, version=1, number=1), description="x" * 5000)
+    view = build_ticket_modal(form)
+    assert validate_view(view) == []
+    assert Field.DESCRIPTION not in _blocks_by_id(view)
+    meta = FormMeta.decode(view["private_metadata"])
+    assert meta.keep_description
+    assert "too long to edit here" in "\n".join(texts(view))
+    # The rebuilt form (after a customer change) still keeps it; the submission leaves it.
+    again = build_ticket_modal(TicketForm(meta=meta, customer=Choice(7, "Acme")))
+    assert Field.DESCRIPTION not in _blocks_by_id(again)
+    parsed = parse_ticket_form({Field.TITLE: {"title_input": text_value("t")}})
+    assert parsed.description is None
+
+
 def test_metadata_is_robust_and_small() -> None:
     meta = FormMeta(
         source_channel="C1", source_ts="1.2", source_thread_ts="1.1", permalink="https://x/" * 100

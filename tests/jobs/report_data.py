@@ -63,6 +63,8 @@ async def seed(
             name="Managed care",
             kind=ContractKind.FIXED,
             start_date=date(2025, 1, 1),
+            # Ends, so a refresh "today" (years later) has no fees to carry forward.
+            end_date=date(2025, 7, 31),
             monthly_fee_minor=100_000,
         )
         session.add_all([hourly, fixed])

@@ -16,13 +16,22 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import col, select
 
 from bot.db import make_engine, make_sessionmaker
 from bot.services import Services
+from handlers.blocks.notify import (
+    build_reply_digest,
+    build_reply_dm,
+    build_reply_thread,
+    build_reply_triage,
+)
 from handlers.notify import queue_customer_reply_notifications
 from jobs.ratelimit import RateLimiter
+from models.notify import ReplyNotice
 from models.outbox import SLACK, enqueue, slack_call
 from models.tables import (
     Customer,
@@ -44,6 +53,7 @@ from tests.conftest import (
     truncate_postgres,
 )
 from tests.jobs.outbox_support import (
+    START,
     ScaledTime,
     all_settled,
     count_status,
@@ -93,7 +103,7 @@ async def test_500_notifications_survive_a_ten_minute_outage_in_order_and_once(
                     payload = {
                         **slack_call("chat.postMessage", text=text),
                         "thread_of_ticket": ticket.id,
-                    }  # noqa: E501
+                    }
                 else:
                     payload = slack_call("chat.postMessage", channel=f"U{t:03d}", text=text)
                 await enqueue(
@@ -113,7 +123,8 @@ async def test_500_notifications_survive_a_ten_minute_outage_in_order_and_once(
         during = await rows(svc)
         assert all(r.status == OutboxStatus.PENDING for r in during)
         heads = [r for r in during if r.idempotency_key.endswith(":0")]
-        assert all(r.attempts >= 3 and "unreachable" in (r.last_error or "") for r in heads)
+        assert all(r.attempts >= 1 and "unreachable" in (r.last_error or "") for r in heads)
+        assert max(r.attempts for r in heads) >= 3  # retried with back-off, not given up
         assert not emulator.calls
         await emulator.set_down(False)
         await wait_until(lambda: all_settled(svc), timeout=30)
@@ -141,7 +152,7 @@ async def test_429_retry_after_is_honoured_and_one_message_per_second_per_channe
     emulator.rate_limit_next("chat.postMessage", retry_after=2)
     async with running_worker(svc, limiter=RateLimiter()):
         async with svc.transaction() as session:
-            for i, channel in itertools.product(range(3), ("C1", "C2")):
+            for i, channel in itertools.product(range(2), ("C1", "C2")):
                 await enqueue(
                     session=session,
                     workspace_id=svc.workspace_id,
@@ -165,7 +176,7 @@ async def test_429_retry_after_is_honoured_and_one_message_per_second_per_channe
     assert emulator.ratelimited_count == 0
     assert emulator.max_rate("C1") <= 1 and emulator.max_rate("C2") <= 1
     assert sorted(c.args["text"] for c in ok_posts(emulator)) == sorted(
-        f"{ch}-{i}" for i, ch in itertools.product(range(3), ("C1", "C2"))
+        f"{ch}-{i}" for i, ch in itertools.product(range(2), ("C1", "C2"))
     )
 
 
@@ -195,15 +206,20 @@ async def on_customer_message(services: Services, body: dict[str, Any]) -> None:
         if ts == root:
             count = (
                 await session.execute(sa.select(sa.func.count()).select_from(Ticket))
-            ).scalar_one()  # noqa: E501
+            ).scalar_one()
+            number = int(count) + 1
             agent = (
-                await session.exec(select(Member).where(Member.slack_user_id == "UAGENT"))
+                await session.exec(select(Member).where(Member.slack_user_id == f"UAGENT{number}"))
             ).first()
+            # Every other ticket is assigned; each card has its own channel, so Slack's
+            # one-message-per-second-per-channel keeps this test short.
             ticket = Ticket(
                 workspace_id=services.workspace_id,
-                number=int(count) + 1,
+                number=number,
                 title=event["text"][:100],
-                assignee_id=agent.id if agent and count % 2 == 0 else None,
+                assignee_id=agent.id if agent and number % 2 else None,
+                card_channel=f"CCARD{number:02d}",
+                card_ts=ts,
             )
             session.add(ticket)
             await session.flush()
@@ -266,7 +282,8 @@ async def docket_with_customers(
     )
     async with running_docket(settings, emulator, SIGNING_SECRET) as harness:
         async with harness.services.transaction() as session:
-            await make_member(session, harness.services.workspace_id, "UAGENT")
+            for n in range(1, 26):
+                await make_member(session, harness.services.workspace_id, f"UAGENT{n}")
         yield harness
 
 
@@ -282,13 +299,15 @@ async def test_1000_duplicate_event_deliveries_make_no_duplicate_tickets_notes_o
     docket_with_customers: Any,
 ) -> None:
     docket = docket_with_customers
-    roots, replies_per_root = 10, 4
+    # One reply per ticket: each card and DM channel gets one message, so Slack's
+    # one-per-second-per-channel pace does not stretch the test.
+    roots, replies_per_root = 25, 1
     messages = []
     for r in range(roots):
         root_ts = f"1700001000.{r:06d}"
         messages.append({"ts": root_ts, "text": f"Problem {r}"})
         for k in range(replies_per_root):
-            ts = f"1700002000.{r * 10 + k:06d}"
+            ts = f"1700002000.{r * 100 + k:06d}"
             messages.append({"ts": ts, "thread_ts": root_ts, "text": f"Reply {r}.{k}"})
     deliveries = []
     for m, message in enumerate(messages):
@@ -331,8 +350,8 @@ async def test_1000_duplicate_event_deliveries_make_no_duplicate_tickets_notes_o
     assert await _count(services, TicketEvent, col(TicketEvent.kind) == EventKind.CREATED) == roots
     notes = await _count(services, TicketEvent, col(TicketEvent.kind) == EventKind.CUSTOMER_REPLY)
     assert notes == replies
-    dms = ok_posts(emulator, "UAGENT")
-    copies = ok_posts(emulator, "CTRIAGE")
+    dms = [c for c in ok_posts(emulator) if c.args["channel"].startswith("UAGENT")]
+    copies = [c for c in ok_posts(emulator) if c.args["channel"].startswith("CCARD")]
     assert len(dms) == dms_expected and len(copies) == replies
     assert len({c.args["text"] for c in dms}) == len(dms)
     assert len({c.args["text"] for c in copies}) == len(copies)
@@ -362,7 +381,7 @@ async def _ticket_with_card(
         if assignee:
             member = await make_member(
                 session, svc.workspace_id, assignee, name="Ann", active=active
-            )  # noqa: E501
+            )
         ticket = await make_ticket(
             session,
             svc.workspace_id,
@@ -405,7 +424,7 @@ async def test_a_customer_reply_reaches_the_assignees_dm_with_only_the_new_text(
     async with running_worker(svc):
         await _customer_reply(
             svc, ticket_id, "Yes. Now it smells of <!channel> smoke.", history=HISTORY
-        )  # noqa: E501
+        )
         await wait_until(lambda: all_settled(svc), timeout=5)
     (dm,) = ok_posts(emulator, "UANN")
     shown = json.dumps(dm.args["blocks"])
@@ -414,7 +433,7 @@ async def test_a_customer_reply_reaches_the_assignees_dm_with_only_the_new_text(
     assert "Acme &lt;GmbH&gt;" in shown and "#12" in shown
     actions = [
         e["action_id"] for b in dm.args["blocks"] if b["type"] == "actions" for e in b["elements"]
-    ]  # noqa: E501
+    ]
     assert actions == ["ticket_reply", "ticket_log_time", "ticket_status"]
     assert validate_blocks(dm.args["blocks"]) == []
     (copy,) = [c for c in ok_posts(emulator, "CTRIAGE")]
@@ -470,8 +489,33 @@ async def test_a_burst_of_replies_becomes_one_digest_dm(
     assert all(f"update {i}" in dms[i] for i in range(3))
     assert dms[3].startswith(
         "3 more replies from Acme &lt;GmbH&gt; on #12 Printer jams in the last 10 minutes"
-    )  # noqa: E501
+    )
     assert len(ok_posts(emulator, "CTRIAGE")) == 6  # the thread keeps every reply
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(max_size=6000) | st.just("line\n" * 900),
+    customer=st.text(min_size=1, max_size=300),
+    title=st.text(min_size=1, max_size=400),
+)
+def test_reply_messages_fit_slacks_limits_and_escape_anything(
+    text: str, customer: str, title: str
+) -> None:
+    notice = ReplyNotice(7, 12, title, customer, text, 99, START, "UANN", "Ann", "waiting")
+    messages = [
+        build_reply_dm(notice),
+        build_reply_thread(notice, True),
+        build_reply_triage(notice, "its assignee Ann is deactivated"),
+        build_reply_digest(notice, 3, 10),
+    ]
+    for message in messages:
+        assert validate_blocks(message["blocks"]) == []
+        assert len(message["text"]) <= 300
+        shown = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+        assert not any("<" in part for part in shown), "customer text must be escaped"
+    status = [e for b in messages[0]["blocks"] if b["type"] == "actions" for e in b["elements"]][2]
+    assert status["initial_option"]["value"] == "7:waiting"
 
 
 # -- replicas ---------------------------------------------------------------------------------
@@ -508,7 +552,7 @@ async def test_two_workers_on_one_postgres_deliver_each_row_exactly_once(
         )
         for engine in engines
     ]
-    total, keys = 1000, 100
+    total, keys = 1000, 200
     async with sessions() as session, session.begin():
         for i in range(total):
             await enqueue(
@@ -521,8 +565,10 @@ async def test_two_workers_on_one_postgres_deliver_each_row_exactly_once(
                 ordering_key=f"ticket:{i % keys}",
             )
     try:
-        async with running_worker(replicas[0], owner="replica-a") as first:
-            async with running_worker(replicas[1], owner="replica-b") as second:
+        # Small batches and a short idle poll keep both replicas claiming all the time.
+        tuning: dict[str, Any] = {"idle_poll": 0.02, "max_inflight": 10, "concurrency": 4}
+        async with running_worker(replicas[0], owner="replica-a", **tuning) as first:
+            async with running_worker(replicas[1], owner="replica-b", **tuning) as second:
                 await wait_until(lambda: all_settled(replicas[0]), timeout=40)
         assert first.counts["delivered"] > 0 and second.counts["delivered"] > 0
         assert first.counts["delivered"] + second.counts["delivered"] == total

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.db import make_sessionmaker
-from models import directory, engine as profit, timelog
+from models import directory, timelog
+from models import engine as profit
 from models.periods import parse_period
 from models.reporting import Report
 from models.tables import ContractKind, Member, ProfitResult, Restatement, Role, Ticket
@@ -29,9 +30,7 @@ class World:
         self.at = at
         self.today = at.date()
 
-    async def member(
-        self, name: str, *, group: str | None = None, role: Role = Role.AGENT
-    ) -> int:
+    async def member(self, name: str, *, group: str | None = None, role: Role = Role.AGENT) -> int:
         async with self.sessions() as s, s.begin():
             m = await directory.save_member(
                 session=s,

@@ -42,7 +42,7 @@ CONTRACTS = (
     "customer,name,kind,start_date,end_date,hourly_rate,monthly_fee,block_hours,block_price,"
     "overage_rate,monthly_direct_cost\n"
     "Acme,Support,hourly,2025-01-01,,120.00,,,,,\n"
-    "Globex,Managed,fixed,2025-06-01,,,\"3,000.00\",,,,300\n"
+    'Globex,Managed,fixed,2025-06-01,,,"3,000.00",,,,300\n'
     "Globex,Prepaid,block,2025-05-01,2025-12-31,,,10,1000,150,\n"
 )
 COST_RATES = """subject,effective_from,hourly_cost
@@ -83,7 +83,9 @@ class Importer:
 
     async def count(self, model: Any) -> int:
         async with self.w.sessions() as s:
-            return int((await s.execute(sa.select(sa.func.count()).select_from(model))).scalar())
+            return int(
+                (await s.execute(sa.select(sa.func.count()).select_from(model))).scalar_one()
+            )
 
     async def everything(self) -> None:
         for kind, text in (
@@ -131,13 +133,22 @@ async def test_directory_files_import_and_reimport_changes_nothing(imp: Importer
         assert contracts["Managed"].monthly_direct_cost_minor == 30000
         assert contracts["Prepaid"].block_minutes == 600
         assert contracts["Prepaid"].end_date == date(2025, 12, 31)
-        rates = sorted((r.effective_from, r.minor_per_hour) for r in (await s.exec(select(ChargeRate))).all())
+        rates = sorted(
+            (r.effective_from, r.minor_per_hour) for r in (await s.exec(select(ChargeRate))).all()
+        )
         assert rates == [(date(2025, 1, 1), 12000), (date(2025, 6, 16), 15000)]
-        subjects = {r.subject.split(":")[0]: r.minor_per_hour for r in (await s.exec(select(CostRate))).all()}
+        subjects = {
+            r.subject.split(":")[0]: r.minor_per_hour
+            for r in (await s.exec(select(CostRate))).all()
+        }
         assert subjects == {"member": 5000, "group": 4000, "default": 3550}
-    counts = [await imp.count(m) for m in (Member, MemberGroup, Customer, Contact, Contract, CostRate)]
+    counts = [
+        await imp.count(m) for m in (Member, MemberGroup, Customer, Contact, Contract, CostRate)
+    ]
     await imp.everything()
-    assert [await imp.count(m) for m in (Member, MemberGroup, Customer, Contact, Contract, CostRate)] == counts
+    assert [
+        await imp.count(m) for m in (Member, MemberGroup, Customer, Contact, Contract, CostRate)
+    ] == counts
 
 
 async def test_one_bad_row_names_its_line_and_imports_nothing(imp: Importer) -> None:
@@ -207,7 +218,11 @@ async def test_rows_with_an_id_are_updated_in_place(imp: Importer) -> None:
     assert moved.written == 1
     async with imp.w.sessions() as s:
         (entry,) = (await s.exec(select(TimeEntry))).all()
-        assert (entry.work_date, entry.minutes, entry.source_key) == (date(2025, 6, 2), 120, "id:t1")
+        assert (entry.work_date, entry.minutes, entry.source_key) == (
+            date(2025, 6, 2),
+            120,
+            "id:t1",
+        )
     # Both the old and the new week and month are recomputed.
     await imp.w.refresh()
     assert (await imp.w.report("2025-05")).customers == ()

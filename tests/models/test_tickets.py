@@ -4,6 +4,7 @@ and the outbox rows that announce and update a card."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -401,20 +402,28 @@ async def test_two_concurrent_button_changes_both_survive_and_the_last_card_is_f
             at=AT,
         )
     transaction = transaction_factory(sessions)
-    both_in = asyncio.Event()
+    read_v1 = asyncio.Event()
+    readers = 0
     opened = 0
 
     @asynccontextmanager
-    async def together() -> AsyncIterator[AsyncSession]:
+    async def counted() -> AsyncIterator[AsyncSession]:
         nonlocal opened
         opened += 1
         async with transaction() as session:
-            # Both first attempts hold a session before either reads, so the reads overlap.
-            if opened <= 2:
-                if opened == 2:
-                    both_in.set()
-                await asyncio.wait_for(both_in.wait(), 5)
             yield session
+
+    async def waiting(update: TicketUpdate, ticket: Ticket) -> TicketUpdate:
+        # Both first attempts read the ticket before either writes (where the database lets
+        # two writers in at once: SQLite's BEGIN IMMEDIATE admits one, so the wait times out).
+        nonlocal readers
+        readers += 1
+        if readers <= 2:
+            if readers == 2:
+                read_v1.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(read_v1.wait(), 0.3)
+        return update
 
     async def after(session: AsyncSession, change: TicketChange) -> None:
         card = await load_card(session=session, workspace_id=workspace.id, ticket=change.ticket)
@@ -429,10 +438,10 @@ async def test_two_concurrent_button_changes_both_survive_and_the_last_card_is_f
 
     def run(actor: Member, update: TicketUpdate) -> Any:
         return update_with_retry(
-            transaction=together,
+            transaction=counted,
             workspace_id=workspace.id,
             ticket_id=ticket.id,
-            delta=lambda _t: update,
+            delta=lambda t: waiting(update, t),
             actor=actor,
             at=AT,
             after=after,
@@ -452,7 +461,7 @@ async def test_two_concurrent_button_changes_both_survive_and_the_last_card_is_f
         ).all()
     assert final.priority == "urgent" and final.assignee_id == bob.id
     assert final.version == 3
-    # PostgreSQL lets both read version 1, so the later writer conflicts and retries once;
+    # On PostgreSQL both read version 1, so the later writer conflicts and retries once;
     # SQLite's BEGIN IMMEDIATE queues the second transaction until the first commits.
     assert opened == (3 if backend == "postgres" else 2)
     kinds = sorted(e.kind for e in await events_of(sessions, workspace, ticket.id))

@@ -81,11 +81,12 @@ async def test_10000_deliveries_on_two_replicas_store_2500_events_and_reply_once
     requests = SlackRequests(SIGNING_SECRET, team_id=emulator.team_id)
     bodies = []
     for i in range(2500):
+        # Spread over channels: the outbox paces one message a second per channel.
         event = {
             "type": "app_mention",
             "user": "U1",
             "text": "hi",
-            "channel": "CDUP",
+            "channel": f"CDUP{i % 50:02d}",
             "ts": f"1700000100.{i:06d}",
         }
         req = requests.event(event, event_id=f"EvDup{i:05d}")
@@ -108,22 +109,57 @@ async def test_10000_deliveries_on_two_replicas_store_2500_events_and_reply_once
                 async with http.post(url, data=body, headers=headers) as resp:
                     statuses.append(resp.status)
 
+    async def event_counts() -> tuple[int, int, int]:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT count(*), count(*) FILTER (WHERE status = 'done'),"
+                        " coalesce(sum(attempts), 0) FROM slack_event"
+                    )
+                )
+            ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
     try:
+        started = time.monotonic()
         await asyncio.gather(*(sender(n) for n in range(20)))
+        ingest = time.monotonic() - started
         assert statuses.count(200) == 10_000
+        deadline = time.monotonic() + 120
+        while (await event_counts())[1] < 2500 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        processed = time.monotonic() - started
+        # Let some replies go out (the outbox paces chat.postMessage at 300 a minute per
+        # replica, so all 2,500 would take minutes); what went out must not be doubled.
         await emulator.wait_for(
-            lambda c: c.method == "chat.postMessage" and c.args.get("channel") == "CDUP",
-            timeout=120,
-            count=2500,
+            lambda c: c.method == "chat.postMessage" and c.args["channel"].startswith("CDUP"),
+            timeout=30,
+            count=200,
         )
-        await asyncio.sleep(1.0)  # anything doubled would arrive now
     finally:
-        for replica in replicas:
-            replica.terminate()
+        # Off the event loop: the emulator lives in this loop and must answer the calls the
+        # replicas finish while they shut down.
+        await asyncio.gather(*(asyncio.to_thread(r.terminate) for r in replicas))
+    stored, done, attempts = await event_counts()
     async with engine.connect() as conn:
-        stored = (await conn.execute(sa.text("SELECT count(*) FROM slack_event"))).scalar_one()
+        queued = (
+            await conn.execute(
+                sa.text(
+                    "SELECT count(*), count(DISTINCT idempotency_key),"
+                    " count(*) FILTER (WHERE status = 'delivered')"
+                    " FROM outbox_message WHERE idempotency_key LIKE 'mention:%'"
+                )
+            )
+        ).one()
     await engine.dispose()
-    assert stored == 2500
-    replies = [c for c in emulator.calls_to("chat.postMessage") if c.args.get("channel") == "CDUP"]
-    assert len(replies) == 2500
-    assert len({c.args["thread_ts"] for c in replies}) == 2500
+    print(f"10,000 deliveries answered in {ingest:.1f} s, 2,500 processed after {processed:.1f} s")
+    assert (stored, done, attempts) == (2500, 2500, 2500)
+    assert tuple(queued[:2]) == (2500, 2500)
+    replies = [
+        c
+        for c in emulator.calls_to("chat.postMessage")
+        if c.ok and str(c.args.get("channel", "")).startswith("CDUP")
+    ]
+    assert len(replies) == queued[2] >= 200
+    assert len({c.args["thread_ts"] for c in replies}) == len(replies)

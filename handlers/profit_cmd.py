@@ -1,0 +1,198 @@
+"""`/profit [customer] [week|month|last-week|last-month|2025-W23|2025-06]` and `/profit export`.
+
+For managers and admins only: anyone else gets the same polite refusal whatever they typed, so
+nothing leaks (not even whether a customer exists). The summary is the report table that
+`docket report profitability` prints (models.reporting), read from the stored results; the
+export uploads the report's CSV to the requester's DM.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services import Services
+from handlers.blocks.common import Block, context, escape, header, section
+from handlers.ids import Command
+from handlers.people import resolve_member
+from models import engine as profit
+from models.directory import match_customers, workspace_today
+from models.people import can_see_money
+from models.periods import Period, month_of, parse_period
+from models.reporting import Report, render_csv, render_table
+
+logger = logging.getLogger(__name__)
+
+REFUSAL = "Profitability figures are for managers and admins. Ask one of them if you need them."
+SORRY = "Sorry, Docket could not build that report just now. Please try again."
+CODE_CHUNK = 2800  # characters of table per section (Slack allows 3,000 with the fences)
+MAX_TABLE_BLOCKS = 40
+
+
+@dataclass(frozen=True)
+class ProfitArgs:
+    """What `/profit ...` asks for."""
+
+    period: Period
+    customer: str | None = None
+    export: bool = False
+
+
+def parse_profit_args(text: str | None, *, today: date) -> ProfitArgs:
+    """Read `/profit` text (pure): `export` anywhere, a period as the last word (default: this
+    month), and the rest as a customer name. Raises ValueError for a period in the wrong
+    shape (e.g. `2025-13`)."""
+    words = (text or "").split()
+    export = any(w.lower() == "export" for w in words)
+    words = [w for w in words if w.lower() != "export"]
+    period = month_of(today)
+    if words:
+        last = words[-1]
+        try:
+            period = parse_period(last, today=today)
+            words = words[:-1]
+        except ValueError:
+            if _looks_like_period(last):
+                raise
+    customer = " ".join(words).strip() or None
+    return ProfitArgs(period=period, customer=customer, export=export)
+
+
+def _looks_like_period(word: str) -> bool:
+    head = word[:4]
+    return head.isdigit() and len(word) > 4 and word[4] == "-"
+
+
+def table_blocks(table: str) -> list[Block]:
+    """The report table as code sections, split at line ends within Slack's limits."""
+    chunks: list[str] = []
+    current: list[str] = []
+    for line in table.rstrip("\n").split("\n"):
+        if current and sum(len(x) + 1 for x in current) + len(line) > CODE_CHUNK:
+            chunks.append("\n".join(current))
+            current = []
+        current.append(line)
+    if current:
+        chunks.append("\n".join(current))
+    blocks = [section(f"```\n{escape(chunk)}\n```") for chunk in chunks[:MAX_TABLE_BLOCKS]]
+    if len(chunks) > MAX_TABLE_BLOCKS:
+        blocks.append(context("The table is cut here: `/profit export` sends all of it."))
+    return blocks
+
+
+def build_profit_blocks(report: Report) -> list[Block]:
+    """The `/profit` answer: the same table `docket report profitability` prints."""
+    blocks = [header(report.title), *table_blocks(render_table(report))]
+    blocks.append(
+        context(
+            "Revenue, labour cost and direct cost are rounded once each; contribution = "
+            "revenue − direct cost − labour cost. `/profit export` sends the CSV to your DM."
+        )
+    )
+    return blocks
+
+
+def table_text(blocks: list[Block]) -> str:
+    """The table text inside `build_profit_blocks`' code sections (for comparisons)."""
+    parts = []
+    for block in blocks:
+        text = ((block.get("text") or {}).get("text")) or ""
+        if text.startswith("```\n") and text.endswith("\n```"):
+            parts.append(text[4:-4].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    return "\n".join(parts) + "\n"
+
+
+async def _say(respond: AsyncRespond, text: str, blocks: list[Block] | None = None) -> None:
+    try:
+        await respond(
+            text=text,
+            blocks=blocks or [section(escape(text))],
+            response_type="ephemeral",
+            replace_original=False,
+        )
+    except Exception:
+        logger.exception("answering /profit failed")
+
+
+async def handle_profit_command(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    """`/profit`: the period's profitability for managers; a refusal for everyone else."""
+    await ack()
+    try:
+        member = await resolve_member(services, str(command.get("user_id") or ""), client=client)
+        # Checked before anything is read: a refusal must not depend on what was asked.
+        if not can_see_money(member):
+            await _say(respond, REFUSAL)
+            return
+        await _answer(command, respond, client, services)
+    except Exception:
+        logger.exception("/profit failed")
+        await _say(respond, SORRY)
+
+
+async def _answer(
+    command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, services: Services
+) -> None:
+    async with services.read() as session:
+        today = await workspace_today(
+            session=session, workspace_id=services.workspace_id, at=services.now()
+        )
+        try:
+            args = parse_profit_args(command.get("text"), today=today)
+        except ValueError as exc:
+            await _say(respond, f"{exc}")
+            return
+        customer_ids: list[int | None] | None = None
+        if args.customer:
+            found = await match_customers(
+                session=session, workspace_id=services.workspace_id, text=args.customer
+            )
+            if not found:
+                await _say(respond, f"No customer matches “{args.customer}”.")
+                return
+            if len(found) > 1:
+                names = ", ".join(c.name for c in found[:10])
+                await _say(respond, f"“{args.customer}” matches several customers: {names}.")
+                return
+            customer_ids = [found[0].id]
+        report = await profit.build_report(
+            session=session,
+            workspace_id=services.workspace_id,
+            period=args.period,
+            customer_ids=customer_ids,
+        )
+    if args.export:
+        await _export(report, str(command.get("user_id") or ""), respond, client)
+        return
+    await _say(respond, report.title, build_profit_blocks(report))
+
+
+async def _export(
+    report: Report, user_id: str, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """Upload the report's CSV to the requester's DM (a direct answer to them)."""
+    opened = await client.conversations_open(users=user_id)
+    channel = str((opened.get("channel") or {}).get("id"))
+    key = report.period.key
+    await client.files_upload_v2(
+        channel=channel,
+        content=render_csv(report),
+        filename=f"docket-profitability-{key}.csv",
+        title=report.title,
+        initial_comment=f"{report.title}: the CSV you asked for.",
+    )
+    await _say(respond, f"Sent the {key} CSV to your direct messages with Docket.")
+
+
+def register(app: AsyncApp) -> None:
+    app.command(Command.PROFIT.value)(handle_profit_command)

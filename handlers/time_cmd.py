@@ -1,0 +1,727 @@
+"""`/time` and the log-time form (from `/time`, a ticket card's or App Home's "Log time").
+
+`/time 1h30 #123 fixed the VPN` logs at once; `/time list`, `/time edit 12 2h`,
+`/time delete 12` change one's own entries (managers anyone's); `/time` alone (or `/time #123`)
+opens the form. Refusals (zero, more than 24 h in a day, a future date) come back as an
+ephemeral message or as field errors in the form. Managers and admins see what the entry cost
+and the customer's margin this month; agents never see money.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import Services
+from handlers.blocks.common import Block, context, escape, plain, safe, section
+from handlers.ids import Action, Command, View
+from handlers.people import resolve_member
+from models import engine as profit
+from models.directory import list_contracts, list_customers, workspace_today
+from models.money import format_amount, round_subunits
+from models.outbox import SLACK, enqueue, slack_call
+from models.people import can_see_money
+from models.periods import month_of
+from models.profitability import present, sum_figures
+from models.tables import Contract, Customer, Member, Ticket, TimeEntry, Workspace
+from models.timelog import (
+    TimeRefused,
+    delete_time,
+    edit_time,
+    log_time,
+    recent_entries,
+    ticket_by_number,
+)
+from models.timeparse import (
+    DeleteTime,
+    EditTime,
+    ListTime,
+    LogTime,
+    OpenForm,
+    TimeHelp,
+    TimeTextError,
+    format_minutes,
+    parse_command,
+    parse_duration,
+)
+
+logger = logging.getLogger(__name__)
+
+SORRY = "Sorry, Docket could not do that just now. Please try again."
+HELP = (
+    "*Log time*\n"
+    "• `/time 1h30 #123 fixed the VPN` — also `90m`, `1.5h`, `1:30`\n"
+    "• add a day: `yesterday`, `mon` … `sun` (the last one), or `2025-06-03`\n"
+    "• `nb` marks it not billable: `/time 30m #123 nb training`\n"
+    "• `/time` or `/time #123` opens the form\n"
+    "*Your entries*\n"
+    "• `/time list` · `/time edit 12 2h` (or a day, `nb`, a new note) · `/time delete 12`"
+)
+MAX_STATIC_OPTIONS = 100
+
+# Block and action ids inside the form (read back from view.state on submission).
+B_DURATION, A_DURATION = "duration", "duration_input"
+B_DATE, A_DATE = "work_date", "work_date_input"
+B_BILLABLE, A_BILLABLE = "billable", "billable_input"
+B_TICKET, A_TICKET = "ticket", "ticket_input"
+B_TARGET = "target"
+B_NOTE, A_NOTE = "note", "note_input"
+
+
+# ---------------------------------------------------------------------------------------
+# Pure builders
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoneyNote:
+    """What a manager sees about a new entry: its cost and the customer's month so far."""
+
+    currency: str
+    cost_minor: int | None  # None: no cost rate in force (uncosted)
+    customer: str | None = None
+    margin_text: str | None = None
+
+
+@dataclass(frozen=True)
+class LoggedEntry:
+    """An entry as the confirmation shows it."""
+
+    entry_id: int
+    minutes: int
+    work_date: date
+    billable: bool
+    note: str
+    ticket: str | None = None  # "#123 Printer jams"
+    customer: str | None = None
+    contract: str | None = None
+
+
+def describe(entry: LoggedEntry) -> str:
+    """One line about an entry (user text escaped)."""
+    parts = [f"*{format_minutes(entry.minutes)}* on {entry.work_date:%a %d %b %Y}"]
+    if entry.ticket:
+        parts.append(safe(entry.ticket, 200))
+    if entry.customer:
+        where = entry.customer + (f" / {entry.contract}" if entry.contract else "")
+        parts.append(safe(where, 200))
+    if not entry.billable:
+        parts.append("not billable")
+    text = " · ".join(parts)
+    if entry.note:
+        text += f" — {safe(entry.note, 500)}"
+    return text
+
+
+def build_logged(entry: LoggedEntry, money: MoneyNote | None, verb: str = "Logged") -> list[Block]:
+    """The confirmation of a logged (or changed) entry; `money` only for managers."""
+    blocks = [
+        section(f":white_check_mark: {verb} {describe(entry)}"),
+        context(
+            f"Entry {entry.entry_id} · change it with `/time edit {entry.entry_id} …` "
+            f"or `/time delete {entry.entry_id}`"
+        ),
+    ]
+    if money is not None:
+        cost = (
+            "no cost rate in force for that day (uncosted)"
+            if money.cost_minor is None
+            else format_amount(money.cost_minor, money.currency)
+        )
+        text = f":moneybag: Cost of this entry: {cost}"
+        if money.customer and money.margin_text:
+            text += f" · {safe(money.customer, 200)} this month: {money.margin_text}"
+        blocks.append(context(text))
+    return blocks
+
+
+def build_list(entries: list[LoggedEntry]) -> list[Block]:
+    """`/time list`: the person's latest entries."""
+    if not entries:
+        return [section("You have not logged any time yet. Try `/time 1h30 #123 fixed the VPN`.")]
+    lines = [f"`{e.entry_id}` {describe(e)}" for e in entries]
+    blocks = [section("*Your latest time entries*")]
+    chunk: list[str] = []
+    for line in lines:
+        if sum(len(x) + 1 for x in chunk) + len(line) > 2800:
+            blocks.append(section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    blocks.append(section("\n".join(chunk)))
+    blocks.append(context("`/time edit ID 2h` · `/time delete ID`"))
+    return blocks
+
+
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {"text": plain(text, 75), "value": value}
+
+
+def target_options(
+    customers: list[tuple[int, str]], contracts: list[tuple[int, int, str]], query: str = ""
+) -> list[dict[str, Any]]:
+    """Customers ("c:ID") and their contracts ("k:ID") as select options, filtered by name."""
+    wanted = query.strip().casefold()
+    options = []
+    for customer_id, name in customers:
+        if wanted in name.casefold():
+            options.append(_option(name, f"c:{customer_id}"))
+        for contract_id, owner, contract in contracts:
+            label = f"{name} — {contract}"
+            if owner == customer_id and wanted in label.casefold():
+                options.append(_option(label, f"k:{contract_id}"))
+    return options[:MAX_STATIC_OPTIONS]
+
+
+def build_log_time_modal(
+    *,
+    today: date,
+    ticket_id: int | None,
+    ticket_label: str | None,
+    options: list[dict[str, Any]] | None,
+    searchable: bool,
+) -> dict[str, Any]:
+    """The log-time form: for a ticket, or with a ticket number / customer to pick."""
+    blocks: list[Block] = []
+    if ticket_label:
+        blocks.append(context(f"Time on {safe(ticket_label, 300)}"))
+    blocks += [
+        {
+            "type": "input",
+            "block_id": B_DURATION,
+            "label": plain("How long"),
+            "hint": plain("e.g. 1h30, 90m, 1.5h or 1:30"),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": A_DURATION,
+                "placeholder": plain("1h30"),
+            },
+        },
+        {
+            "type": "input",
+            "block_id": B_DATE,
+            "label": plain("Day"),
+            "element": {
+                "type": "datepicker",
+                "action_id": A_DATE,
+                "initial_date": today.isoformat(),
+            },
+        },
+    ]
+    if ticket_id is None:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": B_TICKET,
+                "optional": True,
+                "label": plain("Ticket number"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": A_TICKET,
+                    "placeholder": plain("123"),
+                },
+            }
+        )
+        element: dict[str, Any]
+        if searchable:
+            element = {
+                "type": "external_select",
+                "action_id": Action.TIME_TARGET.value,
+                "placeholder": plain("Type a customer's name"),
+                "min_query_length": 0,
+            }
+        else:
+            element = {
+                "type": "static_select",
+                "action_id": Action.TIME_TARGET.value,
+                "placeholder": plain("Customer or contract"),
+                "options": options or [_option("(none)", "none")],
+            }
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": B_TARGET,
+                "optional": True,
+                "label": plain("Or a customer / contract"),
+                "hint": plain("Leave both empty for internal work."),
+                "element": element,
+            }
+        )
+    blocks += [
+        {
+            "type": "input",
+            "block_id": B_BILLABLE,
+            "optional": True,
+            "label": plain("Billable"),
+            "element": {
+                "type": "checkboxes",
+                "action_id": A_BILLABLE,
+                "options": [_option("Bill this time to the customer", "yes")],
+                "initial_options": [_option("Bill this time to the customer", "yes")],
+            },
+        },
+        {
+            "type": "input",
+            "block_id": B_NOTE,
+            "optional": True,
+            "label": plain("Note"),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": A_NOTE,
+                "multiline": True,
+                "max_length": 2000,
+            },
+        },
+    ]
+    return {
+        "type": "modal",
+        "callback_id": View.LOG_TIME.value,
+        "title": plain("Log time", 24),
+        "submit": plain("Log", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps({"ticket_id": ticket_id}),
+        "blocks": blocks,
+    }
+
+
+@dataclass(frozen=True)
+class FormInput:
+    """What the form says, read and checked (pure)."""
+
+    minutes: int | None
+    work_date: date | None
+    billable: bool
+    note: str
+    ticket_number: int | None
+    target: str | None
+    errors: dict[str, str]
+
+
+def read_form(values: dict[str, Any]) -> FormInput:
+    """Read the submitted form; problems come back by block id for Slack's field errors."""
+    errors: dict[str, str] = {}
+
+    def value(block: str, action: str) -> Any:
+        return (values.get(block) or {}).get(action) or {}
+
+    raw = str(value(B_DURATION, A_DURATION).get("value") or "").strip()
+    minutes = None
+    try:
+        minutes = parse_duration(raw)
+        if minutes is None:
+            errors[B_DURATION] = "Write a duration such as 1h30, 90m, 1.5h or 1:30."
+    except TimeTextError as exc:
+        errors[B_DURATION] = str(exc).replace("`", "")
+    picked = value(B_DATE, A_DATE).get("selected_date")
+    work_date = None
+    try:
+        work_date = date.fromisoformat(picked) if picked else None
+    except ValueError:
+        pass
+    if work_date is None:
+        errors[B_DATE] = "Pick the day you worked."
+    billable = bool(value(B_BILLABLE, A_BILLABLE).get("selected_options"))
+    note = str(value(B_NOTE, A_NOTE).get("value") or "").strip()
+    ticket_text = str(value(B_TICKET, A_TICKET).get("value") or "").strip().lstrip("#")
+    ticket_number = None
+    if ticket_text:
+        if ticket_text.isdigit():
+            ticket_number = int(ticket_text)
+        else:
+            errors[B_TICKET] = "Write the ticket's number, e.g. 123."
+    option = value(B_TARGET, Action.TIME_TARGET.value).get("selected_option") or {}
+    target = option.get("value") if option.get("value") not in (None, "none") else None
+    return FormInput(minutes, work_date, billable, note, ticket_number, target, errors)
+
+
+def _field_for(reason: str) -> str:
+    return B_DATE if "future" in reason else B_DURATION
+
+
+# ---------------------------------------------------------------------------------------
+# Reading what the confirmations need
+# ---------------------------------------------------------------------------------------
+
+
+async def _labels(session: AsyncSession, entries: list[TimeEntry]) -> dict[int, LoggedEntry]:
+    ticket_ids = {e.ticket_id for e in entries if e.ticket_id}
+    customer_ids = {e.customer_id for e in entries if e.customer_id}
+    contract_ids = {e.contract_id for e in entries if e.contract_id}
+    tickets = {
+        t.id: f"#{t.number} {t.title}"
+        for t in (await session.exec(select(Ticket).where(col(Ticket.id).in_(ticket_ids)))).all()
+    }
+    customers = {
+        c.id: c.name
+        for c in (
+            await session.exec(select(Customer).where(col(Customer.id).in_(customer_ids)))
+        ).all()
+    }
+    contracts = {
+        c.id: c.name
+        for c in (
+            await session.exec(select(Contract).where(col(Contract.id).in_(contract_ids)))
+        ).all()
+    }
+    return {
+        e.id or 0: LoggedEntry(
+            entry_id=e.id or 0,
+            minutes=e.minutes,
+            work_date=e.work_date,
+            billable=e.billable,
+            note=e.note,
+            ticket=tickets.get(e.ticket_id) if e.ticket_id else None,
+            customer=customers.get(e.customer_id) if e.customer_id else None,
+            contract=contracts.get(e.contract_id) if e.contract_id else None,
+        )
+        for e in entries
+    }
+
+
+async def money_note(session: AsyncSession, services: Services, entry: TimeEntry) -> MoneyNote:
+    """The entry's cost and its customer's margin this month, computed fresh."""
+    ws = await session.get(Workspace, services.workspace_id)
+    currency = ws.currency if ws else "EUR"
+    rates = await profit.load_cost_rates(session=session, workspace_id=services.workspace_id)
+    rate = rates.resolve(entry.member_id, entry.work_date)
+    cost = None if rate is None else round_subunits(entry.minutes * rate.minor_per_hour)
+    if entry.customer_id is None:
+        return MoneyNote(currency, cost)
+    customer = await session.get(Customer, entry.customer_id)
+    rows = await profit.compute_customer_period(
+        session=session,
+        workspace_id=services.workspace_id,
+        customer_id=entry.customer_id,
+        period=month_of(entry.work_date),
+        rates=rates,
+    )
+    month = present(sum_figures(rows.values()))
+    margin = (
+        f"margin {month.margin_pct}% on {format_amount(month.revenue_minor, currency)} revenue"
+        if month.margin_pct is not None
+        else f"no revenue yet, {format_amount(month.labour_cost_minor, currency)} labour cost"
+    )
+    return MoneyNote(currency, cost, customer.name if customer else None, margin)
+
+
+async def confirmation(
+    services: Services, member: Member, entry_id: int, verb: str = "Logged"
+) -> list[Block]:
+    """The confirmation blocks for an entry (with money for managers)."""
+    async with services.read() as session:
+        entry = await session.get(TimeEntry, entry_id)
+        if entry is None:
+            return [section("That entry is gone.")]
+        label = (await _labels(session, [entry]))[entry_id]
+        money = await money_note(session, services, entry) if can_see_money(member) else None
+    return build_logged(label, money, verb)
+
+
+# ---------------------------------------------------------------------------------------
+# /time
+# ---------------------------------------------------------------------------------------
+
+
+async def _say(respond: AsyncRespond, blocks: list[Block], text: str) -> None:
+    try:
+        await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+    except Exception:
+        logger.exception("answering /time failed")
+
+
+async def _refuse(respond: AsyncRespond, reason: str) -> None:
+    await _say(respond, [section(f":no_entry: {escape(reason)}")], reason)
+
+
+async def handle_time_command(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    """`/time ...`: log, list, edit, delete, or open the form."""
+    await ack()
+    try:
+        await _run_time_command(command, respond, client, services)
+    except TimeRefused as exc:
+        await _refuse(respond, str(exc))
+    except Exception:
+        logger.exception("/time failed")
+        await _refuse(respond, SORRY)
+
+
+async def _run_time_command(
+    command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, services: Services
+) -> None:
+    user_id = str(command.get("user_id") or "")
+    async with services.read() as session:
+        today = await workspace_today(
+            session=session, workspace_id=services.workspace_id, at=services.now()
+        )
+    try:
+        parsed = parse_command(command.get("text"), today=today)
+    except TimeTextError as exc:
+        await _refuse(respond, str(exc))
+        return
+    if isinstance(parsed, TimeHelp):
+        await _say(respond, [section(HELP)], "How to log time")
+        return
+    if isinstance(parsed, OpenForm):
+        ticket_id = None
+        if parsed.ticket_number is not None:
+            async with services.read() as session:
+                ticket = await ticket_by_number(
+                    session=session, workspace_id=services.workspace_id, number=parsed.ticket_number
+                )
+            if ticket is None:
+                await _refuse(respond, f"There is no ticket #{parsed.ticket_number}.")
+                return
+            ticket_id = ticket.id
+        await open_log_time_modal(client, str(command.get("trigger_id")), services, ticket_id)
+        return
+    member = await resolve_member(
+        services, user_id, client=client, name_hint=str(command.get("user_name") or "")
+    )
+    if isinstance(parsed, ListTime):
+        async with services.read() as session:
+            assert member.id is not None
+            entries = await recent_entries(
+                session=session, workspace_id=services.workspace_id, member_id=member.id
+            )
+            labels = await _labels(session, entries)
+        await _say(respond, build_list([labels[e.id or 0] for e in entries]), "Your time entries")
+        return
+    if isinstance(parsed, DeleteTime):
+        async with services.transaction() as session:
+            gone = await delete_time(
+                session=session,
+                workspace_id=services.workspace_id,
+                actor=member,
+                entry_id=parsed.entry_id,
+                at=services.now(),
+            )
+        text = (
+            f"Deleted entry {parsed.entry_id} ({format_minutes(gone.minutes)} on {gone.work_date})."
+        )
+        await _say(respond, [section(f":wastebasket: {text}")], text)
+        return
+    if isinstance(parsed, EditTime):
+        async with services.transaction() as session:
+            await edit_time(
+                session=session,
+                workspace_id=services.workspace_id,
+                actor=member,
+                entry_id=parsed.entry_id,
+                today=today,
+                at=services.now(),
+                minutes=parsed.minutes,
+                work_date=parsed.work_date,
+                billable=parsed.billable,
+                note=parsed.note,
+            )
+        blocks = await confirmation(services, member, parsed.entry_id, "Changed to")
+        await _say(respond, blocks, f"Entry {parsed.entry_id} changed")
+        return
+    assert isinstance(parsed, LogTime)
+    wanted = parsed.entry
+    async with services.transaction() as session:
+        ticket_id = None
+        if wanted.ticket_number is not None:
+            ticket = await ticket_by_number(
+                session=session, workspace_id=services.workspace_id, number=wanted.ticket_number
+            )
+            if ticket is None:
+                raise TimeRefused(f"There is no ticket #{wanted.ticket_number}.")
+            ticket_id = ticket.id
+        entry = await log_time(
+            session=session,
+            workspace_id=services.workspace_id,
+            member=member,
+            minutes=wanted.minutes,
+            work_date=wanted.work_date,
+            today=today,
+            at=services.now(),
+            ticket_id=ticket_id,
+            billable=wanted.billable,
+            note=wanted.note,
+        )
+        entry_id = entry.id
+    assert entry_id is not None
+    blocks = await confirmation(services, member, entry_id)
+    await _say(respond, blocks, f"Logged {format_minutes(wanted.minutes)}")
+
+
+# ---------------------------------------------------------------------------------------
+# The form
+# ---------------------------------------------------------------------------------------
+
+
+async def _target_choices(
+    session: AsyncSession, workspace_id: int
+) -> tuple[list[tuple[int, str]], list[tuple[int, int, str]]]:
+    customers = [
+        (c.id or 0, c.name)
+        for c in await list_customers(session=session, workspace_id=workspace_id)
+    ]
+    contracts = [
+        (c.id or 0, c.customer_id, c.name)
+        for c in await list_contracts(session=session, workspace_id=workspace_id)
+    ]
+    return customers, contracts
+
+
+async def open_log_time_modal(
+    client: AsyncWebClient, trigger_id: str, services: Services, ticket_id: int | None
+) -> None:
+    """Open the log-time form (for a ticket when `ticket_id` is given)."""
+    async with services.read() as session:
+        today = await workspace_today(
+            session=session, workspace_id=services.workspace_id, at=services.now()
+        )
+        label = None
+        options = None
+        searchable = False
+        if ticket_id is not None:
+            ticket = await session.get(Ticket, ticket_id)
+            if ticket is None or ticket.workspace_id != services.workspace_id:
+                ticket_id = None
+            else:
+                label = f"#{ticket.number} {ticket.title}"
+                if ticket.customer_id:
+                    customer = await session.get(Customer, ticket.customer_id)
+                    label += f" ({customer.name})" if customer else ""
+        if ticket_id is None:
+            customers, contracts = await _target_choices(session, services.workspace_id)
+            options = target_options(customers, contracts)
+            searchable = len(customers) + len(contracts) > MAX_STATIC_OPTIONS
+    view = build_log_time_modal(
+        today=today, ticket_id=ticket_id, ticket_label=label, options=options, searchable=searchable
+    )
+    await client.views_open(trigger_id=trigger_id, view=view)
+
+
+async def handle_target_options(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
+    """Options for the form's customer / contract select when there are many."""
+    async with services.read() as session:
+        customers, contracts = await _target_choices(session, services.workspace_id)
+    await ack(options=target_options(customers, contracts, str(body.get("value") or "")))
+
+
+async def handle_log_time_submission(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    """Record the form's entry for whoever submitted it, or show what to fix."""
+    form = read_form((view.get("state") or {}).get("values") or {})
+    if form.errors:
+        await ack(response_action="errors", errors=form.errors)
+        return
+    assert form.minutes is not None and form.work_date is not None
+    try:
+        metadata = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        metadata = {}
+    user_id = str((body.get("user") or {}).get("id") or "")
+    try:
+        member = await resolve_member(services, user_id, client=client)
+        async with services.transaction() as session:
+            today = await workspace_today(
+                session=session, workspace_id=services.workspace_id, at=services.now()
+            )
+            ticket_id = metadata.get("ticket_id")
+            customer_id = contract_id = None
+            if ticket_id is None and form.ticket_number is not None:
+                ticket = await ticket_by_number(
+                    session=session, workspace_id=services.workspace_id, number=form.ticket_number
+                )
+                if ticket is None:
+                    await ack(
+                        response_action="errors",
+                        errors={B_TICKET: f"There is no ticket #{form.ticket_number}."},
+                    )
+                    return
+                ticket_id = ticket.id
+            if ticket_id is None and form.target:
+                kind, _, raw = form.target.partition(":")
+                if kind == "c":
+                    customer_id = int(raw)
+                elif kind == "k":
+                    contract_id = int(raw)
+            entry = await log_time(
+                session=session,
+                workspace_id=services.workspace_id,
+                member=member,
+                minutes=form.minutes,
+                work_date=form.work_date,
+                today=today,
+                at=services.now(),
+                ticket_id=ticket_id,
+                customer_id=customer_id,
+                contract_id=contract_id,
+                billable=form.billable,
+                note=form.note,
+            )
+            entry_id = entry.id
+    except TimeRefused as exc:
+        await ack(response_action="errors", errors={_field_for(str(exc)): str(exc)})
+        return
+    except Exception:
+        logger.exception("logging time from the form failed")
+        await ack(response_action="errors", errors={B_DURATION: SORRY})
+        return
+    await ack()
+    assert entry_id is not None
+    try:
+        blocks = await confirmation(services, member, entry_id)
+        async with services.transaction() as session:
+            await enqueue(
+                session=session,
+                workspace_id=services.workspace_id,
+                kind=SLACK,
+                key=f"time-logged:{services.workspace_id}:{entry_id}",
+                payload=slack_call(
+                    "chat.postMessage",
+                    channel=user_id,
+                    text=f"Logged {format_minutes(form.minutes)}",
+                    blocks=blocks,
+                ),
+                at=services.now(),
+            )
+    except Exception:
+        logger.exception("confirming logged time failed")
+
+
+async def handle_log_time_action(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    """A "Log time" button: a ticket card's (value: the ticket id) or App Home's."""
+    await ack()
+    value = str(action.get("value") or "")
+    ticket_id = int(value) if value.isdigit() else None
+    try:
+        await open_log_time_modal(client, str(body.get("trigger_id")), services, ticket_id)
+    except Exception:
+        logger.exception("opening the log-time form failed")
+
+
+def register(app: AsyncApp) -> None:
+    app.command(Command.TIME.value)(handle_time_command)
+    app.action(Action.LOG_TIME.value)(handle_log_time_action)
+    app.action(Action.HOME_LOG_TIME.value)(handle_log_time_action)
+    app.view(View.LOG_TIME.value)(handle_log_time_submission)
+    app.options(Action.TIME_TARGET.value)(handle_target_options)

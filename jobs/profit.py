@@ -1,0 +1,70 @@
+"""The profitability refresh worker: recomputes stale customer-periods soon after a change.
+
+Woken by `services.wake.profit` (set after a commit that marked periods stale), and every few
+seconds anyway for changes made by another process (an import, another replica). Each step is
+one short transaction over a few customer-periods, so the event loop and SQLite's write lock
+are free between steps and the ack path stays fast even while a large backlog is worked off.
+Once a day (or at start) it also moves the results horizon forward (new weeks and months of
+fixed fees and direct costs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any
+
+from bot.services import Services
+from jobs.loop import run_worker
+from models import engine as profit
+from models.directory import workspace_today
+
+logger = logging.getLogger(__name__)
+
+STEP_LIMIT = 5
+"""Customer-periods per transaction: each takes a few milliseconds of SQL and arithmetic."""
+
+
+class ProfitWorker:
+    """One workspace's refresh loop (`step` is what jobs.loop.run_worker calls)."""
+
+    def __init__(self, services: Services, *, limit: int = STEP_LIMIT) -> None:
+        self.services = services
+        self.limit = limit
+        self.horizon_checked: date | None = None
+
+    async def step(self) -> float | None:
+        """Refresh a few stale customer-periods; 0 when more are waiting, None when idle."""
+        services = self.services
+        now = services.now()
+        async with services.read() as session:
+            today = await workspace_today(
+                session=session, workspace_id=services.workspace_id, at=now
+            )
+        if today != self.horizon_checked:
+            async with services.transaction() as session:
+                marked = await profit.ensure_horizon(
+                    session=session, workspace_id=services.workspace_id, today=today, at=now
+                )
+            if marked:
+                logger.info("profitability: %s new customer-period(s) to compute", marked)
+            self.horizon_checked = today
+        async with services.transaction() as session:
+            stats = await profit.refresh_some(
+                session=session, workspace_id=services.workspace_id, at=now, limit=self.limit
+            )
+        if stats.restatements:
+            logger.info("profitability: %s reported period(s) restated", stats.restatements)
+        return 0 if stats.customer_periods else None
+
+
+async def start(runtime: Any) -> Callable[[], Awaitable[None]] | None:
+    """Run the refresh worker with `docket serve` (bot.runtime.OPTIONAL_PARTS)."""
+    services: Services = runtime.services
+    worker = ProfitWorker(services)
+    runtime.spawn(
+        "profit",
+        run_worker("profit", worker.step, services.wake.profit, runtime.stop_event),
+    )
+    return None

@@ -85,6 +85,8 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
             query=request.query_string,
             headers={k: v for k, v in request.headers.items()},
         )
+        if bolt_request.context.team_id not in (None, services.team_id):
+            return web.json_response({"error": "unknown workspace"}, status=403)
         response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 

@@ -928,6 +928,15 @@ async def _prefill_from_message(
 # -- card buttons ------------------------------------------------------------------------------
 
 
+def _is_card_copy(message: dict[str, Any]) -> bool:
+    """Whether a clicked message is a ticket card (only cards carry the Edit button)."""
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or []:
+            if isinstance(element, dict) and element.get("action_id") == Action.EDIT.value:
+                return True
+    return False
+
+
 async def _refresh_clicked(
     body: dict[str, Any], respond: AsyncRespond | None, card: TicketCard | None, now: datetime
 ) -> None:
@@ -936,6 +945,9 @@ async def _refresh_clicked(
     if respond is None or card is None or container.get("type") != "message":
         return
     if not container.get("is_ephemeral") and container.get("message_ts") == card.card_ts:
+        return
+    if not _is_card_copy(body.get("message") or {}):
+        # A DM or thread notice with ticket buttons keeps its own text (the customer's reply).
         return
     try:
         await respond(
@@ -1253,6 +1265,8 @@ def register(app: AsyncApp) -> None:
     app.action(Action.TICKET_CUSTOMER.value)(handle_customer_changed)
     app.shortcut(Shortcut.CREATE_TICKET_FROM_MESSAGE.value)(handle_create_from_message)
     app.action(Action.ASSIGN_TO_ME.value)(handle_assign_to_me)
+    # "I'll take it" on an unassigned customer reply is the same move as Assign to me.
+    app.action(Action.TAKE_TICKET.value)(handle_assign_to_me)
     app.action(Action.STATUS.value)(handle_status)
     app.action(Action.EDIT.value)(handle_edit)
     app.action(Action.LOG_TIME.value)(handle_log_time)

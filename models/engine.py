@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from models.profitability import (
     Entry,
     Figures,
     RowKey,
+    attributed_contract,
     compute_period,
     sum_figures,
 )
@@ -266,17 +268,23 @@ async def block_usage_before(
     return usage
 
 
-async def compute_customer_period(
+async def compute_customer_periods(
     *,
     session: AsyncSession,
     workspace_id: int,
     customer_id: int | None,
-    period: Period,
+    periods: Collection[Period],
     rates: CostRates | None = None,
     contracts: Mapping[int, PureContract] | None = None,
-) -> dict[RowKey, Figures]:
-    """Fresh exact figures of one customer in any period (a week, month or free range),
-    straight from the time entries; nothing is stored."""
+) -> dict[Period, dict[RowKey, Figures]]:
+    """Fresh exact figures of one customer in several periods (weeks, months or free ranges),
+    straight from the time entries; nothing is stored.
+
+    One query loads the customer's time over the whole span; block usage before each period
+    is the usage before the span (summed in SQL) plus what the loaded time used up to it.
+    """
+    if not periods:
+        return {}
     if rates is None:
         rates = await load_cost_rates(session=session, workspace_id=workspace_id)
     if contracts is None:
@@ -287,18 +295,57 @@ async def compute_customer_period(
                 session=session, workspace_id=workspace_id, customer_id=customer_id
             )
         )
+    ordered = sorted(set(periods), key=lambda p: (p.start, p.end))
+    first = ordered[0].start
     entries = await load_entries(
         session=session,
         workspace_id=workspace_id,
         customer_id=customer_id,
-        start=period.start,
-        end=period.end,
+        start=first,
+        end=max(p.end for p in ordered),
     )
-    used = await block_usage_before(session=session, contracts=contracts, before=period.start)
-    result = compute_period(
-        period=period, entries=entries, contracts=contracts, rates=rates, block_used_before=used
+    days = [e.work_date for e in entries]
+    usage = await block_usage_before(session=session, contracts=contracts, before=first)
+    consumed = 0  # entries before the current period's start already added to `usage`
+    result: dict[Period, dict[RowKey, Figures]] = {}
+    for period in ordered:
+        while consumed < len(entries) and entries[consumed].work_date < period.start:
+            entry = entries[consumed]
+            consumed += 1
+            contract = attributed_contract(entry, contracts) if entry.billable else None
+            if contract is not None and contract.kind == ContractKind.BLOCK:
+                usage[contract.id] = usage.get(contract.id, 0) + entry.minutes
+        inside = entries[bisect_left(days, period.start) : bisect_right(days, period.end)]
+        figures = compute_period(
+            period=period,
+            entries=inside,
+            contracts=contracts,
+            rates=rates,
+            block_used_before=usage,
+        )
+        result[period] = dict(figures.rows)
+    return result
+
+
+async def compute_customer_period(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    customer_id: int | None,
+    period: Period,
+    rates: CostRates | None = None,
+    contracts: Mapping[int, PureContract] | None = None,
+) -> dict[RowKey, Figures]:
+    """Fresh exact figures of one customer in one period (see `compute_customer_periods`)."""
+    found = await compute_customer_periods(
+        session=session,
+        workspace_id=workspace_id,
+        customer_id=customer_id,
+        periods=[period],
+        rates=rates,
+        contracts=contracts,
     )
-    return dict(result.rows)
+    return found[period]
 
 
 # ---------------------------------------------------------------------------------------
@@ -521,16 +568,17 @@ async def refresh_some(
                 session=session, workspace_id=workspace_id, customer_id=customer_id
             )
         )
-        new: dict[tuple[str, date], Mapping[RowKey, Figures]] = {}
-        for kind, start in keys:
-            new[(kind, start)] = await compute_customer_period(
-                session=session,
-                workspace_id=workspace_id,
-                customer_id=customer_id,
-                period=period_of(kind, start),
-                rates=rates,
-                contracts=contracts,
-            )
+        computed = await compute_customer_periods(
+            session=session,
+            workspace_id=workspace_id,
+            customer_id=customer_id,
+            periods=[period_of(kind, start) for kind, start in keys],
+            rates=rates,
+            contracts=contracts,
+        )
+        new: dict[tuple[str, date], Mapping[RowKey, Figures]] = {
+            (p.kind, p.start): rows for p, rows in computed.items()
+        }
         written = await _store_customer(
             session,
             workspace_id=workspace_id,

@@ -819,3 +819,40 @@ async def test_admins_set_roles_and_groups_and_others_cannot(docket: Any) -> Non
     body = (await docket.interact(forged)).json()
     assert body["response_action"] == "errors" and "admins" in str(body["errors"])
     assert_all_calls_ok(docket)
+
+
+async def test_ill_take_it_on_a_reply_notice_assigns_and_keeps_the_notice(docket: Any) -> None:
+    setup_users(docket)
+    await quick_create(docket, "Printer offline")
+    await card_posted(docket, 1)
+    ticket = await ticket_no(docket, 1)
+    notice = {
+        "type": "message",
+        "ts": "1700000999.000100",
+        "channel": "CTRIAGE",
+        "text": "New reply from the customer",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "Customer wrote: it's on fire"}},
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": Action.TAKE_TICKET.value,
+                        "text": {"type": "plain_text", "text": "I'll take it"},
+                        "value": str(ticket.id),
+                    }
+                ],
+            },
+        ],
+    }
+    reply = await docket.interact(click(docket, Action.TAKE_TICKET.value, notice, user="UBOB"))
+    assert reply.status == 200
+
+    async def assigned() -> bool:
+        return (await ticket_no(docket, 1)).assignee_id is not None
+
+    await eventually(assigned)
+    await docket.emulator.wait_for(card_update(1, Assignee="<@UBOB>"))
+    replaced = [c for c in docket.emulator.calls if c.args.get("replace_original")]
+    assert replaced == [], "the notice with the customer's words must stay as it was"

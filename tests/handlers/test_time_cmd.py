@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from datetime import date, timedelta
 from typing import Any
@@ -23,6 +24,8 @@ from handlers.time_cmd import (
     read_form,
     target_options,
 )
+from models import engine as profit
+from models.importer import import_csv
 from models.tables import (
     Contract,
     CostRate,
@@ -349,3 +352,41 @@ async def test_home_form_logs_against_a_chosen_contract(docket: Any) -> None:
         ids["support"],
         None,
     )
+
+
+@pytest.mark.e2e
+async def test_the_ack_path_stays_fast_while_a_backlog_is_refreshed(docket: Any) -> None:
+    await _setup(docket)
+    await _time(docket, "list")  # Alice becomes a member
+    ws = docket.services.workspace_id
+    async with docket.services.transaction() as s:
+        for i in range(30):
+            s.add(Customer(workspace_id=ws, name=f"Customer {i}"))
+    start = date.today() - timedelta(days=400)
+    rows = "\n".join(
+        f"alice@provider.test,Customer {i % 30},{(start + timedelta(days=i % 400)).isoformat()},1"
+        for i in range(12_000)
+    )
+    async with docket.services.transaction() as s:
+        result = await import_csv(
+            session=s,
+            workspace_id=ws,
+            kind="time",
+            opener=lambda: io.StringIO("member,customer,work_date,hours\n" + rows + "\n"),
+            at=docket.services.now(),
+            today=date.today(),
+        )
+    assert result.stale_marked > 1000
+
+    async def backlog() -> int:
+        async with docket.services.read() as s:
+            return await profit.stale_count(session=s, workspace_id=ws)
+
+    before = await backlog()
+    slowest = 0.0
+    for _ in range(10):
+        reply = await docket.command(Command.TIME.value, "help", user_id="U1")
+        slowest = max(slowest, reply.elapsed)
+        await asyncio.sleep(0.05)
+    assert slowest < 1.0
+    assert await backlog() < before  # the worker was busy all along

@@ -48,6 +48,38 @@ async def test_an_event_for_another_workspace_is_refused(docket: Any) -> None:
     assert (await docket.send(body, headers)).status == 403
 
 
+def _from_another_workspace(kind: str) -> tuple[bytes, dict[str, str]]:
+    other = SlackRequests(SIGNING_SECRET, team_id="TOTHER")
+    if kind == "command":
+        return other.slash_command(command="/ticket", text="list", user_id="UOTHER")
+    if kind == "button":
+        return other.interactivity(other.block_actions("ticket_close", "1", user_id="UOTHER"))
+    if kind == "view":
+        return other.interactivity(other.view_submission("settings_modal", {}, user_id="UOTHER"))
+    if kind == "options":
+        return other.interactivity(other.block_suggestion("ticket_customer", "ac", "UOTHER"))
+    message = {"text": "help", "user": "UOTHER", "ts": "1.0"}
+    return other.interactivity(
+        other.message_action("create_ticket_from_message", message, "C1", "UOTHER")
+    )
+
+
+@pytest.mark.parametrize("kind", ["command", "button", "view", "options", "shortcut"])
+async def test_requests_signed_for_another_workspace_get_403_and_run_nothing(
+    docket: Any, kind: str
+) -> None:
+    body, headers = _from_another_workspace(kind)
+    before = len(docket.emulator.calls)
+    reply = await docket.send(body, headers)
+    assert reply.status == 403
+    await asyncio.sleep(0.2)  # a handler that ran anyway would call Slack by now
+    assert docket.emulator.calls[before:] == []
+    async with docket.services.read() as session:
+        for table in ("member", "ticket", "outbox_message", "slack_event"):
+            count = (await session.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one()
+            assert count == 0, table
+
+
 async def test_malformed_json_with_a_valid_signature_is_400(docket: Any) -> None:
     body = b'{"type": "event_callback", "event_id": '
     ts = int(time.time())

@@ -1,0 +1,874 @@
+"""People see only what they may: every role against every action, over signed HTTP.
+
+Roles: an agent, a manager, an admin, a customer in a shared channel (a Slack user of the
+customer's organisation who is a Contact, not a Member) and a user of another workspace (a
+request signed for another team). Each denied action writes nothing (row counts of every table
+before and after), says why, and opens no modal; cost, revenue and margin reach nobody but
+managers and admins, in Slack or in the logs. A second test puts two workspaces in one
+database and calls every read function in models/ for one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import logging
+import pkgutil
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel, select
+
+import models
+from handlers import directory_admin, outbox_admin, profit_cmd, settings_admin
+from handlers.admin import ACCESS_BLOCK, USER_BLOCK
+from handlers.blocks.conversation import REPLY_BLOCK, REPLY_INPUT
+from handlers.ids import Action, View
+from handlers.people import resolve_member
+from handlers.settings_admin import Field as SettingsField
+from models.tables import Contact, ContractKind, Customer, Member, Role, Ticket, Workspace
+from models.timelog import TimeRefused
+from tests.conftest import SIGNING_SECRET
+from tests.models.profit_world import World
+from tests.slack_signing import SlackRequests
+
+pytestmark = pytest.mark.e2e
+
+AGENT, MANAGER, ADMIN, CUSTOMER, OUTSIDER = "UAGENT", "UMANAGER", "UADMIN", "UCUST", "UOTHER"
+ROLES = (AGENT, MANAGER, ADMIN, CUSTOMER)
+MONEY_ROLES = (MANAGER, ADMIN)
+
+# What each handler answers when it refuses (one of these must reach the person).
+REFUSALS = (
+    profit_cmd.REFUSAL,
+    "Only Docket admins can do that.",
+    settings_admin.NOT_ADMIN,
+    directory_admin.REFUSAL,
+    outbox_admin.DENIED,
+    "Only members of the support team can update tickets.",
+    "Only Docket admins can see held and quarantined mail.",
+    "Your Docket membership is inactive",
+)
+# Currency amounts, and the words for money (the brief: cost, margin, revenue).
+MONEY = re.compile(
+    r"(?i)\b(costs?|margins?|revenues?)\b|[€$£]\s?\d|\d\s?[€$£]|\b(EUR|USD|GBP)\s?\d|\d\s?(EUR|USD|GBP)\b"
+)
+
+
+@dataclass(frozen=True)
+class Act:
+    """One action a person can take in Slack, and who may take it."""
+
+    name: str
+    allowed: tuple[str, ...]
+    kind: str  # "command", "action" or "view"
+    build: Callable[[SlackRequests, str, str, dict[str, Any]], Any]
+
+
+def _command(command: str, text: str) -> Callable[..., Any]:
+    def build(req: SlackRequests, user: str, url: str, ids: dict[str, Any]) -> Any:
+        channel = "CACME" if user == CUSTOMER else "CTRIAGE"
+        return req.slash_command(
+            command=command,
+            text=text.format(**ids),
+            user_id=user,
+            channel_id=channel,
+            response_url=url,
+        )
+
+    return build
+
+
+def _button(action: Action, value: str, **extra: Any) -> Callable[..., Any]:
+    def build(req: SlackRequests, user: str, url: str, ids: dict[str, Any]) -> Any:
+        payload = req.block_actions(
+            action, value.format(**ids), user_id=user, response_url=url, **extra
+        )
+        return req.interactivity(payload)
+
+    return build
+
+
+def _status(req: SlackRequests, user: str, url: str, ids: dict[str, Any]) -> Any:
+    payload = req.block_actions(
+        Action.STATUS,
+        selected_option=f"{ids['ticket']}:waiting",
+        action_type="static_select",
+        user_id=user,
+        response_url=url,
+    )
+    return req.interactivity(payload)
+
+
+def _view(callback: str, values: dict[str, Any], metadata: str = "") -> Callable[..., Any]:
+    def build(req: SlackRequests, user: str, url: str, ids: dict[str, Any]) -> Any:
+        text = json.dumps(values).replace("TICKET_ID", str(ids["ticket"]))
+        meta = metadata.replace("TICKET_ID", str(ids["ticket"]))
+        return req.interactivity(
+            req.view_submission(callback, json.loads(text), meta, user_id=user)
+        )
+
+    return build
+
+
+def _text(block: str, value: str) -> dict[str, Any]:
+    return {block: {f"{block}_input": {"type": "plain_text_input", "value": value}}}
+
+
+SETTINGS_VALUES = {
+    SettingsField.TIMEZONE: {SettingsField.TIMEZONE: {"value": "Europe/Berlin"}},
+    SettingsField.WEEKDAY: {SettingsField.WEEKDAY: {"selected_option": {"value": "0"}}},
+    SettingsField.TIME: {SettingsField.TIME: {"selected_time": "08:00"}},
+    SettingsField.CHANNEL: {SettingsField.CHANNEL: {"selected_conversation": "CMANAGERS"}},
+    SettingsField.TARGET: {SettingsField.TARGET: {"value": "30"}},
+    SettingsField.CURRENCY: {SettingsField.CURRENCY: {"value": "EUR"}},
+    SettingsField.MONTHLY: {SettingsField.MONTHLY: {"selected_options": []}},
+}
+EVERYONE = (AGENT, MANAGER, ADMIN)
+ACTIONS = (
+    Act("/profit", MONEY_ROLES, "command", _command("/profit", "2025-06")),
+    Act("/profit export", MONEY_ROLES, "command", _command("/profit", "export 2025-06")),
+    Act("/docket members", (ADMIN,), "command", _command("/docket", "members")),
+    Act("/docket settings", (ADMIN,), "command", _command("/docket", "settings")),
+    Act("/docket customers", MONEY_ROLES, "command", _command("/docket", "customers")),
+    Act("/docket customers list", MONEY_ROLES, "command", _command("/docket", "customers list")),
+    Act("/docket rates list", MONEY_ROLES, "command", _command("/docket", "rates list")),
+    Act("/docket outbox", (ADMIN,), "command", _command("/docket", "outbox")),
+    Act("/docket mail", (ADMIN,), "command", _command("/docket", "mail")),
+    Act("/time (cost display)", EVERYONE, "command", _command("/time", "30m #{number} fixed")),
+    Act("/ticket list", EVERYONE, "command", _command("/ticket", "list")),
+    Act("/ticket <number>", EVERYONE, "command", _command("/ticket", "{number}")),
+    Act("assign to me", EVERYONE, "action", _button(Action.ASSIGN_TO_ME, "{ticket}")),
+    Act("status", EVERYONE, "action", _status),
+    Act("close", EVERYONE, "action", _button(Action.CLOSE, "{ticket}")),
+    Act("reply to customer", EVERYONE, "action", _button(Action.REPLY, "{ticket}")),
+    Act(
+        "reply modal",
+        EVERYONE,
+        "view",
+        _view(
+            View.REPLY,
+            {REPLY_BLOCK: {REPLY_INPUT: {"type": "plain_text_input", "value": "On it."}}},
+            '{"ticket_id": TICKET_ID}',
+        ),
+    ),
+    Act(
+        "members modal",
+        (ADMIN,),
+        "view",
+        _view(
+            View.MEMBER,
+            {
+                USER_BLOCK: {"user_input": {"selected_user": "USPARE"}},
+                ACCESS_BLOCK: {"access_input": {"selected_option": {"value": "admin"}}},
+            },
+        ),
+    ),
+    Act("settings modal", (ADMIN,), "view", _view(View.SETTINGS, SETTINGS_VALUES)),
+    Act(
+        "customer modal",
+        MONEY_ROLES,
+        "view",
+        _view(View.CUSTOMER, {**_text("name", "Zeta Corp"), **_text("domains", "zeta.test")}),
+    ),
+    Act(
+        "cost rate modal",
+        MONEY_ROLES,
+        "view",
+        _view(
+            View.COST_RATE,
+            {
+                "default": {"default_input": {"selected_options": [{"value": "default"}]}},
+                "since": {"since_input": {"selected_date": "2025-01-01"}},
+                **_text("hourly_cost", "61.00"),
+            },
+        ),
+    ),
+)
+
+
+@dataclass
+class Seen:
+    """What one request showed its sender, and what it logged."""
+
+    status: int
+    slack: str  # the HTTP answer and every Slack call it caused, as text
+    opened_modal: bool
+    logs: str
+
+
+async def _row_counts(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        return {
+            table.name: int(
+                (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one()
+            )
+            for table in SQLModel.metadata.sorted_tables
+        }
+
+
+async def _seed(docket: Any) -> dict[str, Any]:
+    emulator, services = docket.emulator, docket.services
+    for user, name in ((AGENT, "Agent"), (MANAGER, "Manager"), (ADMIN, "Admin")):
+        emulator.add_user(user, name=name.lower(), real_name=name, email=f"{name}@provider.test")
+    emulator.add_user("USPARE", name="spare", real_name="Spare", email="spare@provider.test")
+    # Slack Connect: the customer's account lives in their own organisation.
+    emulator.add_user(CUSTOMER, name="carol", real_name="Carol", email="carol@acme.test")
+    emulator.users[CUSTOMER]["team_id"] = "TCUSTOMER"
+    w = World(services.engine, services.workspace_id)
+    agent = await w.member("Agent")
+    await w.member("Manager", role=Role.MANAGER)
+    await w.member("Admin", role=Role.ADMIN)
+    await w.cost_rate(6000, date(2025, 1, 1))
+    acme = await w.customer("Acme")
+    support = await w.contract(
+        acme, "Support", ContractKind.HOURLY, date(2025, 1, 1), hourly_rate_minor=12000
+    )
+    card = emulator.add_message("CTRIAGE", "Ticket #1")
+    async with services.transaction() as session:
+        customer = await session.get(Customer, acme)
+        assert customer is not None
+        customer.slack_channel = "CACME"
+        customer.email_domains = "acme.test"
+        session.add(customer)
+        contact = Contact(
+            workspace_id=services.workspace_id,
+            customer_id=acme,
+            email="carol@acme.test",
+            name="Carol",
+            slack_user_id=CUSTOMER,
+        )
+        session.add(contact)
+        await session.flush()
+        ticket = Ticket(
+            workspace_id=services.workspace_id,
+            number=1,
+            title="Printer on fire",
+            customer_id=acme,
+            contact_id=contact.id,
+            contract_id=support,
+            requester_email="carol@acme.test",
+            card_channel="CTRIAGE",
+            card_ts=card["ts"],
+        )
+        session.add(ticket)
+        ws = await session.get(Workspace, services.workspace_id)
+        assert ws is not None
+        ws.next_ticket_number = 2
+        session.add(ws)
+        await session.flush()
+        ticket_id = ticket.id
+    await w.log(agent, 90, date(2025, 6, 3), contract_id=support, ticket_id=ticket_id)
+    await w.refresh()
+    # The customer is seen once (as the first request of theirs would): recorded, inactive.
+    first_sight = await resolve_member(services, CUSTOMER)
+    assert first_sight.active is False
+    return {"ticket": ticket_id, "number": 1}
+
+
+def _attributable(call: Any, user: str, name: str) -> bool:
+    """Whether `call` shows something to `user` (or to anyone but the managers' channel)."""
+    if call.method == "response_url":
+        return bool(call.path.endswith("/" + name))
+    channel = call.args.get("channel") or call.args.get("channel_id")
+    return channel != "CMANAGERS"
+
+
+async def _do(
+    docket: Any, req: SlackRequests, act: Act, user: str, ids: dict[str, Any], caplog: Any
+) -> Seen:
+    emulator = docket.emulator
+    name = f"{act.name.replace(' ', '-').strip('/')}-{user}-{time.monotonic_ns()}"
+    mark, log_mark = len(emulator.calls), len(caplog.records)
+    body, headers = act.build(req, user, emulator.response_url(name), ids)
+    reply = await docket.send(body, headers)
+    if act.kind != "view" and reply.status == 200:
+        # The answer comes after the ack: a response_url post or a modal.
+        await emulator.wait_for(
+            lambda c: c.path.endswith("/" + name) or c.method == "views.open",
+            timeout=10,
+        )
+    await asyncio.sleep(0.15)  # anything else this request causes arrives now
+    calls = [c for c in emulator.calls[mark:] if _attributable(c, user, name)]
+    shown = reply.body.decode("utf-8", "replace") + json.dumps(
+        [[c.method, c.args] for c in calls], default=str, ensure_ascii=False
+    )
+    logs = "\n".join(r.getMessage() for r in caplog.records[log_mark:] if r.levelno >= logging.INFO)
+    return Seen(reply.status, shown, any(c.method == "views.open" for c in calls), logs)
+
+
+async def test_every_role_against_every_action(docket: Any, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    ids = await _seed(docket)
+    engine = docket.services.engine
+    ours = docket.requests
+    theirs = SlackRequests(SIGNING_SECRET, team_id="TOTHER")
+    problems: list[str] = []
+
+    # Denied first, while the world is as seeded; then the allowed ones as positive controls.
+    cells = [(act, user) for act in ACTIONS for user in (*ROLES, OUTSIDER)]
+    cells.sort(key=lambda cell: cell[1] in cell[0].allowed)
+    for act, user in cells:
+        allowed = user in act.allowed
+        where = f"{act.name} by {user}"
+        before = await _row_counts(engine)
+        seen = await _do(docket, theirs if user == OUTSIDER else ours, act, user, ids, caplog)
+        refused = any(text in seen.slack for text in REFUSALS)
+        if user == OUTSIDER:
+            if seen.status != 403:
+                problems.append(f"{where}: HTTP {seen.status}, not 403")
+        elif seen.status != 200:
+            problems.append(f"{where}: HTTP {seen.status}")
+        if not allowed:
+            if await _row_counts(engine) != before:
+                after = await _row_counts(engine)
+                changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
+                problems.append(f"{where}: denied but wrote {changed}")
+            if user != OUTSIDER and not refused:
+                problems.append(f"{where}: denied without saying why: {seen.slack[:300]}")
+            if seen.opened_modal:
+                problems.append(f"{where}: denied but a modal opened")
+        elif refused:
+            problems.append(f"{where}: refused although allowed: {seen.slack[:300]}")
+        if user not in MONEY_ROLES:
+            for source, text in (("Slack", seen.slack), ("logs", seen.logs)):
+                if found := MONEY.search(text):
+                    context = text[max(0, found.start() - 80) : found.end() + 80]
+                    problems.append(f"{where}: money in {source}: …{context}…")
+        if act.name in ("/profit", "/time (cost display)") and user in MONEY_ROLES:
+            # The detector works: managers do see the amounts.
+            if not MONEY.search(seen.slack):
+                problems.append(f"{where}: a manager saw no amounts: {seen.slack[:300]}")
+    assert problems == [], "\n".join(problems)
+
+
+# -- two workspaces in one database ------------------------------------------------------------
+
+BRAVO = "BRAVO"  # every name and text of the second workspace carries it
+
+
+async def _fill(engine: AsyncEngine, ws: int, mark: str) -> dict[str, int]:
+    """A workspace with people, a customer, a contract, rates, a ticket, time and mail."""
+    from models import inbound, outbox, timelog
+    from models.tables import EmailMessage, EventKind, TicketEvent
+
+    w = World(engine, ws)
+    agent = await w.member(f"Agent{mark}", group=f"Group {mark}")
+    await w.member(f"Boss{mark}", role=Role.ADMIN)
+    await w.cost_rate(5000, date(2025, 1, 1))
+    await w.cost_rate(7000, date(2025, 1, 1), member_id=agent)
+    customer = await w.customer(f"Customer {mark}")
+    contract = await w.contract(
+        customer, f"Support {mark}", ContractKind.HOURLY, date(2025, 1, 1), hourly_rate_minor=9000
+    )
+    ticket = await w.ticket(1, customer, contract)
+    entry = await w.log(agent, 60, date(2025, 6, 3), ticket_id=ticket)
+    await w.refresh()
+    async with w.sessions() as s, s.begin():
+        c = await s.get(Customer, customer)
+        assert c is not None
+        c.slack_channel = f"C{mark}"
+        c.email_domains = f"{mark.lower()}.test"
+        s.add(c)
+        s.add(
+            Contact(
+                workspace_id=ws,
+                customer_id=customer,
+                email=f"pat@{mark.lower()}.test",
+                name=f"Pat {mark}",
+                slack_user_id=f"UPAT{mark}",
+            )
+        )
+        t = await s.get(Ticket, ticket)
+        assert t is not None
+        t.assignee_id = agent
+        t.card_channel, t.card_ts = "CTRIAGE", f"1.{len(mark)}"
+        t.title = f"Printer {mark}"
+        t.requester_email = f"pat@{mark.lower()}.test"
+        s.add(t)
+        s.add(
+            TicketEvent(
+                workspace_id=ws,
+                ticket_id=ticket,
+                kind=EventKind.CUSTOMER_REPLY,
+                body=f"hello {mark}",
+                actor_label=f"pat {mark}",
+                slack_ts=f"9.{len(mark)}",
+            )
+        )
+        mail_id = await inbound.store_received(
+            session=s,
+            workspace_id=ws,
+            raw=f"From: pat@{mark.lower()}.test\r\nSubject: {mark}\r\n\r\nhi".encode(),
+            envelope_from=f"pat@{mark.lower()}.test",
+            envelope_to=["support@example.com"],
+            at=w.at,
+        )
+        row = await s.get(EmailMessage, mail_id)
+        assert row is not None
+        row.status, row.from_addr, row.subject = "quarantined", f"pat@{mark.lower()}.test", mark
+        row.message_id = f"<{mark}@x.test>"
+        row.ticket_id = ticket
+        s.add(row)
+        await outbox.enqueue(
+            session=s,
+            workspace_id=ws,
+            kind=outbox.SLACK,
+            key=f"dead-{mark}",
+            payload=outbox.slack_call("chat.postMessage", channel=f"C{mark}", text=mark),
+            at=w.at,
+        )
+        await s.flush()
+        await s.execute(
+            sa.text("UPDATE outbox_message SET status = 'dead' WHERE workspace_id = :ws"),
+            {"ws": ws},
+        )
+        assert await timelog.get_entry(session=s, workspace_id=ws, entry_id=entry) is not None
+    return {
+        "agent": agent,
+        "customer": customer,
+        "contract": contract,
+        "ticket": ticket,
+        "entry": entry,
+        "mail": mail_id,
+    }
+
+
+# Functions with a workspace_id that write (or are only called inside a write); the read
+# functions are all called below, and a new one fails the completeness check until it is.
+WRITES = {
+    "directory.save_charge_rate",
+    "directory.save_contact",
+    "directory.save_contract",
+    "directory.save_cost_rate",
+    "directory.save_customer",
+    "directory.save_member",
+    "engine.compute_customer_period",
+    "engine.ensure_horizon",
+    "engine.mark_restatements_reported",
+    "engine.rebuild",
+    "engine.rebuild_customer",
+    "engine.record_report_run",
+    "engine.refresh_some",
+    "importer.import_csv",
+    "inbound.claim_received",
+    "inbound.move_status",
+    "inbound.open_customer_ticket",
+    "inbound.process_mail",
+    "inbound.record_customer_reply",
+    "inbound.release_mail",
+    "inbound.store_received",
+    "notify.notify_customer_reply",
+    "notify.queue_customer_reply",
+    "outbox.enqueue",
+    "outbox.retry_dead",
+    "people.ensure_group",
+    "people.ensure_member",
+    "replies.queue_email_reply",
+    "replies.record_agent_reply",
+    "ticket_notify.announce_card",
+    "ticket_notify.dm_card",
+    "ticket_notify.reply_in_thread",
+    "ticket_notify.update_card",
+    "tickets.add_note",
+    "tickets.create_ticket",
+    "tickets.delete_note",
+    "tickets.edit_note",
+    "tickets.next_ticket_number",
+    "tickets.update_ticket",
+    "tickets.update_with_retry",
+    "timelog.delete_time",
+    "timelog.edit_time",
+    "timelog.log_time",
+    "timelog.mark_contract_change",
+    "timelog.mark_contract_time_from",
+    "timelog.mark_entry_changes",
+    "timelog.mark_members_from",
+    "timelog.mark_stale",
+    "timelog.retarget_ticket_time",
+}
+
+
+def _workspace_functions() -> set[str]:
+    found = set()
+    for info in pkgutil.iter_modules(models.__path__):
+        module = importlib.import_module(f"models.{info.name}")
+        for name, fn in inspect.getmembers(module, inspect.iscoroutinefunction):
+            if fn.__module__ == module.__name__ and not name.startswith("_"):
+                if "workspace_id" in inspect.signature(fn).parameters:
+                    found.add(f"{info.name}.{name}")
+    return found
+
+
+def _leaks(value: Any, ours: int, path: str = "result") -> list[str]:
+    """Rows (or text) of the other workspace anywhere inside `value`."""
+    found: list[str] = []
+    if isinstance(value, SQLModel):
+        ws = getattr(value, "workspace_id", ours)
+        if ws != ours:
+            found.append(f"{path}: {type(value).__name__} of workspace {ws}")
+    if BRAVO in repr(value):
+        found.append(f"{path}: mentions {BRAVO}: {repr(value)[:200]}")
+    return found
+
+
+async def test_no_read_function_returns_another_workspaces_rows(
+    engine: AsyncEngine, workspace: Workspace
+) -> None:
+    from models import (
+        directory,
+        inbound,
+        notify,
+        outbox,
+        people,
+        replies,
+        tickets,
+        timelog,
+        workspaces,
+    )
+    from models import engine as profit
+    from models.inbound import InboundConfig
+    from models.periods import parse_period
+    from models.threading import MailFacts
+    from models.tickets import TicketQuery
+
+    assert workspace.id is not None
+    alpha = workspace.id
+    async with World(engine, alpha).sessions() as s, s.begin():
+        other = Workspace(team_id="TBRAVO", name=BRAVO, currency="USD")
+        s.add(other)
+        await s.flush()
+        assert other.id is not None
+        bravo = other.id
+    a = await _fill(engine, alpha, "ALPHA")
+    b = await _fill(engine, bravo, BRAVO)
+    at = datetime(2025, 6, 20, 10, 0, tzinfo=UTC)
+    june = parse_period("2025-06", today=date(2025, 6, 20))
+    config = InboundConfig(
+        support_address="support@example.com", secret=b"s", reopen_days=14, hold_unknown=False
+    )
+
+    sessions = World(engine, alpha).sessions
+    problems: list[str] = []
+    covered: set[str] = set()
+
+    async def check(name: str, call: Callable[[Any], Any], *, expect_none: bool = False) -> None:
+        covered.add(name)
+        async with sessions() as s:
+            try:
+                value = await call(s)
+            except (LookupError, TimeRefused) as exc:
+                value = exc  # "not found" is the right answer for the other's ids
+        problems.extend(f"{name}: {leak}" for leak in _leaks(value, alpha))
+
+    ws = alpha
+    bt, bc, bm = b["ticket"], b["customer"], b["agent"]
+    async with sessions() as s:
+        alpha_ticket = await s.get(Ticket, a["ticket"])
+        bravo_ticket = await s.get(Ticket, bt)
+        bravo_member = await s.get(Member, bm)
+    assert alpha_ticket is not None and bravo_ticket is not None and bravo_member is not None
+    mail = MailFacts(
+        from_addr=f"pat@{BRAVO.lower()}.test",
+        to_addrs=("support@example.com",),
+        in_reply_to=f"<{BRAVO}@x.test>",
+        references=(),
+        subject=f"Re: [#1] {BRAVO}",
+        auto_kind=None,
+    )
+    reads: list[tuple[str, Callable[[Any], Any]]] = [
+        (
+            "directory.contract_by_name",
+            lambda s: directory.contract_by_name(
+                session=s, workspace_id=ws, customer_id=bc, name=f"Support {BRAVO}"
+            ),
+        ),
+        (
+            "directory.customer_by_name",
+            lambda s: directory.customer_by_name(
+                session=s, workspace_id=ws, name=f"Customer {BRAVO}"
+            ),
+        ),
+        (
+            "directory.group_by_name",
+            lambda s: directory.group_by_name(session=s, workspace_id=ws, name=f"Group {BRAVO}"),
+        ),
+        (
+            "directory.list_contracts",
+            lambda s: directory.list_contracts(session=s, workspace_id=ws),
+        ),
+        (
+            "directory.list_cost_rates",
+            lambda s: directory.list_cost_rates(session=s, workspace_id=ws),
+        ),
+        (
+            "directory.list_customers",
+            lambda s: directory.list_customers(session=s, workspace_id=ws, active_only=False),
+        ),
+        ("directory.list_groups", lambda s: directory.list_groups(session=s, workspace_id=ws)),
+        (
+            "directory.match_customers",
+            lambda s: directory.match_customers(session=s, workspace_id=ws, text="Customer"),
+        ),
+        (
+            "directory.member_by_email",
+            lambda s: directory.member_by_email(
+                session=s, workspace_id=ws, email=f"agent{BRAVO.lower()}@provider.test"
+            ),
+        ),
+        (
+            "directory.workspace_today",
+            lambda s: directory.workspace_today(session=s, workspace_id=ws, at=at),
+        ),
+        (
+            "engine.build_report",
+            lambda s: profit.build_report(session=s, workspace_id=ws, period=june),
+        ),
+        (
+            "engine.customers_with_data",
+            lambda s: profit.customers_with_data(session=s, workspace_id=ws),
+        ),
+        ("engine.load_contracts", lambda s: profit.load_contracts(session=s, workspace_id=ws)),
+        ("engine.load_cost_rates", lambda s: profit.load_cost_rates(session=s, workspace_id=ws)),
+        (
+            "engine.load_entries",
+            lambda s: profit.load_entries(
+                session=s,
+                workspace_id=ws,
+                customer_id=bc,
+                start=date(2025, 1, 1),
+                end=date(2025, 12, 31),
+            ),
+        ),
+        (
+            "engine.pending_restatements",
+            lambda s: profit.pending_restatements(session=s, workspace_id=ws),
+        ),
+        (
+            "engine.reported_period_keys",
+            lambda s: profit.reported_period_keys(session=s, workspace_id=ws),
+        ),
+        ("engine.stale_count", lambda s: profit.stale_count(session=s, workspace_id=ws)),
+        (
+            "engine.stored_rows",
+            lambda s: profit.stored_rows(session=s, workspace_id=ws, period=june),
+        ),
+        (
+            "inbound.contact_by_email",
+            lambda s: inbound.contact_by_email(
+                session=s, workspace_id=ws, email=f"pat@{BRAVO.lower()}.test"
+            ),
+        ),
+        (
+            "inbound.count_recent_from",
+            lambda s: _zero(
+                inbound.count_recent_from(
+                    session=s,
+                    workspace_id=ws,
+                    sender=f"pat@{BRAVO.lower()}.test",
+                    subject=BRAVO,
+                    since=datetime(2000, 1, 1, tzinfo=UTC),
+                    until=datetime(2100, 1, 1, tzinfo=UTC),
+                )
+            ),
+        ),
+        (
+            "inbound.customer_by_domain",
+            lambda s: inbound.customer_by_domain(
+                session=s, workspace_id=ws, domain=f"{BRAVO.lower()}.test"
+            ),
+        ),
+        ("inbound.list_mail", lambda s: inbound.list_mail(session=s, workspace_id=ws)),
+        ("inbound.next_retry_at", lambda s: inbound.next_retry_at(session=s, workspace_id=ws)),
+        (
+            "inbound.thread_lookup",
+            lambda s: inbound.thread_lookup(session=s, workspace_id=ws, mail=mail, config=config),
+        ),
+        ("notify.admin_slack_ids", lambda s: notify.admin_slack_ids(session=s, workspace_id=ws)),
+        ("notify.plan_customer_reply", lambda s: _plan(s, notify, ws, alpha_ticket, at)),
+        ("outbox.list_dead", lambda s: outbox.list_dead(session=s, workspace_id=ws)),
+        (
+            "outbox.status_counts",
+            lambda s: _counted(outbox.status_counts(session=s, workspace_id=ws), 1),
+        ),
+        (
+            "people.member_by_slack_id",
+            lambda s: people.member_by_slack_id(
+                session=s, workspace_id=ws, slack_user_id=f"UAGENT{BRAVO}"
+            ),
+        ),
+        (
+            "replies.last_customer_message",
+            lambda s: replies.last_customer_message(
+                session=s, workspace_id=ws, ticket=bravo_ticket
+            ),
+        ),
+        (
+            "tickets.active_contracts",
+            lambda s: tickets.active_contracts(
+                session=s, workspace_id=ws, customer_id=bc, on=date(2025, 6, 1)
+            ),
+        ),
+        (
+            "tickets.contact_by_slack_user",
+            lambda s: tickets.contact_by_slack_user(
+                session=s, workspace_id=ws, slack_user_id=f"UPAT{BRAVO}"
+            ),
+        ),
+        (
+            "tickets.contacts_of",
+            lambda s: tickets.contacts_of(session=s, workspace_id=ws, customer_id=bc),
+        ),
+        (
+            "tickets.customer_by_channel",
+            lambda s: tickets.customer_by_channel(session=s, workspace_id=ws, channel=f"C{BRAVO}"),
+        ),
+        (
+            "tickets.customer_by_name",
+            lambda s: tickets.customer_by_name(
+                session=s, workspace_id=ws, name=f"Customer {BRAVO}"
+            ),
+        ),
+        (
+            "tickets.get_ticket",
+            lambda s: tickets.get_ticket(session=s, workspace_id=ws, ticket_id=bt),
+        ),
+        (
+            "tickets.home_data",
+            lambda s: _home(
+                tickets.home_data(session=s, workspace_id=ws, member=bravo_member, at=at)
+            ),
+        ),
+        (
+            "tickets.last_changed_by",
+            lambda s: tickets.last_changed_by(session=s, workspace_id=ws, ticket_id=bt),
+        ),
+        (
+            "tickets.list_tickets",
+            lambda s: tickets.list_tickets(session=s, workspace_id=ws, query=TicketQuery()),
+        ),
+        (
+            "tickets.load_card",
+            lambda s: tickets.load_card(session=s, workspace_id=ws, ticket=alpha_ticket),
+        ),
+        (
+            "tickets.load_cards",
+            lambda s: tickets.load_cards(session=s, workspace_id=ws, tickets=[alpha_ticket]),
+        ),
+        (
+            "tickets.minutes_logged",
+            lambda s: _zero(
+                tickets.minutes_logged(
+                    session=s,
+                    workspace_id=ws,
+                    member_id=bm,
+                    start=date(2025, 1, 1),
+                    end=date(2025, 12, 31),
+                )
+            ),
+        ),
+        (
+            "tickets.search_customers",
+            lambda s: tickets.search_customers(session=s, workspace_id=ws, text=""),
+        ),
+        (
+            "tickets.ticket_by_card",
+            lambda s: tickets.ticket_by_card(
+                session=s, workspace_id=ws, channel="CTRIAGE", ts=f"1.{len(BRAVO)}"
+            ),
+        ),
+        (
+            "tickets.ticket_by_number",
+            lambda s: tickets.ticket_by_number(session=s, workspace_id=ws, number=1),
+        ),
+        (
+            "tickets.ticket_events",
+            lambda s: tickets.ticket_events(session=s, workspace_id=ws, ticket_id=bt),
+        ),
+        (
+            "tickets.workspace_today",
+            lambda s: tickets.workspace_today(session=s, workspace_id=ws, at=at),
+        ),
+        (
+            "timelog.get_entry",
+            lambda s: timelog.get_entry(session=s, workspace_id=ws, entry_id=b["entry"]),
+        ),
+        (
+            "timelog.minutes_on_day",
+            lambda s: _zero(
+                timelog.minutes_on_day(
+                    session=s, workspace_id=ws, member_id=bm, day=date(2025, 6, 3)
+                )
+            ),
+        ),
+        (
+            "timelog.recent_entries",
+            lambda s: timelog.recent_entries(session=s, workspace_id=ws, member_id=bm),
+        ),
+        (
+            "timelog.ticket_by_number",
+            lambda s: timelog.ticket_by_number(session=s, workspace_id=ws, number=1),
+        ),
+        (
+            "workspaces.get_workspace",
+            lambda s: workspaces.get_workspace(session=s, workspace_id=ws),
+        ),
+    ]
+    for name, call in reads:
+        await check(name, call)
+
+    unclassified = _workspace_functions() - covered - WRITES
+    assert not unclassified, f"read functions not checked for isolation: {sorted(unclassified)}"
+    assert problems == [], "\n".join(problems)
+
+
+async def _zero(value: Any) -> Any:
+    """Counts and sums over the other workspace's rows must be zero."""
+    result = await value
+    return BRAVO if result else result
+
+
+async def _home(value: Any) -> Any:
+    """What App Home lists (the member's own name comes from the caller's object)."""
+    data = await value
+    return (data.mine, data.waiting, data.unassigned, _zero_value(data.minutes_this_week))
+
+
+def _zero_value(result: Any) -> Any:
+    return BRAVO if result else result
+
+
+async def _counted(value: Any, expected: int) -> Any:
+    counts = await value
+    return BRAVO if sum(counts.values()) != expected else counts
+
+
+async def _plan(session: Any, notify: Any, ws: int, ticket: Ticket, at: datetime) -> Any:
+    from models.tables import EventKind, TicketEvent
+
+    event = (
+        await session.exec(
+            select(TicketEvent).where(
+                TicketEvent.ticket_id == ticket.id, TicketEvent.kind == EventKind.CUSTOMER_REPLY
+            )
+        )
+    ).first()
+    return await notify.plan_customer_reply(
+        session=session,
+        workspace_id=ws,
+        ticket=ticket,
+        event=event,
+        text="x",
+        at=at,
+        fold_updates=3,
+        fold_minutes=10,
+    )

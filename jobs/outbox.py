@@ -124,6 +124,7 @@ class WorkerConfig:
 
     concurrency: int = 8  # Slack and SMTP calls in flight at once
     max_inflight: int = 100  # rows in hand at once (most of them waiting on the limiter)
+    per_target: int = 10  # rows in hand per channel: a paced channel leaves room for others
     lease_seconds: float = 120.0
     idle_poll: float = 5.0  # safety net for rows queued by other processes
     retry_hours: float = 24.0
@@ -167,12 +168,15 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+    target: str | None = None
 
     @classmethod
     def of(cls, row: OutboxMessage) -> Claimed:
         assert row.id is not None
         payload = dict(row.payload or {})
-        return cls(row.id, row.workspace_id, row.kind, payload, row.attempts, row.created_at)
+        return cls(
+            row.id, row.workspace_id, row.kind, payload, row.attempts, row.created_at, row.target
+        )
 
 
 @dataclass
@@ -348,6 +352,7 @@ class OutboxWorker:
         self._send_mail = send_mail
         self._slots = asyncio.Semaphore(self.config.concurrency)
         self._lanes: dict[int, asyncio.Task[None]] = {}
+        self._targets: dict[int, str | None] = {}
         # Rows waiting their turn (limiter or a free slot): the only ones safe to cancel.
         self._waiting: set[int] = set()
         self._hand_back: set[int] = set()
@@ -429,6 +434,8 @@ class OutboxWorker:
                 limit=free,
                 lease_seconds=self.config.lease_seconds,
                 exclude=list(self._lanes),
+                per_target=self.config.per_target,
+                in_hand_targets=Counter(t for t in self._targets.values() if t is not None),
             )
             claimed = [Claimed.of(row) for row in rows]
             due = None
@@ -439,6 +446,7 @@ class OutboxWorker:
         for item in claimed:
             task = asyncio.ensure_future(self._deliver(item))
             self._lanes[item.id] = task
+            self._targets[item.id] = item.target
             task.add_done_callback(self._lane_finished)
         if len(claimed) == free:
             return 0.0
@@ -452,6 +460,7 @@ class OutboxWorker:
         for row_id, lane in list(self._lanes.items()):
             if lane is task:
                 del self._lanes[row_id]
+                self._targets.pop(row_id, None)
         self._lane_done.set()
 
     async def _wait(self, delay: float | None, stop: asyncio.Event) -> None:

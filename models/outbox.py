@@ -13,7 +13,7 @@ so claims are serialised; Docket runs one delivering process there.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,6 +63,7 @@ async def enqueue(
             "idempotency_key": key,
             "kind": kind,
             "ordering_key": ordering_key,
+            "target": delivery_target(kind, payload),
             "payload": payload,
             "status": OutboxStatus.PENDING,
             "attempts": 0,
@@ -73,6 +74,16 @@ async def enqueue(
     )
     session.info["outbox_dirty"] = True
     return new_id
+
+
+def delivery_target(kind: str, payload: dict[str, Any]) -> str | None:
+    """The channel (or relay) a row will use, when the payload names it."""
+    if kind == EMAIL:
+        return "email"
+    channel = (payload.get("args") or {}).get("channel") or payload.get("channel")
+    if isinstance(channel, str) and channel:
+        return f"slack:{channel}"[:100]
+    return None
 
 
 def slack_call(method: str, **args: Any) -> dict[str, Any]:
@@ -101,26 +112,56 @@ async def claim_due(
     limit: int = 50,
     lease_seconds: float = 120,
     exclude: Collection[int] = (),
+    per_target: int | None = None,
+    in_hand_targets: Mapping[str, int] | None = None,
 ) -> list[OutboxMessage]:
     """Lease up to `limit` due rows, each the head of its ordering key's line.
 
     On PostgreSQL `FOR UPDATE SKIP LOCKED` keeps replicas from claiming the same row; the lease
     keeps a crashed worker's rows from being stuck for longer than `lease_seconds`. `exclude`
     are rows this worker is still delivering (never claimed twice, even if a lease ran out).
+    With `per_target`, at most that many rows per target are in hand at once (counting
+    `in_hand_targets`), so rows for a channel Slack paces at one a second leave room for others.
     """
-    stmt = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.PENDING,
-            col(OutboxMessage.next_attempt_at) <= now,
-            sa.or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now),
-            _head_of_line(),
-        )
-        .order_by(col(OutboxMessage.id))
-        .limit(limit)
-    )
+    due = [
+        col(OutboxMessage.status) == OutboxStatus.PENDING,
+        col(OutboxMessage.next_attempt_at) <= now,
+        sa.or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now),
+        _head_of_line(),
+    ]
     if exclude:
-        stmt = stmt.where(col(OutboxMessage.id).not_in(list(exclude)))
+        due.append(col(OutboxMessage.id).not_in(list(exclude)))
+    stmt = select(OutboxMessage)
+    if per_target is None:
+        stmt = stmt.where(*due)
+    else:
+        in_hand = dict(in_hand_targets or {})
+        full = [t for t, n in in_hand.items() if n >= per_target]
+        if full:
+            due.append(
+                sa.or_(col(OutboxMessage.target).is_(None), col(OutboxMessage.target).not_in(full))
+            )
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=col(OutboxMessage.target), order_by=col(OutboxMessage.id))
+            .label("rank")
+        )
+        ranked = sa.select(col(OutboxMessage.id), col(OutboxMessage.target), rank).where(*due)
+        ranked_sq = ranked.subquery()
+        # Room left per target; targets with rows in hand get less (a CASE over the few busy ones).
+        room: Any = sa.literal(per_target)
+        if in_hand:
+            room = sa.case(
+                *((ranked_sq.c.target == t, per_target - n) for t, n in in_hand.items()),
+                else_=per_target,
+            )
+        chosen = sa.select(ranked_sq.c.id).where(
+            sa.or_(ranked_sq.c.target.is_(None), ranked_sq.c.rank <= room)
+        )
+        # The conditions stay on the outer row too: PostgreSQL re-checks them on a row another
+        # replica changed while we waited, which it would not do for the subquery alone.
+        stmt = stmt.where(*due, col(OutboxMessage.id).in_(chosen))
+    stmt = stmt.order_by(col(OutboxMessage.id)).limit(limit)
     if dialect(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list((await session.exec(stmt)).all())

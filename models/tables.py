@@ -302,6 +302,9 @@ class OutboxMessage(SQLModel, table=True):
     idempotency_key: str = Field(max_length=200, unique=True)
     kind: str = Field(max_length=40)
     ordering_key: str | None = Field(default=None, max_length=100)
+    # Where it goes ("slack:<channel>", "email"), when known at enqueue: the worker holds only
+    # a few rows per target, so one rate-limited channel cannot crowd out the others.
+    target: str | None = Field(default=None, max_length=100)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     status: str = Field(default=OutboxStatus.PENDING, sa_type=_enum(16))
     attempts: int = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
@@ -178,6 +179,42 @@ async def test_429_retry_after_is_honoured_and_one_message_per_second_per_channe
     assert sorted(c.args["text"] for c in ok_posts(emulator)) == sorted(
         f"{ch}-{i}" for i, ch in itertools.product(range(2), ("C1", "C2"))
     )
+
+
+async def test_a_backlog_for_one_channel_does_not_hold_up_the_others(
+    svc: Services, emulator: SlackEmulator
+) -> None:
+    """A paced channel's backlog fills at most `per_target` of the worker's hands."""
+    emulator.enforce_channel_rate(1.0)
+    async with running_worker(svc, limiter=RateLimiter(), max_inflight=20, per_target=4):
+        async with svc.transaction() as session:
+            for i in range(40):
+                await enqueue(
+                    session=session,
+                    workspace_id=svc.workspace_id,
+                    kind=SLACK,
+                    key=f"busy-{i}",
+                    payload=slack_call("chat.postMessage", channel="CBUSY", text=f"busy-{i}"),
+                    at=svc.now(),
+                )
+            for i in range(3):
+                await enqueue(
+                    session=session,
+                    workspace_id=svc.workspace_id,
+                    kind=SLACK,
+                    key=f"dm-{i}",
+                    payload=slack_call("chat.postMessage", channel=f"UAGENT{i}", text="reply"),
+                    at=svc.now(),
+                )
+        started = time.monotonic()
+        for i in range(3):
+            await emulator.wait_for(
+                lambda c, i=i: c.method == "chat.postMessage" and c.args["channel"] == f"UAGENT{i}",
+                timeout=5,
+            )
+        assert time.monotonic() - started < 3.0
+        assert len(ok_posts(emulator, "CBUSY")) < 10, "the DMs went out while the backlog waited"
+    assert emulator.ratelimited_count == 0
 
 
 # -- Slack's retries through the real server -------------------------------------------------

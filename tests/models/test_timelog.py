@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from models.tables import ContractKind, Role, StalePeriod, TicketEvent, TimeEntry, Workspace
-from models.timelog import TimeRefused, refusal
+from models.timelog import TimeRefused, refusal, retarget_ticket_time
 from tests.models.profit_world import TODAY, World
 
 # ---------------------------------------------------------------------------------------
@@ -204,4 +204,33 @@ async def test_a_group_move_marks_the_member_s_time(w: World) -> None:
     assert await _stale(w) == {
         (acme, "week", date(2025, 3, 3)),
         (acme, "month", date(2025, 3, 1)),
+    }
+
+
+async def test_a_ticket_moved_to_another_customer_takes_its_time_along(w: World) -> None:
+    alice = await w.member("Alice")
+    acme = await w.customer("Acme")
+    beta = await w.customer("Beta")
+    support = await w.contract(beta, "Support", ContractKind.HOURLY, date(2025, 1, 1))
+    ticket = await w.ticket(5, acme, None)
+    await w.log(alice, 30, date(2025, 6, 2), ticket_id=ticket)
+    await w.log(alice, 30, date(2025, 6, 3), ticket_id=ticket)
+    await _clear_stale(w)
+    async with w.sessions() as s, s.begin():
+        moved = await retarget_ticket_time(
+            session=s,
+            workspace_id=w.ws,
+            ticket_id=ticket,
+            customer_id=None,
+            contract_id=support,
+            at=w.at,
+        )
+    assert moved == 2
+    async with w.sessions() as s:
+        entries = (await s.exec(select(TimeEntry))).all()
+    assert {(e.customer_id, e.contract_id) for e in entries} == {(beta, support)}
+    assert await _stale(w) == {
+        (c, kind, start)
+        for c in (acme, beta)
+        for kind, start in (("week", date(2025, 6, 2)), ("month", date(2025, 6, 1)))
     }

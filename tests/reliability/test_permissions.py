@@ -452,7 +452,6 @@ WRITES = {
     "directory.save_cost_rate",
     "directory.save_customer",
     "directory.save_member",
-    "engine.compute_customer_period",
     "engine.ensure_horizon",
     "engine.mark_restatements_reported",
     "engine.rebuild",
@@ -632,6 +631,23 @@ async def test_no_read_function_returns_another_workspaces_rows(
         (
             "engine.build_report",
             lambda s: profit.build_report(session=s, workspace_id=ws, period=june),
+        ),
+        (
+            "engine.compute_customer_period",
+            lambda s: _no_minutes(
+                profit.compute_customer_period(
+                    session=s, workspace_id=ws, customer_id=bc, period=june
+                )
+            ),
+        ),
+        (
+            "engine.compute_customer_periods",
+            lambda s: _no_minutes(
+                profit.compute_customer_periods(
+                    session=s, workspace_id=ws, customer_id=bc, periods=[june]
+                ),
+                nested=True,
+            ),
         ),
         (
             "engine.customers_with_data",
@@ -845,6 +861,13 @@ async def _home(value: Any) -> Any:
 
 def _zero_value(result: Any) -> Any:
     return BRAVO if result else result
+
+
+async def _no_minutes(value: Any, *, nested: bool = False) -> Any:
+    """Figures computed for the other workspace's customer must be empty."""
+    result = await value
+    rows = [r for inner in result.values() for r in inner.values()] if nested else result.values()
+    return BRAVO if any(fig.minutes for fig in rows) else result
 
 
 async def _counted(value: Any, expected: int) -> Any:

@@ -38,6 +38,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """
     url = normalise_url(url)
     kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
+    # Database errors would otherwise carry the statement's values (customer text) into logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs

@@ -27,6 +27,7 @@ from models.workspaces import ensure_workspace
 logger = logging.getLogger(__name__)
 
 # Optional parts: each is a module with `async def start(runtime) -> stopper | None`.
+STOP_GRACE_SECONDS = 10.0
 OPTIONAL_PARTS = ("jobs.outbox", "jobs.profit", "jobs.scheduler", "handlers.mail")
 
 
@@ -63,8 +64,12 @@ class Runtime:
                 await stopper()
             except Exception:
                 logger.exception("error while stopping")
-        for task in self.tasks:
-            task.cancel()
+        # Workers see stop_event and return after their current step; cancelling one inside a
+        # SQLite transaction could leave the write lock held until its connection is collected.
+        if self.tasks:
+            _done, pending = await asyncio.wait(self.tasks, timeout=STOP_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.services.engine.dispose()
 

@@ -584,8 +584,9 @@ async def _view_for(
 ) -> dict[str, Any] | None:
     today = await _today(services)
     ws_id = services.workspace_id
-    if rest.lower() == "list" or (sub == "rates" and rest.lower() == "list"):
-        await _tell(respond, await _listing(sub, services))
+    if rest.lower() == "list":
+        listing = USAGE if sub not in ("customers", "contracts", "rates") else None
+        await _tell(respond, listing or await _listing(sub, services))
         return None
     if sub == "customers":
         customer = None

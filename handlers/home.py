@@ -7,17 +7,15 @@ logged and the next opening repairs it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from handlers.blocks.home import build_home
 from handlers.events import EventRouter
-from handlers.ids import Action
 from handlers.people import resolve_member
 from models.tickets import home_data
 
@@ -25,8 +23,6 @@ logger = logging.getLogger(__name__)
 
 # Where the time-logging engineer's modal lives; looked up at click time so either side can
 # land first.
-LOG_TIME_MODULE = "handlers.time_cmd"
-LOG_TIME_FUNCTION = "open_log_time_modal"
 
 
 async def publish_home(
@@ -60,40 +56,9 @@ async def process_home_opened(services: Services, body: dict[str, Any]) -> None:
     await publish_home(services, user_id)
 
 
-async def open_log_time(
-    client: AsyncWebClient, trigger_id: str, services: Services, ticket_id: int | None
-) -> bool:
-    """Open the log-time modal if time logging is installed; False when it is not."""
-    try:
-        module = importlib.import_module(LOG_TIME_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != LOG_TIME_MODULE:
-            raise
-        return False
-    opener = getattr(module, LOG_TIME_FUNCTION, None)
-    if opener is None:
-        return False
-    await opener(client, trigger_id, services, ticket_id)
-    return True
-
-
-async def handle_home_log_time(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, services: Services
-) -> None:
-    """Home's "Log time" button."""
-    await ack()
-    try:
-        opened = await open_log_time(client, body["trigger_id"], services, None)
-    except Exception:
-        logger.exception("opening the log-time modal failed")
-        return
-    if not opened:
-        logger.warning("Log time pressed but time logging (%s) is not installed", LOG_TIME_MODULE)
-
-
 def register(app: AsyncApp) -> None:
-    """Home's "Log time" button ("New ticket" is wired in handlers.tickets)."""
-    app.action(Action.HOME_LOG_TIME.value)(handle_home_log_time)
+    """Home's buttons are wired where their work lives: New ticket in handlers.tickets,
+    Log time in handlers.time_cmd."""
 
 
 def register_events(router: EventRouter) -> None:

@@ -150,7 +150,8 @@ async def process_one(services: Services, email_id: int) -> MailOutcome | None:
             logger.error("inbound mail %s quarantined after repeated failures", email_id)
         return None
     log = logger.warning if outcome.status == QUARANTINED else logger.info
-    log("inbound mail %s: %s (%s)", email_id, outcome.status, outcome.outcome[:300])
+    # The outcome's reasons name the sender: they stay on the row (`/docket mail`), not in logs.
+    log("inbound mail %s: %s (%s)", email_id, outcome.status, outcome.decision or "no decision")
     return outcome
 
 

@@ -50,9 +50,10 @@ from handlers.blocks.tickets import (
 )
 from handlers.docket_cmd import split_subcommand
 from handlers.events import EventRouter
-from handlers.home import open_log_time, refresh_homes
+from handlers.home import refresh_homes
 from handlers.ids import Action, Command, Shortcut, View
 from handlers.people import assignee_member, resolve_member
+from handlers.time_cmd import open_log_time_modal
 from models import ticket_notify
 from models.lifecycle import LifecycleError
 from models.lifecycle import label as status_label
@@ -1149,10 +1150,7 @@ async def handle_log_time(
     try:
         if await _agent(services, _user(body)[0], client, respond) is None:
             return
-        if not await open_log_time(client, body["trigger_id"], services, ticket_id):
-            await _tell(
-                respond, f"Time logging is not set up yet; use `/time ... #{ticket_id}` later."
-            )
+        await open_log_time_modal(client, body["trigger_id"], services, ticket_id)
     except Exception:
         logger.exception("opening the log-time modal failed")
         await _tell(respond, SORRY)

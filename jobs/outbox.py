@@ -792,7 +792,9 @@ class OutboxWorker:
             dead = await mark_dead(session=session, row_id=item.id, owner=self.owner, error=error)
             if dead is None:
                 return None
-            logger.warning("outbox: row %s (%s) is dead: %s", item.id, item.kind, error)
+            # A relay's refusal echoes the customer's address: the reason stays on the row.
+            reason = error if item.kind != EMAIL else "the mail relay refused it"
+            logger.warning("outbox: row %s (%s) is dead: %s", item.id, item.kind, reason)
             if not item.payload.get("alert_for"):
                 await self._alert_admins(session, dead, error, now)
             return "dead"

@@ -10,6 +10,7 @@ fixed fees and direct costs).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 STEP_LIMIT = 20
 """Customer-periods per transaction (one time query per customer in it)."""
+
+STOP_GRACE = 5.0
+"""Seconds a step in progress may take to finish when Docket stops."""
 
 SQLITE_PAUSE = 0.05
 """Least pause between steps on SQLite, whose single write lock the steps hold: a writer's
@@ -72,11 +76,25 @@ class ProfitWorker:
 
 
 async def start(runtime: Any) -> Callable[[], Awaitable[None]] | None:
-    """Run the refresh worker with `docket serve` (bot.runtime.OPTIONAL_PARTS)."""
+    """Run the refresh worker with `docket serve` (bot.runtime.OPTIONAL_PARTS).
+
+    The stopper lets a step in progress finish (runtime.stop sets the stop event first), so
+    shutting down never abandons a transaction holding SQLite's write lock.
+    """
     services: Services = runtime.services
     worker = ProfitWorker(services)
     runtime.spawn(
         "profit",
         run_worker("profit", worker.step, services.wake.profit, runtime.stop_event),
     )
-    return None
+    task: asyncio.Task[Any] = runtime.tasks[-1]
+
+    async def stop() -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=STOP_GRACE)
+        except TimeoutError:
+            logger.warning("profitability refresh still busy at shutdown; cancelling it")
+        except Exception:
+            logger.exception("profitability refresh ended with an error")
+
+    return stop

@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TextIO
@@ -600,6 +600,31 @@ async def _import_time(
     if error_count:
         raise ImportFailed(errors, error_count - len(errors))
 
+    written, marked = await write_time_rows(
+        session=session,
+        workspace_id=workspace_id,
+        rows=(checked for _line, checked, _error in _time_rows(opener, refs, today) if checked),
+        at=at,
+        progress=progress,
+        total=result.rows,
+    )
+    result.written, result.stale_marked = written, marked
+    return result
+
+
+async def write_time_rows(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    rows: Iterable[TimeRow],
+    at: datetime,
+    progress: Progress | None = None,
+    total: int | None = None,
+) -> tuple[int, int]:
+    """Upsert checked time rows on (workspace, source key) in batches; returns (rows inserted
+    or changed, customer-periods marked stale). The bulk path of `docket import time`, usable
+    directly (e.g. to load benchmark data): rows need distinct, non-empty source keys.
+    """
     table: Any = TimeEntry.__table__  # type: ignore[attr-defined]
     ins: Any = (postgresql if dialect(session) == "postgresql" else sqlite).insert(table)
     updated = (
@@ -647,11 +672,12 @@ async def _import_time(
                 to_time = table.c.created_at.type._cached_bind_processor(dialect_obj)
                 at_value = to_time(at) if to_time else at
     changes: set[EntryKey] = set()
+    written_count = 0
     batch: list[tuple[Any, ...]] = []
     done = 0
 
     async def flush() -> None:
-        nonlocal done
+        nonlocal done, written_count
         if not batch:
             return
         if fast_sql is not None:
@@ -678,7 +704,7 @@ async def _import_time(
                 await session.execute(upsert, dicts)
         if not has_imported:
             # Nothing was imported before: every row is new.
-            result.written += len(batch)
+            written_count += len(batch)
             changes.update(EntryKey(r[3], r[4], r[5]) for r in batch)
         else:
             # Entries re-imported with another date or customer also leave their old periods.
@@ -693,17 +719,16 @@ async def _import_time(
             old = {k: EntryKey(c, t, d) for k, c, t, d in found.all()}
             written = await session.execute(upsert_returning, dicts)
             for key, customer_id, contract_id, work_date in written.all():
-                result.written += 1
+                written_count += 1
                 changes.add(EntryKey(customer_id, contract_id, work_date))
                 if key in old:
                     changes.add(old[key])
         done += len(batch)
         batch.clear()
         if progress is not None:
-            progress("writing", done, result.rows)
+            progress("writing", done, total)
 
-    for _line, checked, _error in _time_rows(opener, refs, today):
-        assert checked is not None
+    for checked in rows:
         batch.append(
             (
                 workspace_id,
@@ -723,10 +748,10 @@ async def _import_time(
         if len(batch) >= BATCH:
             await flush()
     await flush()
-    result.stale_marked = await mark_entry_changes(
+    marked = await mark_entry_changes(
         session=session, workspace_id=workspace_id, changes=changes, at=at
     )
-    return result
+    return written_count, marked
 
 
 async def import_csv(

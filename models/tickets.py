@@ -38,6 +38,7 @@ from models.tables import (
     TimeEntry,
     Workspace,
 )
+from models.timelog import retarget_ticket_time
 
 TITLE_MAX = 300
 DESCRIPTION_MAX = 20_000
@@ -693,6 +694,16 @@ async def update_ticket(
     for event in events:
         session.add(event)
     await session.flush()
+    if "customer_id" in diff or "contract_id" in diff:
+        # Time already logged follows the ticket, so its customer's figures stay right.
+        await retarget_ticket_time(
+            session=session,
+            workspace_id=workspace_id,
+            ticket_id=ticket_id,
+            customer_id=merged["customer_id"],
+            contract_id=merged["contract_id"],
+            at=at,
+        )
     after = await get_ticket(session=session, workspace_id=workspace_id, ticket_id=ticket_id)
     return TicketChange(ticket=after, before=before, events=events)
 

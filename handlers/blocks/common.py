@@ -85,7 +85,8 @@ HELP_TEXT = (
     "*Profitability* (managers)\n"
     "• `/profit [customer] [week|month|2025-W23|2025-06]`, `/profit export`\n"
     "*Admin*\n"
-    "• `/docket settings`, `/docket members`, `/docket customers`, `/docket outbox`"
+    "• `/docket settings`, `/docket members`, `/docket outbox`, `/docket mail`\n"
+    "• `/docket customers`, `contacts`, `contracts`, `rates`, `charges`, `calculator`"
 )
 
 

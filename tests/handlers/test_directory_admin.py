@@ -222,3 +222,30 @@ async def test_the_calculator_shows_then_saves_a_rate(docket: Any) -> None:
         date(2025, 1, 1),
     )
     assert rate.inputs is not None and rate.inputs["yearly_salary_minor"] == 6_600_000
+
+
+@pytest.mark.e2e
+async def test_lists_for_admins(docket: Any) -> None:
+    _setup(docket)
+    ws = docket.services.workspace_id
+    async with docket.services.transaction() as s:
+        s.add(Customer(workspace_id=ws, name=f"Acme {EVIL}", email_domains="acme.com"))
+        s.add(
+            CostRate(
+                workspace_id=ws,
+                subject="default",
+                effective_from=date(2025, 1, 1),
+                minor_per_hour=5500,
+            )
+        )
+    answers = {}
+    for text in ("customers list", "rates list", "contacts list"):
+        name = await _docket(docket, text, "UADMIN")
+        call = await docket.emulator.wait_for(
+            lambda c, n=name: c.method == "response_url" and c.path.endswith(n)
+        )
+        answers[text] = call.args["text"]
+    assert "Acme &lt;!channel&gt;" in answers["customers list"]
+    assert "acme.com" in answers["customers list"]
+    assert "default: 55.00 EUR/h from 2025-01-01" in answers["rates list"]
+    assert "/docket contacts" in answers["contacts list"]  # no list of contacts: the usage

@@ -29,6 +29,7 @@ from models.tables import (
     OutboxMessage,
     Priority,
     Role,
+    StalePeriod,
     Ticket,
     TicketEvent,
     TicketStatus,
@@ -732,3 +733,42 @@ async def test_a_ticket_is_found_by_its_card(sessions: Any, workspace: Workspace
             session=session, workspace_id=workspace.id, channel="COTHER", ts="1700000000.000100"
         )
     assert found is not None and found.id == ticket.id and missing is None
+
+
+async def test_moving_a_ticket_to_another_customer_moves_its_time(
+    sessions: Any, workspace: Workspace
+) -> None:
+    alice = await member(sessions, workspace, "UALICE", "Alice")
+    first, _, first_contract, _ = await customer_with_contract(sessions, workspace, "Acme")
+    second, _, second_contract, _ = await customer_with_contract(sessions, workspace, "Globex")
+    ticket = await new_ticket(
+        sessions, workspace, alice, customer_id=first.id, contract_id=first_contract.id
+    )
+    (entry,) = await add(
+        sessions,
+        TimeEntry(
+            workspace_id=workspace.id,
+            member_id=alice.id,
+            ticket_id=ticket.id,
+            customer_id=first.id,
+            contract_id=first_contract.id,
+            work_date=date(2025, 6, 2),
+            minutes=90,
+        ),
+    )
+    async with sessions() as session, session.begin():
+        await update_ticket(
+            session=session,
+            workspace_id=workspace.id,
+            ticket_id=ticket.id,
+            expected_version=ticket.version,
+            changes=TicketUpdate(customer_id=second.id, contract_id=second_contract.id),
+            actor=alice,
+            at=AT + timedelta(minutes=5),
+        )
+    async with sessions() as session:
+        moved = await session.get(TimeEntry, entry.id)
+        assert moved is not None
+        assert (moved.customer_id, moved.contract_id) == (second.id, second_contract.id)
+        stale = (await session.exec(select(StalePeriod))).all()
+    assert {s.customer_id for s in stale} >= {first.id, second.id}

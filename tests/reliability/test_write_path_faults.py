@@ -176,7 +176,13 @@ async def quick_create(w: World, run: int) -> bool | None:
         "channel_id": "CACME",
         "trigger_id": "T-1",
     }
-    await handle_ticket_command(Recorder(), command, respond, w.services.slack, w.services)
+    await handle_ticket_command(
+        Recorder(),  # type: ignore[arg-type]
+        command,
+        respond,  # type: ignore[arg-type]
+        w.services.slack,
+        w.services,
+    )
     [answer] = respond.calls
     return answer.get("text") != SORRY
 
@@ -203,7 +209,7 @@ async def modal_create(w: World, run: int, *, contact: bool = False) -> bool | N
     view = {"state": {"values": values}, "private_metadata": FormMeta().encode(), "id": "V1"}
     body = {"user": {"id": AGENT, "name": "agnes"}, "view": view}
     ack = Recorder()
-    await handle_ticket_submission(ack, body, view, w.services.slack, w.services)
+    await handle_ticket_submission(ack, body, view, w.services.slack, w.services)  # type: ignore[arg-type]
     [answer] = ack.calls
     return answer.get("response_action") == "update"
 
@@ -266,7 +272,9 @@ async def violations(w: World) -> list[str]:
             row[0]
             for row in (await conn.execute(sa.text("SELECT idempotency_key FROM outbox_message")))
         }
-        members = dict((await conn.execute(sa.text("SELECT id, slack_user_id FROM member"))).all())
+        members: dict[int, str] = dict(
+            (await conn.execute(sa.text("SELECT id, slack_user_id FROM member"))).all()
+        )
     problems: list[str] = []
     for ticket_id, row in tickets.items():
         if created[ticket_id] != 1:

@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from handlers.blocks.common import Block, context, escape, header, section
+from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from handlers.ids import Command
 from handlers.people import resolve_member
 from models import engine as profit
@@ -25,6 +26,9 @@ from models.directory import match_customers, workspace_today
 from models.people import can_see_money
 from models.periods import Period, month_of, parse_period
 from models.reporting import Report, render_csv, render_table
+from models.weekly import ReportKind
+from models.weekly_data import load_summary
+from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,11 @@ CODE_CHUNK = 2800  # characters of table per section (Slack allows 3,000 with th
 MAX_TABLE_BLOCKS = 40
 
 
+# Relative periods show the managers' summary (the weekly post's content); explicit keys such
+# as 2025-W23 show the full table.
+SUMMARY_WORDS = {"week", "this-week", "last-week", "month", "this-month", "last-month"}
+
+
 @dataclass(frozen=True)
 class ProfitArgs:
     """What `/profit ...` asks for."""
@@ -41,6 +50,7 @@ class ProfitArgs:
     period: Period
     customer: str | None = None
     export: bool = False
+    summary: bool = False
 
 
 def parse_profit_args(text: str | None, *, today: date) -> ProfitArgs:
@@ -48,6 +58,7 @@ def parse_profit_args(text: str | None, *, today: date) -> ProfitArgs:
     month), and the rest as a customer name. Raises ValueError for a period in the wrong
     shape (e.g. `2025-13`)."""
     words = (text or "").split()
+    summary = len(words) == 1 and words[0].lower() in SUMMARY_WORDS
     export = any(w.lower() == "export" for w in words)
     words = [w for w in words if w.lower() != "export"]
     period = month_of(today)
@@ -60,7 +71,7 @@ def parse_profit_args(text: str | None, *, today: date) -> ProfitArgs:
             if _looks_like_period(last):
                 raise
     customer = " ".join(words).strip() or None
-    return ProfitArgs(period=period, customer=customer, export=export)
+    return ProfitArgs(period=period, customer=customer, export=export, summary=summary)
 
 
 def _looks_like_period(word: str) -> bool:
@@ -165,6 +176,16 @@ async def _answer(
                 await _say(respond, f"“{args.customer}” matches several customers: {names}.")
                 return
             customer_ids = [found[0].id]
+        if args.summary:
+            workspace = await get_workspace(session=session, workspace_id=services.workspace_id)
+            kind: ReportKind = "weekly" if args.period.kind == "week" else "monthly"
+            summary = await load_summary(
+                session=session, workspace=workspace, kind=kind, period=args.period
+            )
+            blocks = build_weekly_blocks(summary)
+            hint = context(f"`/profit {args.period.key}` shows the full table by customer.")
+            await _say(respond, weekly_fallback_text(summary), [*blocks[:49], hint])
+            return
         report = await profit.build_report(
             session=session,
             workspace_id=services.workspace_id,

@@ -31,23 +31,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.services import Services
 from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from jobs.chart import render_chart
-from models.engine import build_report, ensure_horizon, mark_restatements_reported, refresh_some
+from models.engine import ensure_horizon, mark_restatements_reported, refresh_some
 from models.outbox import SLACK, UPLOAD, enqueue, slack_call
-from models.periods import Period, local_date, month_of, parse_period, previous
-from models.reporting import Report, report_json
+from models.periods import Period, local_date, parse_period
+from models.reporting import report_json
 from models.sql import insert_ignore
-from models.tables import Contract, ContractKind, ReportRun, TimeEntry, Workspace
+from models.tables import ReportRun, Workspace
 from models.weekly import (
-    CHART_LENGTH,
     ReportKind,
-    TicketGaps,
     WeeklySummary,
-    build_summary,
     due_periods,
     effective_report_time,
-    fixed_fee_usages,
     post_time,
 )
+from models.weekly_data import load_post
 from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
@@ -134,93 +131,6 @@ async def runs_of(
 # ---------------------------------------------------------------------------------------
 # Building the post from the report structures
 # ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WeeklyPost:
-    """A period's post: the summary, and the report it was made from (the run's snapshot)."""
-
-    summary: WeeklySummary
-    report: Report
-
-
-def _check_period(kind: ReportKind, period: Period) -> None:
-    wanted = "week" if kind == "weekly" else "month"
-    if period.kind != wanted:
-        raise ValueError(f"a {kind} report is of a {wanted}, not {period}")
-
-
-async def ticket_gaps(*, session: AsyncSession, workspace_id: int, period: Period) -> TicketGaps:
-    """Tickets with time in ``period`` but no contract (an entry takes its ticket's contract)."""
-    te: Any = TimeEntry.__table__  # type: ignore[attr-defined]
-    stmt = sa.select(
-        sa.func.count(sa.distinct(te.c.ticket_id)), sa.func.coalesce(sa.func.sum(te.c.minutes), 0)
-    ).where(
-        te.c.workspace_id == workspace_id,
-        te.c.ticket_id.is_not(None),
-        te.c.contract_id.is_(None),
-        te.c.work_date >= period.start,
-        te.c.work_date <= period.end,
-    )
-    tickets, minutes = (await session.execute(stmt)).one()
-    return TicketGaps(tickets=int(tickets), minutes=int(minutes))
-
-
-async def fixed_fees(*, session: AsyncSession, workspace_id: int) -> dict[int, tuple[int, int]]:
-    """Fixed-fee contracts: id -> (monthly fee, monthly direct cost), minor units."""
-    stmt = select(
-        Contract.id, Contract.monthly_fee_minor, Contract.monthly_direct_cost_minor
-    ).where(Contract.workspace_id == workspace_id, Contract.kind == ContractKind.FIXED)
-    rows = (await session.exec(stmt)).all()
-    return {int(i or 0): (int(fee), int(direct)) for i, fee, direct in rows}
-
-
-async def load_post(
-    *, session: AsyncSession, workspace: Workspace, kind: ReportKind, period: Period
-) -> WeeklyPost:
-    """The post of ``period`` from `models.engine.build_report`: the same report structure that
-    `/profit` and `docket report profitability` render, so the figures are the same.
-
-    History (for the change, trend and chart) is the reports of the periods before; break-even
-    uses the report of the month the period ends in.
-    """
-    assert workspace.id is not None
-    ws_id = workspace.id
-    _check_period(kind, period)
-    current = await build_report(session=session, workspace_id=ws_id, period=period)
-    history: list[Report] = []
-    earlier = period
-    for _ in range(CHART_LENGTH - 1):
-        earlier = previous(earlier)
-        history.append(await build_report(session=session, workspace_id=ws_id, period=earlier))
-    history.reverse()
-    month = period if kind == "monthly" else month_of(period.end)
-    month_report = (
-        current
-        if month == period
-        else await build_report(session=session, workspace_id=ws_id, period=month)
-    )
-    usages, fallback = fixed_fee_usages(
-        month_report, await fixed_fees(session=session, workspace_id=ws_id)
-    )
-    summary = build_summary(
-        kind=kind,
-        current=current,
-        history=history,
-        target_margin_pct=workspace.target_margin_pct,
-        fixed_fees=usages,
-        fallback_cost_rate_minor=fallback,
-        gaps=await ticket_gaps(session=session, workspace_id=ws_id, period=period),
-    )
-    return WeeklyPost(summary=summary, report=current)
-
-
-async def load_summary(
-    *, session: AsyncSession, workspace: Workspace, kind: ReportKind, period: Period
-) -> WeeklySummary:
-    """The summary of ``period`` (what `/profit week` renders with `build_weekly_blocks`)."""
-    post = await load_post(session=session, workspace=workspace, kind=kind, period=period)
-    return post.summary
 
 
 REFRESH_ROUNDS = 20

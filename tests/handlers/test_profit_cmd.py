@@ -22,7 +22,7 @@ from handlers.profit_cmd import (
     table_text,
 )
 from models import engine as profit
-from models.periods import month_of, parse_period, week_of
+from models.periods import month_of, parse_period, previous, week_of
 from models.reporting import render_csv, render_table, report_json
 from models.tables import ContractKind, Member, Role
 from tests.conftest import make_settings
@@ -214,3 +214,17 @@ async def test_build_report_refuses_a_free_range(engine: Any, workspace: Any) ->
                 workspace_id=workspace.id,
                 period=date_range(date(2025, 6, 1), date(2025, 6, 3)),
             )
+
+
+@pytest.mark.e2e
+async def test_profit_last_week_shows_the_managers_summary(docket: Any) -> None:
+    await _seed(docket)
+    await _manager(docket)
+    answer = await _profit(docket, "last-week", "UMGR")
+    assert validate_blocks(answer["blocks"]) == []
+    today = docket.services.now().astimezone(docket.services.timezone).date()
+    key = previous(week_of(today)).key
+    assert key in answer["text"]
+    assert f"/profit {key}" in str(answer["blocks"][-1])
+    refused = await _profit(docket, "last-week", "U1")
+    assert refused["text"] == REFUSAL

@@ -31,7 +31,6 @@ from bot.config import ConfigError, Settings
 from bot.db import make_engine, make_sessionmaker, normalise_url
 from bot.migrate import upgrade
 from jobs.chart import render_chart
-from models.weekly_data import load_post
 from models.engine import build_report, rebuild, record_report_run, refresh_some
 from models.periods import local_date, previous, week_of
 from models.tables import (
@@ -50,6 +49,7 @@ from models.tables import (
 )
 from models.timelog import EntryKey, mark_entry_changes
 from models.weekly import render_text
+from models.weekly_data import load_post
 
 DEMO_TEAM = "TDEMO"
 DEFAULT_DATABASE = "sqlite+aiosqlite:///demo.db"

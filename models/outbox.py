@@ -80,6 +80,10 @@ def delivery_target(kind: str, payload: dict[str, Any]) -> str | None:
     """The channel (or relay) a row will use, when the payload names it."""
     if kind == EMAIL:
         return "email"
+    if payload.get("thread_of_ticket") or payload.get("card_of_ticket"):
+        # The card's channel is read at delivery; cards live in a few channels (mostly
+        # triage), so these share one target and cannot fill the worker's hands either.
+        return "slack:cards"
     channel = (payload.get("args") or {}).get("channel") or payload.get("channel")
     if isinstance(channel, str) and channel:
         return f"slack:{channel}"[:100]

@@ -383,6 +383,7 @@ class ProfitResult(SQLModel, table=True):
             "workspace_id", "period_kind", "period_start", "customer_id", "contract_key"
         ),
         sa.Index("ix_profit_period", "workspace_id", "period_kind", "period_start"),
+        sa.Index("ix_profit_customer", "workspace_id", "customer_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

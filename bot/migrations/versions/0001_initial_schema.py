@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 03:33:09.517513
+Create Date: 2026-11-27 04:28:17.550208
 """
 
 from collections.abc import Sequence
@@ -203,6 +203,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('workspace_id', 'period_kind', 'period_start', 'customer_id', 'contract_key')
     )
     with op.batch_alter_table('profit_result', schema=None) as batch_op:
+        batch_op.create_index('ix_profit_customer', ['workspace_id', 'customer_id'], unique=False)
         batch_op.create_index('ix_profit_period', ['workspace_id', 'period_kind', 'period_start'], unique=False)
 
     op.create_table('restatement',
@@ -447,6 +448,7 @@ def downgrade() -> None:
     op.drop_table('restatement')
     with op.batch_alter_table('profit_result', schema=None) as batch_op:
         batch_op.drop_index('ix_profit_period')
+        batch_op.drop_index('ix_profit_customer')
 
     op.drop_table('profit_result')
     with op.batch_alter_table('member', schema=None) as batch_op:

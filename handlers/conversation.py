@@ -617,33 +617,60 @@ async def _open_from_channel(
     services: Services, customer: Customer, *, channel: str, ts: str, user: str, text: str
 ) -> Ticket:
     at = services.now()
-    hooks = SlackHooks(services)
     async with services.transaction() as session:
-        contact_id, label = await _who(session, services, user)
-        ticket = await open_customer_ticket(
-            session=session,
-            workspace_id=services.workspace_id,
+        return await _channel_ticket(
+            session,
+            services,
+            customer,
             title=title_from_text(text) or "(no text)",
-            description=text,
-            customer_id=customer.id,
-            contact_id=contact_id,
-            requester_email=None,
-            verified=True,
-            label=label,
-            at=at,
-            hooks=hooks,
-            source={"source": "slack", "channel": channel, "ts": ts, "slack_user": user},
-            slack_ts=ts,
-        )
-        await ticket_notify.reply_in_thread(
-            session=session,
-            workspace_id=services.workspace_id,
-            ticket=ticket,
             channel=channel,
-            thread_ts=ts,
-            text=ticket_opened_text(ticket.number),
+            ts=ts,
+            user=user,
+            text=text,
             at=at,
         )
+
+
+async def _channel_ticket(
+    session: AsyncSession,
+    services: Services,
+    customer: Customer,
+    *,
+    title: str,
+    channel: str,
+    ts: str,
+    user: str,
+    text: str,
+    at: datetime,
+    follow_up_of: Ticket | None = None,
+) -> Ticket:
+    """Open a ticket (or a follow-up) from a customer's channel message; say so in its thread."""
+    contact_id, label = await _who(session, services, user)
+    ticket = await open_customer_ticket(
+        session=session,
+        workspace_id=services.workspace_id,
+        title=title,
+        description=text,
+        customer_id=customer.id,
+        contact_id=contact_id,
+        requester_email=None,
+        verified=True,
+        label=label,
+        at=at,
+        hooks=SlackHooks(services),
+        source={"source": "slack", "channel": channel, "ts": ts, "slack_user": user},
+        follow_up_of=follow_up_of,
+        slack_ts=ts,
+    )
+    await ticket_notify.reply_in_thread(
+        session=session,
+        workspace_id=services.workspace_id,
+        ticket=ticket,
+        channel=channel,
+        thread_ts=ts,
+        text=ticket_opened_text(ticket.number),
+        at=at,
+    )
     return ticket
 
 
@@ -661,34 +688,21 @@ async def _customer_reply_from_channel(
     at = services.now()
     hooks = SlackHooks(services)
     async with services.transaction() as session:
-        contact_id, label = await _who(session, services, user)
         if closed_too_long(ticket, at=at, reopen_days=services.settings.docket_reopen_days):
-            follow_up = await open_customer_ticket(
-                session=session,
-                workspace_id=services.workspace_id,
+            await _channel_ticket(
+                session,
+                services,
+                customer,
                 title=ticket.title,
-                description=text,
-                customer_id=customer.id,
-                contact_id=contact_id,
-                requester_email=None,
-                verified=True,
-                label=label,
-                at=at,
-                hooks=hooks,
-                source={"source": "slack", "channel": channel, "ts": ts, "slack_user": user},
-                follow_up_of=ticket,
-                slack_ts=ts,
-            )
-            await ticket_notify.reply_in_thread(
-                session=session,
-                workspace_id=services.workspace_id,
-                ticket=follow_up,
                 channel=channel,
-                thread_ts=ts,
-                text=ticket_opened_text(follow_up.number),
+                ts=ts,
+                user=user,
+                text=text,
                 at=at,
+                follow_up_of=ticket,
             )
             return
+        _contact_id, label = await _who(session, services, user)
         await record_customer_reply(
             session=session,
             workspace_id=services.workspace_id,

@@ -31,8 +31,9 @@ from bot.config import ConfigError, Settings
 from bot.db import make_engine, make_sessionmaker, normalise_url
 from bot.migrate import upgrade
 from jobs.chart import render_chart
-from models.engine import build_report, rebuild, record_report_run, refresh_some
+from models.engine import build_report, record_report_run, refresh_some
 from models.periods import local_date, previous, week_of
+from models.profit_bulk import rebuild
 from models.tables import (
     ChargeRate,
     Contract,

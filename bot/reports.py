@@ -26,6 +26,7 @@ from bot.config import ConfigError, Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.migrate import upgrade
 from models import engine as profit
+from models import profit_bulk
 from models.directory import match_customers
 from models.periods import local_date, parse_period
 from models.reporting import render
@@ -220,7 +221,7 @@ async def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         with bar:
-            stats = await profit.rebuild(
+            stats = await profit_bulk.rebuild(
                 sessions=shell.sessions,
                 workspace_id=shell.workspace_id,
                 today=shell.today(),

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -83,12 +84,14 @@ def _last_of_month(d: date) -> date:
     return d.replace(day=calendar.monthrange(d.year, d.month)[1])
 
 
+@lru_cache(maxsize=8192)  # pure, and Period is immutable: the engines ask for few dates often
 def week_of(d: date) -> Period:
     """The ISO week (Monday..Sunday) containing ``d``."""
     monday = d - timedelta(days=d.weekday())
     return Period("week", monday, monday + timedelta(days=6))
 
 
+@lru_cache(maxsize=8192)
 def month_of(d: date) -> Period:
     """The calendar month containing ``d``."""
     return Period("month", d.replace(day=1), _last_of_month(d))

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.db import make_sessionmaker
-from models import directory, timelog
+from models import directory, profit_bulk, timelog
 from models import engine as profit
 from models.periods import parse_period
 from models.reporting import Report
@@ -199,13 +199,38 @@ class World:
                 session=s, workspace_id=self.ws, today=today, at=self.at
             )
 
-    async def rebuild(self, today: date | None = None) -> profit.WriteStats:
-        return await profit.rebuild(
+    async def rebuild(
+        self, today: date | None = None, *, per_customer: bool = False, chunk: int = 400
+    ) -> profit.WriteStats:
+        """Rebuild everything: set-based (the default path) or one customer at a time."""
+        if per_customer:
+            return await profit.rebuild(
+                sessions=self.sessions, workspace_id=self.ws, today=today or self.today, at=self.at
+            )
+        return await profit_bulk.rebuild(
             sessions=self.sessions,
             workspace_id=self.ws,
             today=today or self.today,
             at=self.at,
+            chunk=chunk,
         )
+
+    async def refresh_many(self, *, customers: int = 400) -> int:
+        """Work off the stale queue with the set-based refresh; customer-periods done."""
+        done = 0
+        for _ in range(1_000):
+            async with self.sessions() as s, s.begin():
+                stats = await profit_bulk.refresh_many(
+                    session=s,
+                    workspace_id=self.ws,
+                    today=self.today,
+                    at=self.at,
+                    customers=customers,
+                )
+            if stats.customer_periods == 0:
+                return done
+            done += stats.customer_periods
+        raise AssertionError("the refresh never finished")
 
     async def stored(self) -> dict[tuple[Any, ...], tuple[Any, ...]]:
         """Every stored result as comparable plain values."""

@@ -263,9 +263,11 @@ async def _check(url: str, history: list[tuple[Any, ...]], ops: list[tuple[Any, 
         await w.refresh()
         incremental = await w.stored()
         await _weeks_add_up(w)
-        await w.rebuild()
+        await w.rebuild(chunk=2)  # set-based, in blocks of two customers
         assert await w.stored() == incremental
         assert await w.stale() == 0
+        await w.rebuild(per_customer=True)  # one customer at a time
+        assert await w.stored() == incremental
     finally:
         await ctx["engine"].dispose()
 

@@ -121,8 +121,20 @@ def cost_pieces(rates: CostRates, members: Iterable[int]) -> list[tuple[int, dat
             until = ordered[index + 1] if index + 1 < len(ordered) else _FAR
             resolved = rates.resolve(member_id, start)
             if resolved is not None:
-                pieces.append((member_id, start, until, resolved.minor_per_hour))
+                _append_piece(pieces, (member_id, start, until, resolved.minor_per_hour))
     return pieces
+
+
+def _append_piece(
+    pieces: list[tuple[int, date, date, int]], piece: tuple[int, date, date, int]
+) -> None:
+    """Append, merging with the previous piece when it is the same subject and rate."""
+    if pieces:
+        subject, start, until, rate = pieces[-1]
+        if subject == piece[0] and until == piece[1] and rate == piece[3]:
+            pieces[-1] = (subject, start, piece[2], rate)
+            return
+    pieces.append(piece)
 
 
 def charge_pieces(contracts: Iterable[PureContract]) -> list[tuple[int, date, date, int]]:
@@ -137,7 +149,7 @@ def charge_pieces(contracts: Iterable[PureContract]) -> list[tuple[int, date, da
             until = ordered[index + 1] if index + 1 < len(ordered) else _FAR
             row = rate_in_force(contract.charge_rates, start)
             if row is not None:
-                pieces.append((contract.id, start, until, row.minor_per_hour))
+                _append_piece(pieces, (contract.id, start, until, row.minor_per_hour))
     return pieces
 
 

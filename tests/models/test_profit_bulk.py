@@ -1,0 +1,278 @@
+"""The set-based recompute (models.profit_bulk) against the per-customer engine.
+
+Pure pieces first (rate pieces, day shares), then random workspaces on SQLite and PostgreSQL:
+the set-based rebuild, the set-based refresh of a backlog and the per-customer rebuild must
+store identical results, to the sixtieth of a cent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.db import make_engine
+from models.money import split_largest_remainder
+from models.periods import month_of, week_of
+from models.profit_bulk import DayShares, charge_pieces, cost_pieces
+from models.profitability import Contract, ContractKind, CostRates
+from models.rates import RateRow
+from models.tables import ContractKind as StoredKind
+from models.tables import Workspace
+from models.timelog import TimeRefused
+from tests.conftest import BACKENDS, POSTGRES_URL, truncate_postgres
+from tests.models.profit_world import World
+
+FAR = date(9999, 12, 31)
+
+
+# -- pure pieces -------------------------------------------------------------------------
+
+
+def test_cost_pieces_follow_member_then_group_then_default() -> None:
+    rates = CostRates(
+        member={1: [RateRow(date(2025, 3, 1), 9000)]},
+        group_of={1: 7, 2: 7, 3: None},
+        group={7: [RateRow(date(2025, 2, 1), 6000)]},
+        default=[RateRow(date(2025, 1, 1), 3000), RateRow(date(2025, 4, 1), 3500)],
+    )
+    pieces = cost_pieces(rates, [1, 2, 3])
+    assert [p for p in pieces if p[0] == 1] == [
+        (1, date(2025, 1, 1), date(2025, 2, 1), 3000),
+        (1, date(2025, 2, 1), date(2025, 3, 1), 6000),
+        (1, date(2025, 3, 1), FAR, 9000),  # the default's change does not show through
+    ]
+    assert [p for p in pieces if p[0] == 2] == [
+        (2, date(2025, 1, 1), date(2025, 2, 1), 3000),
+        (2, date(2025, 2, 1), FAR, 6000),
+    ]
+    assert [p for p in pieces if p[0] == 3] == [
+        (3, date(2025, 1, 1), date(2025, 4, 1), 3000),
+        (3, date(2025, 4, 1), FAR, 3500),
+    ]
+
+
+def test_no_rate_before_the_first_one_leaves_the_days_uncosted() -> None:
+    rates = CostRates(member={1: [RateRow(date(2025, 5, 1), 100)]}, group_of={1: None, 2: None})
+    assert cost_pieces(rates, [1, 2]) == [(1, date(2025, 5, 1), FAR, 100)]
+
+
+def test_rates_recorded_on_the_same_day_the_later_one_wins() -> None:
+    rates = CostRates(
+        member={1: [RateRow(date(2025, 5, 1), 100), RateRow(date(2025, 5, 1), 200)]},
+        group_of={1: None},
+    )
+    assert cost_pieces(rates, [1]) == [(1, date(2025, 5, 1), FAR, 200)]
+
+
+def test_charge_pieces_only_for_hourly_contracts() -> None:
+    hourly = Contract(
+        id=1,
+        customer_id=1,
+        kind=ContractKind.HOURLY,
+        start=date(2025, 1, 1),
+        charge_rates=(RateRow(date(2025, 1, 1), 12000), RateRow(date(2025, 7, 1), 13000)),
+    )
+    fixed = Contract(
+        id=2, customer_id=1, kind=ContractKind.FIXED, start=date(2025, 1, 1), monthly_fee_minor=9
+    )
+    assert charge_pieces([hourly, fixed]) == [
+        (1, date(2025, 1, 1), date(2025, 7, 1), 12000),
+        (1, date(2025, 7, 1), FAR, 13000),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("amount", "first", "last"),
+    [
+        (100_001, date(2025, 2, 1), date(2025, 2, 28)),  # a whole month: the whole amount
+        (100_001, date(2025, 2, 10), date(2025, 2, 16)),
+        (7_777, date(2025, 1, 27), date(2025, 2, 2)),  # a week across two months
+        (31, date(2024, 2, 29), date(2024, 2, 29)),  # a leap day
+        (0, date(2025, 3, 1), date(2025, 3, 31)),
+    ],
+)
+def test_day_shares_equal_the_split_of_each_month(amount: int, first: date, last: date) -> None:
+    expected = 0
+    day = first
+    while day <= last:
+        month = month_of(day)
+        shares = split_largest_remainder(amount, [1] * month.day_count)
+        expected += shares[day.day - 1]
+        day += timedelta(days=1)
+    assert DayShares().over(amount, first, last) == expected
+
+
+# -- random workspaces, both databases ---------------------------------------------------
+
+AT = datetime(2021, 1, 20, 9, 0, tzinfo=UTC)
+FIRST = date(2020, 12, 10)  # ISO 2020-W53 (28 Dec .. 3 Jan) and a year end inside
+DAYS = 40
+
+log = st.tuples(
+    st.integers(0, 2),  # member
+    st.sampled_from([0, 1, 1, 2, 3, 4, 5]),  # hourly, block, fixed, no contract, none, other's
+    st.integers(0, DAYS - 1),
+    st.integers(1, 400),
+    st.booleans(),
+)
+change = st.one_of(
+    st.tuples(
+        st.just("cost"), st.sampled_from(["member", "group", "default"]), st.integers(0, DAYS)
+    ),
+    st.tuples(st.just("charge"), st.integers(0, DAYS), st.integers(0, 20_000)),
+    st.tuples(st.just("block"), st.integers(1, 30), st.integers(1, 90_000)),
+    st.tuples(st.just("fixed-end"), st.integers(0, DAYS)),
+)
+
+
+async def _fresh_url(backend: str, template: Path, tmp: Path) -> str:
+    if backend == "sqlite":
+        path = tmp / "docket.db"
+        shutil.copy(template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    assert POSTGRES_URL
+    engine = make_engine(POSTGRES_URL)
+    await truncate_postgres(engine)
+    await engine.dispose()
+    return POSTGRES_URL
+
+
+async def _scenario(url: str, logs: list[Any], changes: list[Any]) -> None:
+    engine = make_engine(url)
+    w = World(engine, 0, at=AT)
+    try:
+        async with w.sessions() as s, s.begin():
+            ws = Workspace(team_id="T0001", timezone="Pacific/Auckland")
+            s.add(ws)
+            await s.flush()
+            assert ws.id is not None
+            w.ws = ws.id
+        members = [await w.member("Ann"), await w.member("Ben", group="techs")]
+        members.append(await w.member("Cid"))  # uncosted until a default rate appears
+        await w.cost_rate(5000, date(2020, 1, 1), member_id=members[0])
+        techs = await w.group_id("techs")
+        await w.cost_rate(4000, FIRST + timedelta(days=12), group_id=techs)
+        acme, beta, gamma = [await w.customer(n) for n in ("Acme", "Beta", "Gamma")]
+        hourly = await w.contract(
+            acme, "Hourly", StoredKind.HOURLY, FIRST + timedelta(days=5), hourly_rate_minor=12_000
+        )
+        block = await w.contract(
+            acme,
+            "Block",
+            StoredKind.BLOCK,
+            date(2020, 12, 1),
+            FIRST + timedelta(days=33),
+            block_minutes=500,
+            block_price_minor=50_001,
+            overage_minor_per_hour=13_000,
+        )
+        fixed = await w.contract(
+            beta,
+            "Fixed",
+            StoredKind.FIXED,
+            FIRST + timedelta(days=8),
+            monthly_fee_minor=100_001,
+            monthly_direct_cost_minor=7_777,
+        )
+        other = await w.contract(
+            gamma, "Gamma hourly", StoredKind.HOURLY, FIRST, hourly_rate_minor=9
+        )
+        targets: list[dict[str, Any]] = [
+            {"contract_id": hourly},
+            {"contract_id": block},
+            {"contract_id": fixed},
+            {"customer_id": beta},
+            {},
+            {"contract_id": other},
+        ]
+        for who, where, offset, minutes, billable in logs:
+            try:
+                await w.log(
+                    members[who],
+                    minutes,
+                    FIRST + timedelta(days=offset),
+                    billable=billable,
+                    **targets[where],
+                )
+            except TimeRefused:
+                pass
+        await w.refresh()
+        for op in changes:
+            if op[0] == "cost":
+                since = FIRST + timedelta(days=op[2])
+                subject = {
+                    "member": {"member_id": members[0]},
+                    "group": {"group_id": techs},
+                    "default": {},
+                }[op[1]]
+                await w.cost_rate(3000 + op[2], since, **subject)
+            elif op[0] == "charge":
+                await w.charge_rate(hourly, FIRST + timedelta(days=op[1]), op[2])
+            elif op[0] == "block":
+                await w.contract(
+                    acme,
+                    "Block",
+                    StoredKind.BLOCK,
+                    date(2020, 12, 1),
+                    FIRST + timedelta(days=33),
+                    block_minutes=op[1] * 20,
+                    block_price_minor=op[2],
+                    overage_minor_per_hour=13_000,
+                )
+            else:
+                await w.contract(
+                    beta,
+                    "Fixed",
+                    StoredKind.FIXED,
+                    FIRST + timedelta(days=8),
+                    FIRST + timedelta(days=8 + op[1]),
+                    monthly_fee_minor=100_001,
+                    monthly_direct_cost_minor=7_777,
+                )
+        # The backlog the changes left, worked off set-based (one customer per step)...
+        await w.refresh_many(customers=1)
+        assert await w.stale() == 0
+        bulk_refreshed = await w.stored()
+        # ...equals a per-customer rebuild, and a set-based rebuild in blocks of two.
+        await w.rebuild(per_customer=True)
+        per_customer = await w.stored()
+        assert bulk_refreshed == per_customer
+        await w.rebuild(chunk=2)
+        assert await w.stored() == per_customer
+        # Time logged in ISO week 2020-W53 (28 Dec .. 3 Jan) is stored under that week.
+        w53 = week_of(date(2020, 12, 31)).start
+        if any(18 <= offset <= 24 for _who, _where, offset, _m, _b in logs):
+            assert any(k[0] == "week" and k[1] == w53 and v[0] for k, v in per_customer.items())
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(logs=st.lists(log, min_size=0, max_size=14), changes=st.lists(change, max_size=5))
+def test_set_based_equals_per_customer(
+    backend: str,
+    sqlite_template: Path,
+    postgres_ready: bool,
+    logs: list[Any],
+    changes: list[Any],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+
+        async def run() -> None:
+            url = await _fresh_url(backend, sqlite_template, Path(tmp))
+            await _scenario(url, logs, changes)
+
+        asyncio.run(run())

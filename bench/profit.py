@@ -340,9 +340,17 @@ async def docket_measure(
     out: dict[str, Any] = {}
     try:
         if what == "rebuild":
+            from models import profit_bulk
+
+            began = time.perf_counter()
+            await profit_bulk.rebuild(sessions=sessions, workspace_id=ws, today=today, at=at)
+            out["seconds"] = time.perf_counter() - began
+        elif what == "rebuild-per-customer":
             began = time.perf_counter()
             await eng.rebuild(sessions=sessions, workspace_id=ws, today=today, at=at)
             out["seconds"] = time.perf_counter() - began
+        elif what == "backdate":
+            out.update(await _backdate(sessions, ws, today, at))
         elif what == "report":
             began = time.perf_counter()
             async with sessions() as session:
@@ -380,18 +388,198 @@ async def docket_measure(
                 keys = [(1, week_of(start)), (1, month_of(start))]
                 await mark_stale(session=session, workspace_id=ws, keys=keys, at=at)
             began = time.perf_counter()
-            periods = 0
-            while True:
-                async with sessions() as session, session.begin():
-                    stats = await eng.refresh_some(session=session, workspace_id=ws, at=at)
-                if not stats.customer_periods:
-                    break
-                periods += stats.customer_periods
+            out["customer_periods"] = await _refresh_all(sessions, ws, today, at)
             out["seconds"] = time.perf_counter() - began
-            out["customer_periods"] = periods
     finally:
         await engine.dispose()
     return out
+
+
+async def _refresh_all(sessions: Any, ws: int, today: date, at: datetime) -> int:
+    """Run the refresh worker's step until nothing is stale; customer-periods done."""
+    from models import profit_bulk
+
+    periods = 0
+    while True:
+        async with sessions() as session, session.begin():
+            stats = await profit_bulk.refresh_step(
+                session=session, workspace_id=ws, today=today, at=at
+            )
+        if not stats.customer_periods:
+            return periods
+        periods += stats.customer_periods
+
+
+async def _backdate(sessions: Any, ws: int, today: date, at: datetime) -> dict[str, Any]:
+    """A group's cost rate corrected from the start of the year (40 members in the generated
+    data), then the refresh worker's steps until every figure is fresh (what /profit reads)."""
+    from models.directory import save_cost_rate
+    from models.engine import stale_count
+
+    began = time.perf_counter()
+    async with sessions() as session, session.begin():
+        await save_cost_rate(
+            session=session,
+            workspace_id=ws,
+            effective_from=YEAR_START - timedelta(days=400),
+            minor_per_hour=6543,
+            at=at,
+            group_id=1,
+        )
+        marked = await stale_count(session=session, workspace_id=ws)
+    periods = await _refresh_all(sessions, ws, today, at)
+    return {"seconds": time.perf_counter() - began, "marked": marked, "customer_periods": periods}
+
+
+# -- import ------------------------------------------------------------------------------------
+
+
+def export_time_csv(path: Path, ws: int, out: Path) -> int:
+    """The generated time entries as a `docket import time` file (names, not ids)."""
+    src = sqlite3.connect(path)
+    rows = src.execute(
+        "SELECT m.email, t.work_date, t.minutes, c.name, k.name, t.billable, t.id"
+        " FROM time_entry t JOIN member m ON m.id = t.member_id"
+        " JOIN customer c ON c.id = t.customer_id JOIN contract k ON k.id = t.contract_id"
+        " WHERE t.workspace_id = ? ORDER BY t.id",
+        (ws,),
+    )
+    count = 0
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["member", "work_date", "hours", "customer", "contract", "billable", "id"])
+        for email, day, minutes, customer, contract, billable, entry_id in rows:
+            hours = f"{minutes // 60}.{minutes % 60 * 100 // 60:02d}".rstrip("0").rstrip(".")
+            writer.writerow(
+                [email, day, hours, customer, contract, "yes" if billable else "no", f"e{entry_id}"]
+            )
+            count += 1
+    src.close()
+    return count
+
+
+def empty_copy(path: Path, out: Path) -> None:
+    """A copy of the generated database without its time entries (and no results)."""
+    import shutil
+
+    shutil.copy(path, out)
+    db = sqlite3.connect(out)
+    db.execute("DELETE FROM time_entry")
+    db.execute("DELETE FROM profit_result")
+    db.execute("DELETE FROM stale_period")
+    db.commit()
+    db.execute("VACUUM")
+    db.close()
+
+
+def _plain_rows(
+    csv_path: Path, lookups: tuple[dict[str, int], ...], ws: int, now: str
+) -> Iterator[tuple[Any, ...]]:
+    members, customers, contracts = lookups
+    with csv_path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        for email, day, hours, customer, contract, billable, entry_id in reader:
+            yield (
+                ws,
+                members[email],
+                customers[customer],
+                contracts[contract],
+                day,
+                round(float(hours) * 60),
+                billable == "yes",
+                entry_id,
+                now,
+                now,
+            )
+
+
+def plain_executemany(db_path: Path, csv_path: Path, ws: int) -> float:
+    """Baseline: the file read with csv and inserted with sqlite3's executemany, names
+    resolved from dictionaries and no checks."""
+    began = time.perf_counter()
+    db = sqlite3.connect(db_path)
+    lookups = tuple(
+        dict(db.execute(sql).fetchall())
+        for sql in (
+            "SELECT email, id FROM member",
+            "SELECT name, id FROM customer",
+            "SELECT name, id FROM contract",
+        )
+    )
+    now = datetime.now(UTC).isoformat(sep=" ")
+    db.executemany(
+        "INSERT INTO time_entry (workspace_id, member_id, customer_id, contract_id, work_date,"
+        " minutes, billable, source_key, note, created_at, updated_at)"
+        " VALUES (?,?,?,?,?,?,?,?,'',?,?)",
+        _plain_rows(csv_path, lookups, ws, now),
+    )
+    db.commit()
+    db.close()
+    return time.perf_counter() - began
+
+
+async def plain_copy(url: str, csv_path: Path, ws: int) -> float:
+    """Baseline on PostgreSQL: the same rows sent with COPY (asyncpg)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        began = time.perf_counter()
+        lookups = (
+            {r[0]: r[1] for r in await conn.fetch("SELECT email, id FROM member")},
+            {r[0]: r[1] for r in await conn.fetch("SELECT name, id FROM customer")},
+            {r[0]: r[1] for r in await conn.fetch("SELECT name, id FROM contract")},
+        )
+        now = datetime.now(UTC)
+        records = [
+            (*r[:4], date.fromisoformat(r[4]), *r[5:8], "", now, now)
+            for r in _plain_rows(csv_path, lookups, ws, "")
+        ]
+        await conn.copy_records_to_table(
+            "time_entry",
+            records=records,
+            columns=[
+                "workspace_id",
+                "member_id",
+                "customer_id",
+                "contract_id",
+                "work_date",
+                "minutes",
+                "billable",
+                "source_key",
+                "note",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        return time.perf_counter() - began
+    finally:
+        await conn.close()
+
+
+async def docket_import(url: str, csv_path: Path, ws: int) -> dict[str, Any]:
+    """`docket import time FILE`'s work: models.importer.import_csv in one transaction."""
+    from bot.db import make_engine, make_sessionmaker
+    from models.importer import import_csv
+
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    at = datetime.now(UTC)
+    try:
+        began = time.perf_counter()
+        async with sessions() as session, session.begin():
+            result = await import_csv(
+                session=session,
+                workspace_id=ws,
+                kind="time",
+                opener=lambda: csv_path.open(newline="", encoding="utf-8"),
+                at=at,
+                today=at.date(),
+            )
+        return {"seconds": time.perf_counter() - began, "written": result.written}
+    finally:
+        await engine.dispose()
 
 
 # -- child process entry -----------------------------------------------------------------------
@@ -403,6 +591,15 @@ def child(what: str, path: Path, ws: int, url: str | None = None) -> dict[str, A
         result: dict[str, Any] = {"week": reference_week(path, ws, REPORT_WEEK)}
     elif what == "duckdb":
         result = duckdb_year(path, ws, REPORT_WEEK)
+    elif what.startswith("import:"):
+        _, target, csv_file = what.split(":", 2)
+        url = url or f"sqlite+aiosqlite:///{path}"
+        if target == "docket":
+            result = asyncio.run(docket_import(url, Path(csv_file), ws))
+        elif url.startswith("postgresql"):
+            result = {"seconds": asyncio.run(plain_copy(url, Path(csv_file), ws))}
+        else:
+            result = {"seconds": plain_executemany(path, Path(csv_file), ws)}
     else:
         result = asyncio.run(docket_measure(what, path, ws, REPORT_WEEK, url))
     result.setdefault("seconds", time.perf_counter() - began)
@@ -437,6 +634,48 @@ def compare(a: dict[str, list[int]], b: dict[str, list[int]], *, hourly_only: bo
     return diffs
 
 
+def measure_import(path: Path, ws: int, backends: list[tuple[str, str | None]]) -> list[Row]:
+    """`docket import time` of the year against a plain loader of the same file, on a copy
+    of the generated database without its time entries (COPY on PostgreSQL)."""
+    work = Path(tempfile.mkdtemp(prefix="docket-bench-import-"))
+    csv_path = work / "time.csv"
+    count = export_time_csv(path, ws, csv_path)
+    rows = []
+    for _backend, url in backends:
+        label = "Docket" if url is None else "Docket PostgreSQL"
+        figures: dict[str, float] = {}
+        for target in ("plain", "docket"):
+            if url is None:
+                db = work / f"{target}.db"
+                empty_copy(path, db)
+                result = run_child(f"import:{target}:{csv_path}", db, ws)
+            else:
+                asyncio.run(_empty_postgres(url))
+                result = run_child(f"import:{target}:{csv_path}", path, ws, url)
+            figures[target] = result["seconds"]
+        baseline = "COPY" if url else "executemany"
+        rows.append(
+            Row(
+                f"{label} import of {count:,} time entries, s",
+                f"{figures['docket']:.1f}",
+                f"{figures['plain']:.1f} ({baseline})",
+                ratio(figures["docket"], figures["plain"]),
+                f"<= 1.5x {baseline}",
+                figures["docket"] <= 1.5 * figures["plain"],
+            )
+        )
+    return rows
+
+
+async def _empty_postgres(url: str) -> None:
+    from bot.db import make_engine
+
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("TRUNCATE time_entry, profit_result, stale_period")
+    await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Docket profitability benchmark")
     parser.add_argument("--small", action="store_true", help="tiny sizes (smoke test)")
@@ -447,6 +686,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--postgres", help="also measure Docket on this PostgreSQL database (reset and loaded)"
     )
+    parser.add_argument(
+        "--per-customer",
+        action="store_true",
+        help="also time the per-customer rebuild (the engine before the set-based one; slow)",
+    )
+    parser.add_argument("--no-import", action="store_true", help="skip the import measurement")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--ws", type=int, default=1, help=argparse.SUPPRESS)
@@ -566,6 +811,28 @@ def main(argv: list[str] | None = None) -> int:
                     met=refresh["seconds"] < 0.05,
                 )
             )
+            back = run_child("backdate", path, ws, url)
+            rows.append(
+                Row(
+                    f"{label} back-dated group rate (40 members), s",
+                    f"{back['seconds']:.2f}",
+                    f"{back['marked']} customer-periods marked",
+                    target="< 5 s",
+                    met=back["seconds"] < 5,
+                )
+            )
+        if args.per_customer and not skip_engine:
+            old = run_child("rebuild-per-customer", path, ws, url)
+            rows.append(
+                Row(
+                    f"{label} full rebuild, per customer (before), s",
+                    f"{old['seconds']:.2f} ({old['cpu_s']:.1f})",
+                    f"{duck['seconds']:.2f} (DuckDB)" if duck else "no DuckDB",
+                    ratio(old["seconds"], duck["seconds"]) if duck else "",
+                )
+            )
+    if not args.no_import:
+        rows += measure_import(path, ws, backends)
     print_table("Profitability", rows)
     summary = {"reference_s": ref["seconds"], "duckdb_s": duck["seconds"] if duck else None}
     print(json.dumps(summary))

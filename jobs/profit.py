@@ -28,14 +28,6 @@ logger = logging.getLogger(__name__)
 STEP_LIMIT = 20
 """Customer-periods per transaction (one time query per customer in it)."""
 
-BULK_BACKLOG = 200
-"""Stale customer-periods above which a step recomputes whole customers set-based
-(models.profit_bulk.refresh_many): a back-dated rate or an import marks thousands at once."""
-
-BULK_CUSTOMERS = 100
-"""Customers per set-based step: a step stays well under a second, so SQLite's write lock
-is free between steps."""
-
 STOP_GRACE = 5.0
 """Seconds a step in progress may take to finish when Docket stops."""
 
@@ -69,21 +61,15 @@ class ProfitWorker:
                 logger.info("profitability: %s new customer-period(s) to compute", marked)
             self.horizon_checked = today
         started = time.monotonic()
-        async with services.read() as session:
-            backlog = await profit.stale_count(session=session, workspace_id=services.workspace_id)
         async with services.transaction() as session:
-            if backlog > BULK_BACKLOG:
-                stats = await profit_bulk.refresh_many(
-                    session=session,
-                    workspace_id=services.workspace_id,
-                    today=today,
-                    at=now,
-                    customers=BULK_CUSTOMERS,
-                )
-            else:
-                stats = await profit.refresh_some(
-                    session=session, workspace_id=services.workspace_id, at=now, limit=self.limit
-                )
+            # Small changes one customer-period at a time; a large backlog set-based.
+            stats = await profit_bulk.refresh_step(
+                session=session,
+                workspace_id=services.workspace_id,
+                today=today,
+                at=now,
+                limit=self.limit,
+            )
         if stats.restatements:
             logger.info("profitability: %s reported period(s) restated", stats.restatements)
         if not stats.customer_periods:

@@ -57,9 +57,20 @@ from models.timelog import horizon_end, periods_of_range
 logger = logging.getLogger(__name__)
 
 CHUNK_CUSTOMERS = 400
-"""Customers recomputed per transaction: bounds memory and how long a block holds locks."""
+"""Customers recomputed per transaction by a rebuild: bounds memory and lock time."""
+
+BULK_BACKLOG = 200
+"""Stale customer-periods above which a refresh step recomputes whole customers set-based:
+a back-dated rate or an import marks thousands at once."""
+
+BULK_CUSTOMERS = 100
+"""Customers per set-based refresh step: a step stays well under a second, so SQLite's
+write lock is free between steps."""
 
 _FAR = date(9999, 12, 31)
+
+Piece = tuple[int, date, date, int]
+"""(member or contract id, from, until (exclusive), minor units per hour)."""
 _TE: Any = per_customer._TE
 _PR: Any = per_customer._PR
 _SP: Any = per_customer._SP
@@ -105,11 +116,11 @@ _MINUTES, _BILLABLE, _LABOUR, _UNCOSTED, _UNATTRIBUTED, _HOURLY, _UNPRICED, _BLO
 # ---------------------------------------------------------------------------------------
 
 
-def cost_pieces(rates: CostRates, members: Iterable[int]) -> list[tuple[int, date, date, int]]:
+def cost_pieces(rates: CostRates, members: Iterable[int]) -> list[Piece]:
     """(member, from, until (exclusive), rate) pieces over which each member's resolved cost
     rate is constant. Days in no piece have no rate in force (uncosted)."""
     default_dates = {r.effective_from for r in rates.default}
-    pieces = []
+    pieces: list[Piece] = []
     for member_id in members:
         group_id = rates.group_of.get(member_id)
         dates = set(default_dates)
@@ -125,9 +136,7 @@ def cost_pieces(rates: CostRates, members: Iterable[int]) -> list[tuple[int, dat
     return pieces
 
 
-def _append_piece(
-    pieces: list[tuple[int, date, date, int]], piece: tuple[int, date, date, int]
-) -> None:
+def _append_piece(pieces: list[Piece], piece: Piece) -> None:
     """Append, merging with the previous piece when it is the same subject and rate."""
     if pieces:
         subject, start, until, rate = pieces[-1]
@@ -137,10 +146,10 @@ def _append_piece(
     pieces.append(piece)
 
 
-def charge_pieces(contracts: Iterable[PureContract]) -> list[tuple[int, date, date, int]]:
+def charge_pieces(contracts: Iterable[PureContract]) -> list[Piece]:
     """(contract, from, until (exclusive), rate) pieces of every hourly contract's charge rate;
     days in no piece are unpriced."""
-    pieces = []
+    pieces: list[Piece] = []
     for contract in contracts:
         if contract.kind is not ContractKind.HOURLY:
             continue
@@ -607,3 +616,26 @@ async def refresh_many(
     stats.rows_written = written.rows_written
     stats.restatements = written.restatements
     return stats
+
+
+async def refresh_step(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    today: date,
+    at: datetime,
+    limit: int = 20,
+    backlog: int = BULK_BACKLOG,
+    customers: int = BULK_CUSTOMERS,
+) -> per_customer.RefreshStats:
+    """One step of the background refresh, in the caller's transaction: `limit` stale
+    customer-periods one customer at a time (models.engine.refresh_some) while the backlog is
+    small, whole customers set-based (`refresh_many`) when it holds more than `backlog`."""
+    waiting = await per_customer.stale_count(session=session, workspace_id=workspace_id)
+    if waiting > backlog:
+        return await refresh_many(
+            session=session, workspace_id=workspace_id, today=today, at=at, customers=customers
+        )
+    return await per_customer.refresh_some(
+        session=session, workspace_id=workspace_id, at=at, limit=limit
+    )

@@ -11,8 +11,10 @@ Rules:
   importing the same file again changes nothing.
 - Amounts are decimal strings in the workspace currency (`1200`, `1,200.50`), hours decimals
   (`1.5`), dates ISO (`2025-06-03`), booleans `true/false`, `yes/no`, `1/0` (empty: true).
-- Time is streamed twice (check, then write) in batches with executemany, so a file of a
-  million rows never becomes a million ORM objects. Imported time is not held to the 24-hour
+- Time is streamed once, checked and written in batches with executemany (COPY into a staging
+  table on PostgreSQL), so a file of a million rows never becomes a million ORM objects; a
+  bad line stops the writing, the rest is still checked, and the caller's rollback leaves
+  nothing of the file. Imported time is not held to the 24-hour
   rule (it may be a summary of a day), but it must be positive and not in the future.
 """
 
@@ -27,7 +29,7 @@ from datetime import date, datetime
 from typing import Any, TextIO
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -80,7 +82,7 @@ _HOURS_RE = re.compile(r"(\d{1,4})(?:[.,](\d{1,6}))?")
 _ME: Any = Member.__table__  # type: ignore[attr-defined]
 
 Progress = Callable[[str, int, int | None], None]
-"""`progress(stage, rows_done, rows_total_or_None)`: "checking" then "writing"."""
+"""`progress(stage, rows_done, rows_total_or_None)`: "writing" as rows go in."""
 
 
 @dataclass(frozen=True)
@@ -579,35 +581,40 @@ async def _import_time(
     today: date,
     progress: Progress | None,
 ) -> ImportResult:
+    """One pass over the file: rows are checked and written in batches as they come. From the
+    first bad line on nothing more is written but every line is still checked, so the error
+    list is complete; ImportFailed then makes the caller roll back what was written."""
     result = ImportResult(kind="time")
     refs = await _refs(session, workspace_id, tickets=True)
     errors: list[RowError] = []
     error_count = 0
     ids_seen: dict[str, int] = {}
-    for line, checked, error in _time_rows(opener, refs, today):
-        result.rows += 1
-        if checked is not None and checked.source_key.startswith("id"):
-            if checked.source_key in ids_seen:
-                error = f"id repeats line {ids_seen[checked.source_key]}"
-            ids_seen[checked.source_key] = line
-        if error is not None:
-            error_count += 1
-            if len(errors) < MAX_REPORTED_ERRORS:
-                errors.append(RowError(line, error))
-        if progress is not None and result.rows % 10_000 == 0:
-            progress("checking", result.rows, None)
-    del ids_seen
-    if error_count:
-        raise ImportFailed(errors, error_count - len(errors))
+
+    def checked_rows() -> Iterator[TimeRow]:
+        nonlocal error_count
+        for line, checked, error in _time_rows(opener, refs, today):
+            result.rows += 1
+            if checked is not None and checked.source_key.startswith("id"):
+                if checked.source_key in ids_seen:
+                    error = f"id repeats line {ids_seen[checked.source_key]}"
+                ids_seen[checked.source_key] = line
+            if error is not None:
+                error_count += 1
+                if len(errors) < MAX_REPORTED_ERRORS:
+                    errors.append(RowError(line, error))
+            elif checked is not None and not error_count:
+                yield checked
 
     written, marked = await write_time_rows(
         session=session,
         workspace_id=workspace_id,
-        rows=(checked for _line, checked, _error in _time_rows(opener, refs, today) if checked),
+        rows=checked_rows(),
         at=at,
         progress=progress,
-        total=result.rows,
+        mark=lambda: not error_count,
     )
+    if error_count:
+        raise ImportFailed(errors, error_count - len(errors))
     result.written, result.stale_marked = written, marked
     return result
 
@@ -620,13 +627,24 @@ async def write_time_rows(
     at: datetime,
     progress: Progress | None = None,
     total: int | None = None,
+    mark: Callable[[], bool] = lambda: True,
 ) -> tuple[int, int]:
     """Upsert checked time rows on (workspace, source key) in batches; returns (rows inserted
     or changed, customer-periods marked stale). The bulk path of `docket import time`, usable
     directly (e.g. to load benchmark data): rows need distinct, non-empty source keys.
     """
+    if dialect(session) == "postgresql":
+        return await _copy_time_rows(
+            session=session,
+            workspace_id=workspace_id,
+            rows=rows,
+            at=at,
+            progress=progress,
+            total=total,
+            mark=mark,
+        )
     table: Any = TimeEntry.__table__  # type: ignore[attr-defined]
-    ins: Any = (postgresql if dialect(session) == "postgresql" else sqlite).insert(table)
+    ins: Any = sqlite.insert(table)
     updated = (
         "member_id",
         "ticket_id",
@@ -748,10 +766,106 @@ async def write_time_rows(
         if len(batch) >= BATCH:
             await flush()
     await flush()
+    if not mark():  # the caller will roll back: nothing to mark
+        return written_count, 0
     marked = await mark_entry_changes(
         session=session, workspace_id=workspace_id, changes=changes, at=at
     )
     return written_count, marked
+
+
+_UPDATED_ALL = (
+    "member_id",
+    "ticket_id",
+    "customer_id",
+    "contract_id",
+    "work_date",
+    "minutes",
+    "billable",
+    "note",
+)
+
+
+async def _copy_time_rows(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    rows: Iterable[TimeRow],
+    at: datetime,
+    progress: Progress | None,
+    total: int | None,
+    mark: Callable[[], bool],
+) -> tuple[int, int]:
+    """PostgreSQL: COPY the rows into a staging table, then one upsert from it (unchanged
+    rows are left alone, and only inserted or changed rows mark periods stale)."""
+    conn = await session.connection()
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    staging = "docket_time_import"
+    await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {staging}")
+    await conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {staging} (LIKE time_entry INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
+    done = 0
+    batch: list[tuple[Any, ...]] = []
+
+    async def flush() -> None:
+        nonlocal done
+        if batch:
+            await driver.copy_records_to_table(staging, records=batch, columns=_TIME_COLUMNS)
+            done += len(batch)
+            batch.clear()
+            if progress is not None:
+                progress("writing", done, total)
+
+    for r in rows:
+        batch.append(
+            (
+                workspace_id,
+                r.member_id,
+                r.ticket_id,
+                r.customer_id,
+                r.contract_id,
+                r.work_date,
+                r.minutes,
+                r.billable,
+                r.note,
+                r.source_key,
+                at,
+                at,
+            )
+        )
+        if len(batch) >= 10 * BATCH:
+            await flush()
+    await flush()
+    if not mark():
+        return done, 0
+    columns = ", ".join(_TIME_COLUMNS)
+    # Entries re-imported with another date or customer also leave their old periods.
+    found: Any = await conn.exec_driver_sql(
+        f"SELECT t.source_key, t.customer_id, t.contract_id, t.work_date FROM time_entry t"
+        f" JOIN {staging} s ON s.workspace_id = t.workspace_id AND s.source_key = t.source_key"
+    )
+    old = {row[0]: EntryKey(row[1], row[2], row[3]) for row in found.all()}
+    changed = " OR ".join(f"time_entry.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in _UPDATED_ALL)
+    written: Any = await conn.exec_driver_sql(
+        f"INSERT INTO time_entry ({columns}) SELECT {columns} FROM {staging}"
+        " ON CONFLICT (workspace_id, source_key) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in (*_UPDATED_ALL, "updated_at"))
+        + f" WHERE {changed} RETURNING source_key, customer_id, contract_id, work_date"
+    )
+    changes: set[EntryKey] = set()
+    count = 0
+    for row in written.all():
+        count += 1
+        changes.add(EntryKey(row[1], row[2], row[3]))
+        if row[0] in old:
+            changes.add(old[row[0]])
+    del old
+    await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {staging}")
+    marked = await mark_entry_changes(
+        session=session, workspace_id=workspace_id, changes=changes, at=at
+    )
+    return count, marked
 
 
 async def import_csv(
@@ -766,7 +880,7 @@ async def import_csv(
 ) -> ImportResult:
     """Import one CSV file of `kind` inside the caller's transaction.
 
-    `opener()` returns a fresh text stream of the file each time (time files are read twice).
+    `opener()` returns a fresh text stream of the file.
     Raises ImportFailed listing the bad lines; the caller must then roll back (nothing of the
     file may stay). `today` is the workspace's date (future work dates are refused).
     """

@@ -70,3 +70,9 @@ def test_profit_reference_matches_hand_computed_week(tmp_path: Path) -> None:
         minutes[str(customer)] = minutes.get(str(customer), 0) + mins
     assert {k: v[0] for k, v in week.items()} == minutes
     assert all(v[2] > 0 for v in week.values())  # every minute is costed in the generator
+
+
+def test_profit_script_measures_backdating_and_import() -> None:
+    out = run("bench.profit", "--small")
+    assert "back-dated group rate (40 members)" in out, out[-2000:]
+    assert "import of 5,001 time entries" in out, out[-2000:]

@@ -28,10 +28,10 @@ import logging
 import zlib
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -434,6 +434,12 @@ class WriteStats:
     rows_written: int = 0
     rows_deleted: int = 0
     restatements: int = 0
+
+    def add(self, other: WriteStats) -> None:
+        """Count `other`'s changes in these."""
+        self.rows_written += other.rows_written
+        self.rows_deleted += other.rows_deleted
+        self.restatements += other.restatements
 
 
 async def _store_customer(
@@ -895,6 +901,23 @@ async def rebuild_customer(
     return stats
 
 
+class BlockRecompute(Protocol):
+    """Recomputes and stores every result of a block of customers in the caller's
+    transaction (models.profit_bulk.recompute_customers has this shape)."""
+
+    def __call__(
+        self,
+        *,
+        session: AsyncSession,
+        workspace_id: int,
+        customers: Sequence[int | None],
+        today: date,
+        at: datetime,
+        rates: CostRates | None = None,
+        reported: set[str] | None = None,
+    ) -> Awaitable[WriteStats]: ...
+
+
 async def rebuild(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -902,10 +925,13 @@ async def rebuild(
     today: date,
     at: datetime,
     progress: Callable[[int, int], Awaitable[None] | None] | None = None,
+    recompute: BlockRecompute | None = None,
+    chunk: int = 1,
 ) -> WriteStats:
-    """Recompute every stored result from scratch, one transaction per customer.
+    """Recompute every stored result from scratch, one transaction per block of `chunk`
+    customers: with `recompute` (set-based, models.profit_bulk), else one customer at a time.
 
-    `progress(done, total)` is called after each customer. Other writers keep working in
+    `progress(done, total)` is called after each block. Other writers keep working in
     between; what they change meanwhile is marked stale and refreshed as usual.
     """
     async with sessions() as session, session.begin():
@@ -913,22 +939,35 @@ async def rebuild(
         rates = await load_cost_rates(session=session, workspace_id=workspace_id)
         reported = await reported_period_keys(session=session, workspace_id=workspace_id)
     total = WriteStats()
-    for done, customer_id in enumerate(customers, start=1):
+    for offset in range(0, len(customers), chunk):
+        block = customers[offset : offset + chunk]
         async with sessions() as session, session.begin():
-            stats = await rebuild_customer(
-                session=session,
-                workspace_id=workspace_id,
-                customer_id=customer_id,
-                today=today,
-                at=at,
-                rates=rates,
-                reported=reported,
-            )
-        total.rows_written += stats.rows_written
-        total.rows_deleted += stats.rows_deleted
-        total.restatements += stats.restatements
+            if recompute is not None:
+                total.add(
+                    await recompute(
+                        session=session,
+                        workspace_id=workspace_id,
+                        customers=block,
+                        today=today,
+                        at=at,
+                        rates=rates,
+                        reported=reported,
+                    )
+                )
+            for customer_id in block if recompute is None else ():
+                total.add(
+                    await rebuild_customer(
+                        session=session,
+                        workspace_id=workspace_id,
+                        customer_id=customer_id,
+                        today=today,
+                        at=at,
+                        rates=rates,
+                        reported=reported,
+                    )
+                )
         if progress is not None:
-            maybe = progress(done, len(customers))
+            maybe = progress(offset + len(block), len(customers))
             if maybe is not None:
                 await maybe
     return total

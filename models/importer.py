@@ -619,6 +619,24 @@ async def _import_time(
     return result
 
 
+def _time_values(workspace_id: int, row: TimeRow, at: datetime) -> tuple[Any, ...]:
+    """A checked row's values in `_TIME_COLUMNS` order."""
+    return (
+        workspace_id,
+        row.member_id,
+        row.ticket_id,
+        row.customer_id,
+        row.contract_id,
+        row.work_date,
+        row.minutes,
+        row.billable,
+        row.note,
+        row.source_key,
+        at,
+        at,
+    )
+
+
 async def write_time_rows(
     *,
     session: AsyncSession,
@@ -747,22 +765,7 @@ async def write_time_rows(
             progress("writing", done, total)
 
     for checked in rows:
-        batch.append(
-            (
-                workspace_id,
-                checked.member_id,
-                checked.ticket_id,
-                checked.customer_id,
-                checked.contract_id,
-                checked.work_date,
-                checked.minutes,
-                checked.billable,
-                checked.note,
-                checked.source_key,
-                at,
-                at,
-            )
-        )
+        batch.append(_time_values(workspace_id, checked, at))
         if len(batch) >= BATCH:
             await flush()
     await flush()
@@ -774,16 +777,7 @@ async def write_time_rows(
     return written_count, marked
 
 
-_UPDATED_ALL = (
-    "member_id",
-    "ticket_id",
-    "customer_id",
-    "contract_id",
-    "work_date",
-    "minutes",
-    "billable",
-    "note",
-)
+_UPDATED_ALL = _TIME_COLUMNS[1:9]  # what a re-import may change: member_id .. note
 
 
 async def _copy_time_rows(
@@ -817,23 +811,8 @@ async def _copy_time_rows(
             if progress is not None:
                 progress("writing", done, total)
 
-    for r in rows:
-        batch.append(
-            (
-                workspace_id,
-                r.member_id,
-                r.ticket_id,
-                r.customer_id,
-                r.contract_id,
-                r.work_date,
-                r.minutes,
-                r.billable,
-                r.note,
-                r.source_key,
-                at,
-                at,
-            )
-        )
+    for checked in rows:
+        batch.append(_time_values(workspace_id, checked, at))
         if len(batch) >= 10 * BATCH:
             await flush()
     await flush()

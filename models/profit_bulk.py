@@ -545,42 +545,17 @@ async def rebuild(
     progress: Callable[[int, int], Awaitable[None] | None] | None = None,
     chunk: int = CHUNK_CUSTOMERS,
 ) -> per_customer.WriteStats:
-    """Recompute every stored result from scratch, `chunk` customers per transaction.
-
-    `progress(done, total)` is called after each block. Other writers keep working between
-    blocks; what they change meanwhile is marked stale and refreshed as usual.
-    """
-    async with sessions() as session, session.begin():
-        customers = await per_customer.customers_with_data(
-            session=session, workspace_id=workspace_id
-        )
-        rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
-        reported = await per_customer.reported_period_keys(
-            session=session, workspace_id=workspace_id
-        )
-    total = per_customer.WriteStats()
-    done = 0
-    for offset in range(0, len(customers), chunk):
-        block = customers[offset : offset + chunk]
-        async with sessions() as session, session.begin():
-            stats = await recompute_customers(
-                session=session,
-                workspace_id=workspace_id,
-                customers=block,
-                today=today,
-                at=at,
-                rates=rates,
-                reported=reported,
-            )
-        total.rows_written += stats.rows_written
-        total.rows_deleted += stats.rows_deleted
-        total.restatements += stats.restatements
-        done += len(block)
-        if progress is not None:
-            maybe = progress(done, len(customers))
-            if maybe is not None:
-                await maybe
-    return total
+    """Recompute every stored result from scratch, set-based, `chunk` customers per
+    transaction (see `models.engine.rebuild`)."""
+    return await per_customer.rebuild(
+        sessions=sessions,
+        workspace_id=workspace_id,
+        today=today,
+        at=at,
+        progress=progress,
+        recompute=recompute_customers,
+        chunk=chunk,
+    )
 
 
 async def refresh_many(

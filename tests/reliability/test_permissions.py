@@ -458,6 +458,7 @@ async def _fill(engine: AsyncEngine, ws: int, mark: str) -> dict[str, int]:
 # Functions with a workspace_id that write (or are only called inside a write); the read
 # functions are all called below, and a new one fails the completeness check until it is.
 WRITES = {
+    "directory.change_member_access",
     "directory.save_charge_rate",
     "directory.save_contact",
     "directory.save_contract",

@@ -161,9 +161,13 @@ def to_pure_contract(row: Contract, charge_rates: Iterable[RateRow] = ()) -> Pur
 
 
 async def load_contracts(
-    *, session: AsyncSession, workspace_id: int, customer_id: int | None = None
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    customer_id: int | None = None,
+    customer_ids: Collection[int] | None = None,
 ) -> dict[int, PureContract]:
-    """Contracts (of one customer, or all) with their charge rates, by id.
+    """Contracts (of one customer, of `customer_ids`, or all) with their charge rates, by id.
 
     A stored contract the pure engine refuses (e.g. a block of 0 hours) is left out, with a
     warning: its time then counts as unattributed instead of stopping every refresh.
@@ -171,6 +175,8 @@ async def load_contracts(
     stmt = select(Contract).where(Contract.workspace_id == workspace_id)
     if customer_id is not None:
         stmt = stmt.where(Contract.customer_id == customer_id)
+    if customer_ids is not None:
+        stmt = stmt.where(col(Contract.customer_id).in_(list(customer_ids)))
     rows = list((await session.exec(stmt)).all())
     if not rows:
         return {}

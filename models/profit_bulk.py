@@ -462,9 +462,13 @@ async def recompute_customers(
         reported = await per_customer.reported_period_keys(
             session=session, workspace_id=workspace_id
         )
-    if contracts is None:
-        contracts = await per_customer.load_contracts(session=session, workspace_id=workspace_id)
     wanted = set(ordered)
+    if contracts is None:
+        contracts = await per_customer.load_contracts(
+            session=session,
+            workspace_id=workspace_id,
+            customer_ids=[c for c in ordered if c is not None],
+        )
     mine = {i: c for i, c in contracts.items() if c.customer_id in wanted}
     await _fill_pieces(session, rates, mine)
     try:

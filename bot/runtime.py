@@ -14,13 +14,15 @@ from aiohttp import web
 from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app
+from bot.app import build_app, build_worker_app
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
+from bot.intake import make_deliver, make_runner
 from bot.migrate import upgrade
 from bot.server import build_web_app
 from bot.services import Services
 from jobs import events as event_jobs
+from jobs.intake import IntakeWorker
 from jobs.loop import run_worker
 from models.workspaces import ensure_workspace
 
@@ -126,6 +128,12 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
                 runtime.stop_event,
             ),
         )
+    intake_worker = build_intake(runtime)
+    if settings.docket_process_events:
+        runtime.spawn(
+            "intake",
+            run_worker("intake", intake_worker.step, services.wake.intake, runtime.stop_event),
+        )
     for name in OPTIONAL_PARTS:
         try:
             module = __import__(name, fromlist=["start"])
@@ -146,7 +154,7 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
         runtime.stoppers.append(handler.close_async)
         logger.info("connected to Slack in Socket Mode")
     else:
-        web_app = build_web_app(bolt, services)
+        web_app = build_web_app(bolt, services, intake_worker=intake_worker)
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -156,3 +164,19 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
         runtime.stoppers.append(runner.cleanup)
         logger.info("listening on http://%s:%s/slack/events", settings.host, runtime.port)
     return runtime
+
+
+def build_intake(runtime: Runtime) -> IntakeWorker:
+    """The worker for stored commands, actions and submissions (claims are leased per row)."""
+    services = runtime.services
+    settings = services.settings
+    worker = IntakeWorker(
+        services,
+        make_runner(build_worker_app(services), services),
+        owner=runtime.instance,
+        deliver=make_deliver(services),
+        capacity=settings.docket_intake_concurrency,
+        lease_seconds=settings.docket_intake_lease_seconds,
+    )
+    runtime.stoppers.append(worker.drain)
+    return worker

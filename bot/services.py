@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Settings
 from bot.db import readonly_engine
+from models.intake import current_claim, finish_claimed, has_effect
 from models.tables import utcnow
 
 
@@ -27,6 +28,7 @@ class Wakeups:
     events: asyncio.Event = field(default_factory=asyncio.Event)
     mail: asyncio.Event = field(default_factory=asyncio.Event)
     profit: asyncio.Event = field(default_factory=asyncio.Event)
+    intake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -57,8 +59,17 @@ class Services:
         mark profit periods stale or store mail, so the workers start at once after commit.
         """
         async with self.sessions() as session:
+            claim = current_claim.get()
+            finishing = False
             async with session.begin():
                 yield session
+                if claim is not None and not claim.finished and has_effect(session.info):
+                    # The first state change of a stored request commits with its "done" mark.
+                    await finish_claimed(session=session, claim=claim, at=self.now())
+                    finishing = True
+            if finishing:
+                assert claim is not None
+                claim.finished = True
             info = session.info
             if info.pop("outbox_dirty", False):
                 self.wake.outbox.set()
@@ -68,6 +79,8 @@ class Services:
                 self.wake.events.set()
             if info.pop("mail_dirty", False):
                 self.wake.mail.set()
+            if info.pop("intake_dirty", False):
+                self.wake.intake.set()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

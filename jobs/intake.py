@@ -129,7 +129,8 @@ class IntakeWorker:
         """Run a row this process stored and leased itself, waiting up to `budget` seconds.
 
         Returns the listeners' answer ("" for a plain ack) when they finished in time;
-        otherwise None, and the answer is delivered when they finish. A crash meanwhile leaves the row to a worker.
+        otherwise None, and the answer is delivered when they finish. A crash meanwhile
+        leaves the row to a worker once its lease has run out.
         """
         task = self._start(request, deliver_answer=False)
         done, _ = await asyncio.wait({task}, timeout=budget)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -47,6 +48,9 @@ class Services:
     clock: Callable[[], datetime] = utcnow
     # Called with a workspace id after its report settings change, to reschedule its posts.
     on_reschedule: Callable[[int], None] | None = None
+    # SQLite has one writer at a time: this process's writers queue here, in order, rather
+    # than in SQLite's busy handler (which polls with sleeps and lets a request starve).
+    sqlite_writer: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def now(self) -> datetime:
         return self.clock()
@@ -58,7 +62,7 @@ class Services:
         Persistence functions flag the session (`session.info`) when they queue outbox rows,
         mark profit periods stale or store mail, so the workers start at once after commit.
         """
-        async with self.sessions() as session:
+        async with self._writer(), self.sessions() as session:
             claim = current_claim.get()
             finishing = False
             async with session.begin():
@@ -81,6 +85,9 @@ class Services:
                 self.wake.mail.set()
             if info.pop("intake_dirty", False):
                 self.wake.intake.set()
+
+    def _writer(self) -> AbstractAsyncContextManager[Any]:
+        return self.sqlite_writer if self.engine.dialect.name == "sqlite" else nullcontext()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

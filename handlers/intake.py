@@ -25,10 +25,20 @@ from handlers.tickets import parse_ticket_text
 from handlers.time_cmd import read_form
 from models.timeparse import DeleteTime, EditTime, LogTime, TimeTextError, parse_command
 
-# Buttons whose work writes (assign, status, close); the ack is empty, the card is updated.
+# Buttons whose work writes (assign, status, close, retry); the ack is empty. The others
+# open a modal (their trigger_id is good for 3 s), page a list, or only read: inline.
 DURABLE_ACTIONS = frozenset(
-    {Action.ASSIGN_TO_ME.value, Action.TAKE_TICKET.value, Action.STATUS.value, Action.CLOSE.value}
+    {
+        Action.ASSIGN_TO_ME.value,
+        Action.TAKE_TICKET.value,
+        Action.STATUS.value,
+        Action.CLOSE.value,
+        Action.OUTBOX_RETRY.value,
+    }
 )
+# Every form Docket opens is stored when submitted (its listener runs at once, so what it
+# answers, field errors included, still goes back in the response when it is quick).
+SUBMITTED_VIEWS = frozenset(v.value for v in View)
 
 
 @dataclass(frozen=True)
@@ -102,4 +112,6 @@ def _submission(callback_id: str, values: dict[str, Any]) -> Decision | None:
         if form.errors:
             return Decision(store=False, ack={"response_action": "errors", "errors": form.errors})
         return Decision(store=True, ack=build_clear_view())
+    if callback_id in SUBMITTED_VIEWS:
+        return Decision(store=True, ack=build_received_view("Saving", "Saving…"))
     return None

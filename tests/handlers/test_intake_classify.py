@@ -48,6 +48,8 @@ def test_commands(command: Command, text: str, store: bool | None, ack_text: str
         (Action.TAKE_TICKET, True),
         (Action.STATUS, True),
         (Action.CLOSE, True),
+        (Action.OUTBOX_RETRY, True),
+        (Action.REPLY, False),
         (Action.EDIT, False),  # opens a modal
         (Action.LOG_TIME, False),
         (Action.NEW_TICKET, False),
@@ -80,6 +82,8 @@ def test_field_errors_come_back_without_storing() -> None:
     assert decision.ack is not None and decision.ack["response_action"] == "errors"
 
 
-def test_unknown_submissions_and_shortcuts_run_inline() -> None:
-    assert classify("view_submission", "settings_modal", _submission({})) is None
+def test_every_docket_form_is_stored_and_others_run_inline() -> None:
+    settings = classify("view_submission", View.SETTINGS.value, _submission({}))
+    assert settings is not None and settings.store
+    assert classify("view_submission", "someone_elses_modal", _submission({})) is None
     assert classify("message_action", "create_ticket_from_message", {}) is None

@@ -401,11 +401,11 @@ async def handle_ticket_command(
     respond: AsyncRespond,
     client: AsyncWebClient,
     services: Services,
-    context: AsyncBoltContext,
+    context: AsyncBoltContext | None = None,
 ) -> None:
     """`/ticket [text]`: ack at once, then do the work and answer with respond()."""
     await ack()
-    respond = for_stored_request(respond, context)
+    respond = for_stored_request(respond, context or {})
     parsed = parse_ticket_text(command.get("text"))
     user_id = str(command.get("user_id") or "")
     try:

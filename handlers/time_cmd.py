@@ -448,11 +448,11 @@ async def handle_time_command(
     respond: AsyncRespond,
     client: AsyncWebClient,
     services: Services,
-    context: AsyncBoltContext,
+    context: AsyncBoltContext | None = None,
 ) -> None:
     """`/time ...`: log, list, edit, delete, or open the form."""
     await ack()
-    respond = for_stored_request(respond, context)
+    respond = for_stored_request(respond, context or {})
     try:
         await _run_time_command(command, respond, client, services)
     except TimeRefused as exc:

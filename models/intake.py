@@ -201,10 +201,3 @@ async def release_claim(*, session: AsyncSession, claim: IntakeClaim, at: dateti
         await finish_claimed(session=session, claim=claim, at=at)
     except IntakeLost:
         return
-
-
-async def count_pending(*, session: AsyncSession, workspace_id: int) -> int:
-    stmt = select(sa.func.count()).where(
-        SlackIntake.workspace_id == workspace_id, SlackIntake.status == "pending"
-    )
-    return int((await session.exec(stmt)).one())

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     docket_log_level: str = "INFO"
     # Stored commands, actions and submissions: how many run at once per process, and how
     # long a replica's claim lasts before another replica may take the row over.
-    docket_intake_concurrency: int = Field(default=32, ge=1, le=1000)
+    docket_intake_concurrency: int = Field(default=8, ge=1, le=1000)
     docket_intake_lease_seconds: int = Field(default=30, ge=1)
 
     @field_validator("docket_admins", mode="before")

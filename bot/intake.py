@@ -167,7 +167,7 @@ async def _store(
     worker: IntakeWorker | None,
     abandoned: list[bool],
 ) -> int | None:
-    async with services.transaction() as session:
+    async with services.transaction(urgent=True) as session:
         stored = await store_request(
             session=session,
             workspace_id=services.workspace_id,

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Settings
 from bot.db import readonly_engine
+from bot.writelock import WriterLock
 from models.intake import current_claim, finish_claimed, has_effect
 from models.tables import utcnow
 
@@ -50,19 +51,19 @@ class Services:
     on_reschedule: Callable[[int], None] | None = None
     # SQLite has one writer at a time: this process's writers queue here, in order, rather
     # than in SQLite's busy handler (which polls with sleeps and lets a request starve).
-    sqlite_writer: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sqlite_writer: WriterLock = field(default_factory=WriterLock)
 
     def now(self) -> datetime:
         return self.clock()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on error, then wake workers.
 
         Persistence functions flag the session (`session.info`) when they queue outbox rows,
         mark profit periods stale or store mail, so the workers start at once after commit.
         """
-        async with self._writer(), self.sessions() as session:
+        async with self._writer(urgent), self.sessions() as session:
             claim = current_claim.get()
             finishing = False
             async with session.begin():
@@ -86,8 +87,10 @@ class Services:
             if info.pop("intake_dirty", False):
                 self.wake.intake.set()
 
-    def _writer(self) -> AbstractAsyncContextManager[Any]:
-        return self.sqlite_writer if self.engine.dialect.name == "sqlite" else nullcontext()
+    def _writer(self, urgent: bool) -> AbstractAsyncContextManager[Any]:
+        if self.engine.dialect.name != "sqlite":
+            return nullcontext()
+        return self.sqlite_writer.hold(urgent=urgent)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -89,7 +89,7 @@ class IntakeWorker:
         *,
         owner: str,
         deliver: Deliver | None = None,
-        capacity: int = 32,
+        capacity: int = 8,
         lease_seconds: int = LEASE_SECONDS,
     ) -> None:
         self.services = services

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,7 +23,13 @@ from bot.services import Services
 from handlers.blocks.intake import form_not_saved_text
 from handlers.intake import classify, request_kind, request_name
 from jobs.intake import Deliver, IntakeWorker, Runner, StoredRequest
-from models.intake import LEASE_SECONDS, IntakeRequest, intake_key, store_request
+from models.intake import (
+    LEASE_SECONDS,
+    IntakeRequest,
+    forget_requests,
+    intake_key,
+    store_request,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +81,11 @@ SUBMISSION_BUDGET_SECONDS = 2.0
 
 
 async def accept(
-    services: Services, text: str, content_type: str, worker: IntakeWorker | None = None
+    services: Services,
+    text: str,
+    content_type: str,
+    worker: IntakeWorker | None = None,
+    store: IntakeStore | None = None,
 ) -> web.Response | None:
     """Store-then-ack a request that writes; None hands the request to Bolt (inline).
 
@@ -109,27 +120,21 @@ async def accept(
         body=text,
     )
     run_now = worker is not None and kind == "view_submission"
-    abandoned: list[bool] = []
-    store = asyncio.ensure_future(
-        _store(
-            services,
-            request,
-            intake_key(kind, payload, text),
-            worker if run_now else None,
-            abandoned,
-        )
+    if store is None:
+        store = IntakeStore(services)
+    pending = _Pending(
+        request,
+        intake_key(kind, payload, text),
+        worker.owner if run_now and worker else None,
+        worker.lease_seconds if worker else LEASE_SECONDS,
     )
-    done, _ = await asyncio.wait({store}, timeout=STORE_BUDGET_SECONDS)
-    if not done:
-        # Answer now; the store rolls back whenever the database lets it get that far.
-        abandoned.append(True)
-        store.add_done_callback(_log_abandoned)
+    if not await store.store(pending, budget=STORE_BUDGET_SECONDS):
         logger.warning("refused a %s %s: the database did not take it in time", kind, name)
         if kind == "view_submission":
             errors = {_first_block(payload): BUSY}
             return web.json_response({"response_action": "errors", "errors": errors})
         return web.json_response({"response_type": "ephemeral", "text": BUSY})
-    stored = store.result()
+    stored = pending.done.result()
     if stored is None:
         logger.info("repeated delivery of a %s %s ignored", kind, name)
     elif run_now:
@@ -142,15 +147,6 @@ async def accept(
     return _ack(decision.ack)
 
 
-class _Abandoned(Exception):
-    """The request was refused as busy before its store could commit: roll it back."""
-
-
-def _log_abandoned(task: asyncio.Task[int | None]) -> None:
-    if not task.cancelled() and not isinstance(task.exception(), _Abandoned | None):
-        logger.warning("a refused request's store failed: %r", task.exception())
-
-
 def _ack(ack: dict[str, Any] | None) -> web.Response:
     return web.Response(status=200) if ack is None else web.json_response(ack)
 
@@ -160,26 +156,87 @@ def _first_block(payload: dict[str, Any]) -> str:
     return str(next(iter(values), "") or "")
 
 
-async def _store(
-    services: Services,
-    request: IntakeRequest,
-    key: str,
-    worker: IntakeWorker | None,
-    abandoned: list[bool],
-) -> int | None:
-    async with services.transaction(urgent=True) as session:
-        stored = await store_request(
-            session=session,
-            workspace_id=services.workspace_id,
-            request=request,
-            key=key,
-            at=services.now(),
-            owner=worker.owner if worker else None,
-            lease_seconds=worker.lease_seconds if worker else LEASE_SECONDS,
-        )
-        if abandoned:
-            raise _Abandoned
-    return stored
+@dataclass
+class _Pending:
+    request: IntakeRequest
+    key: str
+    owner: str | None
+    lease_seconds: int
+    done: asyncio.Future[int | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    abandoned: bool = False  # answered "busy": must not be committed
+    committing: bool = False  # its transaction is committing: wait for it
+
+
+class IntakeStore:
+    """Stores requests before their ack, many per transaction (group commit).
+
+    Requests arriving while a batch commits go into the next one, so a burst costs a few
+    commits instead of one each, and on SQLite the write lock is taken once per batch (ahead
+    of background writers). A request nobody could store within its budget is answered
+    "busy" and is not committed later.
+    """
+
+    MAX_BATCH = 200
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._queue: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def store(self, pending: _Pending, *, budget: float) -> bool:
+        """True once `pending` is committed (its id, or None for a repeat, is in `done`)."""
+        self._queue.append(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        done, _ = await asyncio.wait({pending.done}, timeout=budget)
+        if done or pending.committing:
+            await pending.done
+            return True
+        pending.abandoned = True
+        pending.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return False
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch = [p for p in self._queue[: self.MAX_BATCH] if not p.abandoned]
+            del self._queue[: self.MAX_BATCH]
+            if not batch:
+                continue
+            try:
+                ids = await self._write(batch)
+            except Exception as exc:
+                logger.exception("storing %d requests failed", len(batch))
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+                continue
+            for p, new_id in zip(batch, ids, strict=True):
+                if not p.done.done():
+                    p.done.set_result(new_id)
+
+    async def _write(self, batch: list[_Pending]) -> list[int | None]:
+        services = self.services
+        async with services.transaction(urgent=True) as session:
+            ids = [
+                await store_request(
+                    session=session,
+                    workspace_id=services.workspace_id,
+                    request=p.request,
+                    key=p.key,
+                    at=services.now(),
+                    owner=p.owner,
+                    lease_seconds=p.lease_seconds,
+                )
+                for p in batch
+            ]
+            gone = [i for p, i in zip(batch, ids, strict=True) if p.abandoned and i is not None]
+            if gone:
+                await forget_requests(session=session, intake_ids=gone)
+            for p in batch:
+                p.committing = not p.abandoned
+        return ids
 
 
 def make_runner(worker_app: AsyncApp, services: Services) -> Runner:

@@ -61,6 +61,7 @@ def build_web_app(
     """The aiohttp application serving Slack and health checks."""
     secret = services.settings.slack_signing_secret
     verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
+    intake_store = intake.IntakeStore(services)
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         try:
@@ -85,7 +86,9 @@ def build_web_app(
             if kind == "event_callback":
                 return await _accept_event(data)
         text = body.decode("utf-8", "replace")
-        durable = await intake.accept(services, text, request.content_type, intake_worker)
+        durable = await intake.accept(
+            services, text, request.content_type, intake_worker, intake_store
+        )
         if durable is not None:
             return durable
         bolt_request = AsyncBoltRequest(

@@ -201,3 +201,9 @@ async def release_claim(*, session: AsyncSession, claim: IntakeClaim, at: dateti
         await finish_claimed(session=session, claim=claim, at=at)
     except IntakeLost:
         return
+
+
+async def forget_requests(*, session: AsyncSession, intake_ids: list[int]) -> None:
+    """Drop rows stored in this transaction for requests that were refused meanwhile."""
+    table = SlackIntake.__table__  # type: ignore[attr-defined]
+    await session.execute(sa.delete(table).where(table.c.id.in_(intake_ids)))

@@ -122,6 +122,8 @@ async def accept(
     run_now = worker is not None and kind == "view_submission"
     if store is None:
         store = IntakeStore(services)
+    if worker is not None:
+        worker.note_ingress()
     pending = _Pending(
         request,
         intake_key(kind, payload, text),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ from models.intake import (
 from models.tables import SlackIntake
 
 logger = logging.getLogger(__name__)
+
+# How long after the last stored request the worker keeps to one run at a time.
+INGRESS_QUIET_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -99,12 +103,24 @@ class IntakeWorker:
         self.capacity = capacity
         self.lease_seconds = lease_seconds
         self.in_flight: set[asyncio.Task[Any]] = set()
+        self.busy_until = 0.0
+
+    def note_ingress(self) -> None:
+        """The ingress just stored a request: while requests keep arriving, run one at a time.
+
+        Acknowledgements and this work share one event loop; during a burst the acks go
+        first and the table holds the backlog, which is worked off when the burst ends.
+        """
+        self.busy_until = time.monotonic() + INGRESS_QUIET_SECONDS
 
     async def step(self) -> float | None:
         """Claim as many rows as there are free slots and start them; 0 when more may wait."""
-        free = self.capacity - len(self.in_flight)
+        now = time.monotonic()
+        busy = now < self.busy_until
+        free = (1 if busy else self.capacity) - len(self.in_flight)
         if free <= 0:
-            return None  # a finishing run sets the wake event
+            # A finishing run sets the wake event; a burst's end is checked for.
+            return self.busy_until - now if busy else None
         async with self.services.transaction() as session:
             rows = await claim_requests(
                 session=session,
@@ -117,7 +133,9 @@ class IntakeWorker:
             stored = [StoredRequest.of(row) for row in rows]
         for request in stored:
             self._start(request, deliver_answer=True)
-        return 0 if len(stored) == free else None
+        if len(stored) < free:
+            return None
+        return self.busy_until - now if busy else 0
 
     def _start(self, request: StoredRequest, *, deliver_answer: bool) -> asyncio.Task[str | None]:
         task = asyncio.ensure_future(self._process(request, deliver_answer=deliver_answer))

@@ -28,7 +28,7 @@ from models.intake import (
     IntakeRequest,
     forget_requests,
     intake_key,
-    store_request,
+    store_requests,
 )
 
 logger = logging.getLogger(__name__)
@@ -221,18 +221,12 @@ class IntakeStore:
     async def _write(self, batch: list[_Pending]) -> list[int | None]:
         services = self.services
         async with services.transaction(urgent=True) as session:
-            ids = [
-                await store_request(
-                    session=session,
-                    workspace_id=services.workspace_id,
-                    request=p.request,
-                    key=p.key,
-                    at=services.now(),
-                    owner=p.owner,
-                    lease_seconds=p.lease_seconds,
-                )
-                for p in batch
-            ]
+            ids = await store_requests(
+                session=session,
+                workspace_id=services.workspace_id,
+                items=[(p.request, p.key, p.owner, p.lease_seconds) for p in batch],
+                at=services.now(),
+            )
             gone = [i for p, i in zip(batch, ids, strict=True) if p.abandoned and i is not None]
             if gone:
                 await forget_requests(session=session, intake_ids=gone)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -207,3 +208,57 @@ async def forget_requests(*, session: AsyncSession, intake_ids: list[int]) -> No
     """Drop rows stored in this transaction for requests that were refused meanwhile."""
     table = SlackIntake.__table__  # type: ignore[attr-defined]
     await session.execute(sa.delete(table).where(table.c.id.in_(intake_ids)))
+
+
+async def store_requests(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    items: list[tuple[IntakeRequest, str, str | None, int]],
+    at: datetime,
+) -> list[int | None]:
+    """Store many requests in one statement: (request, key, owner, lease seconds) each.
+
+    Returns the new row's id per item, None for a delivery stored before (or earlier in the
+    same list).
+    """
+    if not items:
+        return []
+    table = SlackIntake.__table__  # type: ignore[attr-defined]
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "team_id": request.team_id[:32],
+            "intake_key": key[:128],
+            "kind": request.kind[:32],
+            "name": request.name[:255],
+            "user_id": request.user_id[:32],
+            "response_url": (request.response_url or None) and request.response_url[:1000],
+            "trigger_id": (request.trigger_id or None) and request.trigger_id[:255],
+            "content_type": request.content_type[:64],
+            "body": request.body,
+            "status": "pending",
+            "attempts": 0 if owner is None else 1,
+            "owner": owner,
+            "lease_until": None if owner is None else at + timedelta(seconds=lease),
+            "last_error": None,
+            "received_at": at,
+            "processed_at": None,
+            "notified_at": None,
+        }
+        for request, key, owner, lease in items
+    ]
+    ins: Any = (
+        postgresql.insert(table) if dialect(session) == "postgresql" else sqlite.insert(table)
+    )
+    stmt = (
+        ins.values(rows)
+        .on_conflict_do_nothing(index_elements=["team_id", "intake_key"])
+        .returning(table.c.id, table.c.intake_key)
+    )
+    new = {str(key): int(row_id) for row_id, key in (await session.execute(stmt)).all()}
+    session.info["intake_dirty"] = True
+    out: list[int | None] = []
+    for _request, key, _owner, _lease in items:
+        out.append(new.pop(key[:128], None))
+    return out

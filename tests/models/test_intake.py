@@ -18,6 +18,7 @@ from models.intake import (
     intake_key,
     settle_failure,
     store_request,
+    store_requests,
 )
 from models.tables import SlackIntake, Workspace
 
@@ -177,3 +178,24 @@ async def test_finishing_someone_elses_row_is_refused(services: Services) -> Non
         assert isinstance(session, AsyncSession)
         with pytest.raises(IntakeLost):
             await finish_claimed(session=session, claim=IntakeClaim(row_id, "nobody"), at=AT)
+
+
+async def test_a_batch_stores_each_delivery_once(services: Services) -> None:
+    await _store(services, 1)
+    async with services.transaction() as session:
+        ids = await store_requests(
+            session=session,
+            workspace_id=services.workspace_id,
+            items=[
+                (_request(1), "k1", None, 30),  # stored before
+                (_request(2), "k2", None, 30),
+                (_request(2), "k2", None, 30),  # the same delivery twice in one batch
+                (_request(3), "k3", "me", 30),
+            ],
+            at=AT,
+        )
+    assert ids[0] is None and ids[2] is None
+    assert ids[1] is not None and ids[3] is not None and ids[1] != ids[3]
+    async with services.read() as session:
+        leased = await session.get(SlackIntake, ids[3])
+        assert leased is not None and leased.owner == "me" and leased.lease_until is not None

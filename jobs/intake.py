@@ -19,6 +19,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.services import Services
 from handlers.blocks.intake import failure_text
+from jobs.loop import run_worker
 from models.intake import (
     LEASE_SECONDS,
     IntakeClaim,
@@ -112,6 +113,10 @@ class IntakeWorker:
         first and the table holds the backlog, which is worked off when the burst ends.
         """
         self.busy_until = time.monotonic() + INGRESS_QUIET_SECONDS
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run stored requests until `stop` is set."""
+        await run_worker("intake", self.step, self.services.wake.intake, stop)
 
     async def step(self) -> float | None:
         """Claim as many rows as there are free slots and start them; 0 when more may wait."""

@@ -57,6 +57,21 @@ def register_listeners(app: AsyncApp) -> EventRouter:
 
 
 def build_app(services: Services) -> tuple[AsyncApp, EventRouter]:
+    """Build the Bolt app around `services`; see `_bolt_app`."""
+    return _bolt_app(services, process_before_response=False)
+
+
+def build_worker_app(services: Services) -> AsyncApp:
+    """The same listeners for stored requests: each runs to its end before dispatch returns.
+
+    The intake worker dispatches a stored body here; `ack()` only records what the listener
+    would have answered (the ingress answered Slack already), so handlers keep their shape.
+    """
+    app, _router = _bolt_app(services, process_before_response=True)
+    return app
+
+
+def _bolt_app(services: Services, *, process_before_response: bool) -> tuple[AsyncApp, EventRouter]:
     """Build the Bolt app around `services`.
 
     Signatures are checked by the HTTP ingress before anything reaches Bolt (so forged and
@@ -87,6 +102,7 @@ def build_app(services: Services) -> tuple[AsyncApp, EventRouter]:
         ignoring_self_events_enabled=False,
         url_verification_enabled=True,
         raise_error_for_unhandled_request=False,
+        process_before_response=process_before_response,
     )
 
     @app.middleware

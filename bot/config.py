@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # False makes this replica accept and store events without processing them.
     docket_process_events: bool = True
     docket_log_level: str = "INFO"
+    # Stored commands, actions and submissions: how many run at once per process, and how
+    # long a replica's claim lasts before another replica may take the row over.
+    docket_intake_concurrency: int = Field(default=8, ge=1, le=1000)
+    docket_intake_lease_seconds: int = Field(default=30, ge=1)
 
     @field_validator("docket_admins", mode="before")
     @classmethod

@@ -14,15 +14,17 @@ from aiohttp import web
 from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app
+from bot.app import build_app, build_worker_app
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
+from bot.intake import make_deliver, make_runner
 from bot.migrate import upgrade
 from bot.server import build_web_app
 from bot.services import Services
 from handlers.mail import SmtpServer
 from handlers.ticket_notifications import SlackHooks
 from jobs.events import EventWorker
+from jobs.intake import IntakeWorker
 from jobs.mail import MailWorker
 from jobs.outbox import OutboxWorker
 from jobs.profit import ProfitWorker
@@ -135,6 +137,10 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
     if settings.docket_process_events:
         runtime.spawn("events", EventWorker(services, router.dispatch).run(runtime.stop_event))
 
+    intake = build_intake(runtime)
+    if settings.docket_process_events:
+        runtime.spawn("intake", intake.run(runtime.stop_event))
+
     outbox = OutboxWorker(services, owner=f"{runtime.instance}:outbox")
     runtime.spawn("outbox", outbox.run(runtime.stop_event))
     runtime.stoppers.append(outbox.close)
@@ -164,7 +170,7 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
         runtime.stoppers.append(handler.close_async)
         logger.info("connected to Slack in Socket Mode")
     else:
-        web_app = build_web_app(bolt, services)
+        web_app = build_web_app(bolt, services, intake_worker=intake)
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -174,3 +180,19 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
         runtime.stoppers.append(runner.cleanup)
         logger.info("listening on http://%s:%s/slack/events", settings.host, runtime.port)
     return runtime
+
+
+def build_intake(runtime: Runtime) -> IntakeWorker:
+    """The worker for stored commands, actions and submissions (claims are leased per row)."""
+    services = runtime.services
+    settings = services.settings
+    worker = IntakeWorker(
+        services,
+        make_runner(build_worker_app(services), services),
+        owner=runtime.instance,
+        deliver=make_deliver(services),
+        capacity=settings.docket_intake_concurrency,
+        lease_seconds=settings.docket_intake_lease_seconds,
+    )
+    runtime.stoppers.append(worker.drain)
+    return worker

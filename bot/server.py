@@ -19,7 +19,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot import intake
 from bot.services import Services
+from jobs.intake import IntakeWorker
 from models.slack_events import store_event
 
 logger = logging.getLogger(__name__)
@@ -53,10 +55,13 @@ def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode("utf-8", "replace"))
 
 
-def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
+def build_web_app(
+    bolt: AsyncApp, services: Services, *, intake_worker: IntakeWorker | None = None
+) -> web.Application:
     """The aiohttp application serving Slack and health checks."""
     secret = services.settings.slack_signing_secret
     verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
+    intake_store = intake.IntakeStore(services)
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         try:
@@ -80,8 +85,14 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
                 return web.json_response({"challenge": data.get("challenge", "")})
             if kind == "event_callback":
                 return await _accept_event(data)
+        text = body.decode("utf-8", "replace")
+        durable = await intake.accept(
+            services, text, request.content_type, intake_worker, intake_store
+        )
+        if durable is not None:
+            return durable
         bolt_request = AsyncBoltRequest(
-            body=body.decode("utf-8", "replace"),
+            body=text,
             query=request.query_string,
             headers={k: v for k, v in request.headers.items()},
         )

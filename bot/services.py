@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -16,6 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Settings
 from bot.db import readonly_engine
+from bot.writelock import WriterLock
+from models.intake import current_claim, finish_claimed, has_effect
 from models.tables import utcnow
 
 
@@ -27,6 +30,7 @@ class Wakeups:
     events: asyncio.Event = field(default_factory=asyncio.Event)
     mail: asyncio.Event = field(default_factory=asyncio.Event)
     profit: asyncio.Event = field(default_factory=asyncio.Event)
+    intake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -45,20 +49,32 @@ class Services:
     clock: Callable[[], datetime] = utcnow
     # Called with a workspace id after its report settings change, to reschedule its posts.
     on_reschedule: Callable[[int], None] | None = None
+    # SQLite has one writer at a time: this process's writers queue here, in order, rather
+    # than in SQLite's busy handler (which polls with sleeps and lets a request starve).
+    sqlite_writer: WriterLock = field(default_factory=WriterLock)
 
     def now(self) -> datetime:
         return self.clock()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on error, then wake workers.
 
         Persistence functions flag the session (`session.info`) when they queue outbox rows,
         mark profit periods stale or store mail, so the workers start at once after commit.
         """
-        async with self.sessions() as session:
+        async with self._writer(urgent), self.sessions() as session:
+            claim = current_claim.get()
+            finishing = False
             async with session.begin():
                 yield session
+                if claim is not None and not claim.finished and has_effect(session.info):
+                    # The first state change of a stored request commits with its "done" mark.
+                    await finish_claimed(session=session, claim=claim, at=self.now())
+                    finishing = True
+            if finishing:
+                assert claim is not None
+                claim.finished = True
             info = session.info
             if info.pop("outbox_dirty", False):
                 self.wake.outbox.set()
@@ -68,6 +84,13 @@ class Services:
                 self.wake.events.set()
             if info.pop("mail_dirty", False):
                 self.wake.mail.set()
+            if info.pop("intake_dirty", False):
+                self.wake.intake.set()
+
+    def _writer(self, urgent: bool) -> AbstractAsyncContextManager[Any]:
+        if self.engine.dialect.name != "sqlite":
+            return nullcontext()
+        return self.sqlite_writer.hold(urgent=urgent)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

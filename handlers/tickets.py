@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -52,6 +53,7 @@ from handlers.events import EventRouter
 from handlers.home import refresh_homes
 from handlers.ids import Action, Command, Shortcut, View
 from handlers.people import assignee_member, resolve_member
+from handlers.respond import for_stored_request
 from handlers.ticket_notifications import (
     Notified,
     announce_ticket,
@@ -312,9 +314,11 @@ async def handle_ticket_command(
     respond: AsyncRespond,
     client: AsyncWebClient,
     services: Services,
+    context: AsyncBoltContext | None = None,
 ) -> None:
     """`/ticket [text]`: ack at once, then do the work and answer with respond()."""
     await ack()
+    respond = for_stored_request(respond, context or {})
     parsed = parse_ticket_text(command.get("text"))
     user_id = str(command.get("user_id") or "")
     try:

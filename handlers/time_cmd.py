@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +25,7 @@ from bot.services import Services
 from handlers.blocks.common import Block, context, escape, plain, safe, section
 from handlers.ids import Action, Command, View
 from handlers.people import resolve_member
+from handlers.respond import for_stored_request
 from models import engine as profit
 from models.directory import list_contracts, list_customers, workspace_today
 from models.money import format_amount, round_subunits
@@ -446,9 +448,11 @@ async def handle_time_command(
     respond: AsyncRespond,
     client: AsyncWebClient,
     services: Services,
+    context: AsyncBoltContext | None = None,
 ) -> None:
     """`/time ...`: log, list, edit, delete, or open the form."""
     await ack()
+    respond = for_stored_request(respond, context or {})
     try:
         await _run_time_command(command, respond, client, services)
     except TimeRefused as exc:

@@ -457,3 +457,40 @@ class Restatement(SQLModel, table=True):
     after: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     reported_in_run_id: int | None = Field(default=None, foreign_key="report_run.id")
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SlackIntake(SQLModel, table=True):
+    """A slash command, button press, modal submission or shortcut that will change state.
+
+    Stored (the verified raw body) before Slack gets its acknowledgement, unique on the team
+    and a key derived from Slack's own identifiers, so a retried delivery stores nothing new;
+    a worker processes it from here. While pending, `lease_until` and `owner` say who holds it.
+    """
+
+    __tablename__ = "slack_intake"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "intake_key"),
+        sa.Index("ix_slack_intake_pending", "workspace_id", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # No foreign key: storing a request must not wait on a lock of the workspace row.
+    workspace_id: int
+    team_id: str = Field(max_length=32)
+    intake_key: str = Field(max_length=128)
+    kind: str = Field(max_length=32)  # slash_command / block_actions / view_submission / shortcut
+    name: str = Field(max_length=255)  # the command, action_id or callback_id
+    user_id: str = Field(default="", max_length=32)
+    response_url: str | None = Field(default=None, max_length=1000)
+    trigger_id: str | None = Field(default=None, max_length=255)
+    content_type: str = Field(max_length=64)
+    body: str = Field(sa_type=sa.Text)
+    status: str = Field(default="pending", max_length=16)  # pending / done / failed
+    attempts: int = 0
+    owner: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+    # When the person was told that their request failed for good (they are told once).
+    notified_at: datetime | None = None

@@ -1,0 +1,291 @@
+"""The durable half of the HTTP ingress: store a state-changing request, then acknowledge it.
+
+Called by `bot.server` for every verified form-encoded request (slash commands and
+interactivity). `handlers.intake.classify` says whether the request writes; if it does, its
+verified body is stored in one short transaction and the ack goes out only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+
+from bot.services import Services
+from handlers.blocks.intake import form_not_saved_text
+from handlers.intake import classify, request_kind, request_name
+from jobs.intake import Deliver, IntakeWorker, Runner, StoredRequest
+from models.intake import (
+    LEASE_SECONDS,
+    IntakeRequest,
+    forget_requests,
+    intake_key,
+    store_requests,
+)
+
+logger = logging.getLogger(__name__)
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def parse_form_payload(text: str) -> dict[str, Any] | None:
+    """A slash command's fields, or an interactivity request's `payload` JSON; None if neither."""
+    fields = dict(parse_qsl(text, keep_blank_values=True))
+    if "payload" not in fields:
+        return fields if "command" in fields else None
+    try:
+        payload = json.loads(fields["payload"])
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def team_of(payload: dict[str, Any]) -> str:
+    team = payload.get("team")
+    if isinstance(team, dict):
+        return str(team.get("id") or "")
+    return str(payload.get("team_id") or "")
+
+
+def user_of(payload: dict[str, Any]) -> str:
+    user = payload.get("user")
+    if isinstance(user, dict):
+        return str(user.get("id") or "")
+    return str(payload.get("user_id") or "")
+
+
+def response_url_of(payload: dict[str, Any]) -> str | None:
+    url = payload.get("response_url")
+    if isinstance(url, str) and url:
+        return url
+    urls = payload.get("response_urls")
+    if isinstance(urls, list) and urls and isinstance(urls[0], dict):
+        first = urls[0].get("response_url")
+        return first if isinstance(first, str) else None
+    return None
+
+
+BUSY = "Docket is busy right now and nothing was saved. Please try again in a moment."
+# Slack waits 3 s for the answer: a store that cannot commit in time is refused instead.
+STORE_BUDGET_SECONDS = 2.0
+# A form's work runs at once for up to this long, so its answer can go back in the response.
+SUBMISSION_BUDGET_SECONDS = 2.0
+
+
+async def accept(
+    services: Services,
+    text: str,
+    content_type: str,
+    worker: IntakeWorker | None = None,
+    store: IntakeStore | None = None,
+) -> web.Response | None:
+    """Store-then-ack a request that writes; None hands the request to Bolt (inline).
+
+    A form submission is stored leased to this process and run at once by `worker`, so
+    errors found while saving still go back into the modal; if this process dies, the row's
+    lease runs out and any replica's worker runs it.
+    """
+    if content_type != FORM:
+        return None
+    payload = parse_form_payload(text)
+    if payload is None:
+        return None
+    kind = request_kind(payload)
+    name = request_name(kind, payload)
+    decision = classify(kind, name, payload)
+    if decision is None:
+        return None
+    team = team_of(payload)
+    if team != services.team_id:
+        logger.warning("refused a %s for another workspace", kind)
+        return web.json_response({"error": "unknown workspace"}, status=403)
+    if not decision.store:
+        return _ack(decision.ack)
+    request = IntakeRequest(
+        team_id=team,
+        kind=kind,
+        name=name,
+        user_id=user_of(payload),
+        response_url=response_url_of(payload),
+        trigger_id=str(payload.get("trigger_id") or "") or None,
+        content_type=content_type,
+        body=text,
+    )
+    run_now = worker is not None and kind == "view_submission"
+    if store is None:
+        store = IntakeStore(services)
+    if worker is not None:
+        worker.note_ingress()
+    pending = _Pending(
+        request,
+        intake_key(kind, payload, text),
+        worker.owner if run_now and worker else None,
+        worker.lease_seconds if worker else LEASE_SECONDS,
+    )
+    if not await store.store(pending, budget=STORE_BUDGET_SECONDS):
+        logger.warning("refused a %s %s: the database did not take it in time", kind, name)
+        if kind == "view_submission":
+            errors = {_first_block(payload): BUSY}
+            return web.json_response({"response_action": "errors", "errors": errors})
+        return web.json_response({"response_type": "ephemeral", "text": BUSY})
+    stored = pending.done.result()
+    if stored is None:
+        logger.info("repeated delivery of a %s %s ignored", kind, name)
+    elif run_now:
+        assert worker is not None
+        answer = await worker.run_now(
+            StoredRequest.of_request(stored, request), budget=SUBMISSION_BUDGET_SECONDS
+        )
+        if answer is not None:  # finished in time: its own answer ("" for a plain ack)
+            return web.Response(body=answer.encode(), content_type="application/json")
+    return _ack(decision.ack)
+
+
+def _ack(ack: dict[str, Any] | None) -> web.Response:
+    return web.Response(status=200) if ack is None else web.json_response(ack)
+
+
+def _first_block(payload: dict[str, Any]) -> str:
+    values = ((payload.get("view") or {}).get("state") or {}).get("values") or {}
+    return str(next(iter(values), "") or "")
+
+
+@dataclass
+class _Pending:
+    request: IntakeRequest
+    key: str
+    owner: str | None
+    lease_seconds: int
+    done: asyncio.Future[int | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    abandoned: bool = False  # answered "busy": must not be committed
+    committing: bool = False  # its transaction is committing: wait for it
+
+
+class IntakeStore:
+    """Stores requests before their ack, many per transaction (group commit).
+
+    Requests arriving while a batch commits go into the next one, so a burst costs a few
+    commits instead of one each, and on SQLite the write lock is taken once per batch (ahead
+    of background writers). A request nobody could store within its budget is answered
+    "busy" and is not committed later.
+    """
+
+    MAX_BATCH = 200
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._queue: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def store(self, pending: _Pending, *, budget: float) -> bool:
+        """True once `pending` is committed (its id, or None for a repeat, is in `done`)."""
+        self._queue.append(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        done, _ = await asyncio.wait({pending.done}, timeout=budget)
+        if done or pending.committing:
+            await pending.done
+            return True
+        pending.abandoned = True
+        pending.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return False
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch = [p for p in self._queue[: self.MAX_BATCH] if not p.abandoned]
+            del self._queue[: self.MAX_BATCH]
+            if not batch:
+                continue
+            try:
+                ids = await self._write(batch)
+            except Exception as exc:
+                logger.exception("storing %d requests failed", len(batch))
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+                continue
+            for p, new_id in zip(batch, ids, strict=True):
+                if not p.done.done():
+                    p.done.set_result(new_id)
+
+    async def _write(self, batch: list[_Pending]) -> list[int | None]:
+        services = self.services
+        async with services.transaction(urgent=True) as session:
+            ids = await store_requests(
+                session=session,
+                workspace_id=services.workspace_id,
+                items=[(p.request, p.key, p.owner, p.lease_seconds) for p in batch],
+                at=services.now(),
+            )
+            gone = [i for p, i in zip(batch, ids, strict=True) if p.abandoned and i is not None]
+            if gone:
+                await forget_requests(session=session, intake_ids=gone)
+            for p in batch:
+                p.committing = not p.abandoned
+        return ids
+
+
+def make_runner(worker_app: AsyncApp, services: Services) -> Runner:
+    """Run a stored request through the worker app's listeners; return what they answered.
+
+    A listener that fails outright (Bolt answers 500) raises here, so the row is retried.
+    """
+
+    async def run(request: StoredRequest) -> str | None:
+        bolt_request = AsyncBoltRequest(
+            body=request.body,
+            headers={"content-type": request.content_type},
+            context={"intake_id": request.intake_id},
+        )
+        response = await worker_app.async_dispatch(bolt_request)
+        if response.status >= 500:
+            raise RuntimeError(f"the {request.kind} listener for {request.name} failed")
+        return response.body or ""
+
+    return run
+
+
+def make_deliver(services: Services) -> Deliver:
+    """Deliver a form's answer that could not go back in its HTTP response."""
+
+    async def deliver(request: StoredRequest, answer: str) -> None:
+        if request.kind != "view_submission":
+            return
+        payload = parse_form_payload(request.body) or {}
+        await _deliver_view_answer(services, payload, answer)
+
+    return deliver
+
+
+async def _deliver_view_answer(services: Services, payload: dict[str, Any], answer: str) -> None:
+    # A new view replaces the "Saving…" modal through views.update; errors go by DM.
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return
+    if not isinstance(data, dict):
+        return
+    action = data.get("response_action")
+    view_id = str((payload.get("view") or {}).get("id") or "")
+    try:
+        if action == "update" and isinstance(data.get("view"), dict) and view_id:
+            await services.slack.views_update(view_id=view_id, view=data["view"])
+        elif action == "errors" and isinstance(data.get("errors"), dict):
+            user = user_of(payload)
+            if user:
+                await services.slack.chat_postMessage(
+                    channel=user, text=form_not_saved_text(data["errors"])
+                )
+    except SlackApiError as exc:
+        # The person may have closed the modal; the work itself is done.
+        logger.info("answering a stored form failed: %s", exc.response.get("error"))

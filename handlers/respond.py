@@ -1,0 +1,23 @@
+"""Answers through `response_url` for requests the intake stored and acknowledged first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+
+class ReplacingRespond(AsyncRespond):
+    """respond() whose answer replaces the "received" ephemeral the ack showed."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("replace_original", True)
+        return await super().__call__(*args, **kwargs)
+
+
+def for_stored_request(respond: AsyncRespond, context: Mapping[str, Any]) -> AsyncRespond:
+    """`respond` as is inline; replacing the acknowledgement when run from the intake."""
+    if not context.get("intake_id") or not respond.response_url:
+        return respond
+    return ReplacingRespond(response_url=respond.response_url, proxy=respond.proxy, ssl=respond.ssl)

@@ -1,0 +1,227 @@
+"""Run stored Slack requests (commands, actions, submissions) from the database, once each.
+
+The worker leases pending rows of its workspace, at most `capacity` in flight per process,
+so a burst is absorbed by the table rather than by memory: the ingress keeps storing and
+acknowledging, and the worker catches up. A run that fails is retried with back-off; after
+the last attempt the person is told once what failed and what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.services import Services
+from handlers.blocks.intake import failure_text
+from jobs.loop import run_worker
+from models.intake import (
+    LEASE_SECONDS,
+    IntakeClaim,
+    IntakeRequest,
+    claim_requests,
+    current_claim,
+    release_claim,
+    settle_failure,
+)
+from models.tables import SlackIntake
+
+logger = logging.getLogger(__name__)
+
+# How long after the last stored request the worker keeps to one run at a time.
+INGRESS_QUIET_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    """A leased row, detached from its session."""
+
+    intake_id: int
+    kind: str
+    name: str
+    user_id: str
+    response_url: str | None
+    content_type: str
+    body: str
+
+    @classmethod
+    def of_request(cls, intake_id: int, request: IntakeRequest) -> StoredRequest:
+        return cls(
+            intake_id,
+            request.kind,
+            request.name,
+            request.user_id,
+            request.response_url,
+            request.content_type,
+            request.body,
+        )
+
+    @classmethod
+    def of(cls, row: SlackIntake) -> StoredRequest:
+        assert row.id is not None
+        return cls(
+            row.id, row.kind, row.name, row.user_id, row.response_url, row.content_type, row.body
+        )
+
+
+# Runs a request through the listeners; returns what they answered (a JSON body or None).
+Runner = Callable[[StoredRequest], Awaitable[str | None]]
+# Delivers an answer nobody waited for (a form's new view, or its errors).
+Deliver = Callable[[StoredRequest, str], Awaitable[None]]
+
+
+def describe(kind: str, name: str) -> str:
+    """How the failure message names the request."""
+    if kind == "slash_command":
+        return f"your `{name}` command"
+    if kind == "view_submission":
+        return "the form you submitted"
+    return "what you clicked"
+
+
+class IntakeWorker:
+    """Claims stored requests for one workspace and runs each through `run_request`."""
+
+    def __init__(
+        self,
+        services: Services,
+        run_request: Runner,
+        *,
+        owner: str,
+        deliver: Deliver | None = None,
+        capacity: int = 8,
+        lease_seconds: int = LEASE_SECONDS,
+    ) -> None:
+        self.services = services
+        self.run_request = run_request
+        self.deliver = deliver
+        self.owner = owner
+        self.capacity = capacity
+        self.lease_seconds = lease_seconds
+        self.in_flight: set[asyncio.Task[Any]] = set()
+        self.busy_until = 0.0
+
+    def note_ingress(self) -> None:
+        """The ingress just stored a request: while requests keep arriving, run one at a time.
+
+        Acknowledgements and this work share one event loop; during a burst the acks go
+        first and the table holds the backlog, which is worked off when the burst ends.
+        """
+        self.busy_until = time.monotonic() + INGRESS_QUIET_SECONDS
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run stored requests until `stop` is set."""
+        await run_worker("intake", self.step, self.services.wake.intake, stop)
+
+    async def step(self) -> float | None:
+        """Claim as many rows as there are free slots and start them; 0 when more may wait."""
+        now = time.monotonic()
+        busy = now < self.busy_until
+        free = (1 if busy else self.capacity) - len(self.in_flight)
+        if free <= 0:
+            # A finishing run sets the wake event; a burst's end is checked for.
+            return self.busy_until - now if busy else None
+        async with self.services.transaction() as session:
+            rows = await claim_requests(
+                session=session,
+                workspace_id=self.services.workspace_id,
+                owner=self.owner,
+                now=self.services.now(),
+                limit=free,
+                lease_seconds=self.lease_seconds,
+            )
+            stored = [StoredRequest.of(row) for row in rows]
+        for request in stored:
+            self._start(request, deliver_answer=True)
+        if len(stored) < free:
+            return None
+        return self.busy_until - now if busy else 0
+
+    def _start(self, request: StoredRequest, *, deliver_answer: bool) -> asyncio.Task[str | None]:
+        task = asyncio.ensure_future(self._process(request, deliver_answer=deliver_answer))
+        self.in_flight.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    async def run_now(self, request: StoredRequest, *, budget: float) -> str | None:
+        """Run a row this process stored and leased itself, waiting up to `budget` seconds.
+
+        Returns the listeners' answer ("" for a plain ack) when they finished in time;
+        otherwise None, and the answer is delivered when they finish. A crash meanwhile
+        leaves the row to a worker once its lease has run out.
+        """
+        task = self._start(request, deliver_answer=False)
+        done, _ = await asyncio.wait({task}, timeout=budget)
+        if done:
+            return task.result()
+        task.add_done_callback(lambda t: self._deliver_late(request, t))
+        return None
+
+    def _deliver_late(self, request: StoredRequest, task: asyncio.Task[str | None]) -> None:
+        answer = None if task.cancelled() else task.result()
+        if answer and self.deliver is not None:
+            late = asyncio.ensure_future(self.deliver(request, answer))
+            self.in_flight.add(late)
+            late.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.in_flight.discard(task)
+        self.services.wake.intake.set()
+
+    async def drain(self) -> None:
+        """Wait for the runs in flight (on stop)."""
+        if self.in_flight:
+            await asyncio.gather(*self.in_flight, return_exceptions=True)
+
+    async def _process(self, request: StoredRequest, *, deliver_answer: bool) -> str | None:
+        claim = IntakeClaim(request.intake_id, self.owner)
+        current_claim.set(claim)  # this task's context only
+        error: str | None = None
+        answer: str | None = None
+        try:
+            answer = await self.run_request(request)
+        except Exception as exc:
+            logger.exception("running a stored %s %s failed", request.kind, request.name)
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            current_claim.set(None)
+        try:
+            await self._settle(request, claim, error)
+        except Exception:
+            logger.exception("settling stored request %s failed", request.intake_id)
+        if deliver_answer and answer and self.deliver is not None:
+            await self.deliver(request, answer)
+        return answer
+
+    async def _settle(self, request: StoredRequest, claim: IntakeClaim, error: str | None) -> None:
+        if error is None:
+            if not claim.finished:
+                async with self.services.transaction() as session:
+                    await release_claim(session=session, claim=claim, at=self.services.now())
+            return
+        if claim.finished:
+            return  # its work committed; what failed came after (it is logged)
+        async with self.services.transaction() as session:
+            failed = await settle_failure(
+                session=session, claim=claim, at=self.services.now(), error=error
+            )
+            tell = failed is not None
+        if tell:
+            await self._tell_failure(request)
+
+    async def _tell_failure(self, request: StoredRequest) -> None:
+        text = failure_text(describe(request.kind, request.name))
+        try:
+            if request.response_url:
+                await AsyncWebhookClient(request.response_url).send(
+                    text=text, response_type="ephemeral", replace_original=True
+                )
+            elif request.user_id:
+                await self.services.slack.chat_postMessage(channel=request.user_id, text=text)
+        except Exception:
+            logger.exception("telling a member that their request failed did not work")

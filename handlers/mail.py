@@ -34,7 +34,6 @@ from models.inbound import (
     record_failure,
     store_received,
 )
-from models.mail import shutdown_reply_worker, start_reply_worker
 from models.tables import EmailMessage
 from models.threading import is_support_recipient
 
@@ -191,8 +190,6 @@ async def start(runtime: Runtime) -> Callable[[], Awaitable[None]] | None:
     smtp_log = logging.getLogger("mail.log")
     if smtp_log.level == logging.NOTSET:
         smtp_log.setLevel(logging.WARNING)
-    # The reply parser runs in its own process; start it now so the first mail is not slow.
-    await asyncio.to_thread(start_reply_worker, wait=0.0)
     loop = asyncio.get_running_loop()
     handler = MailReceiver(services)
     tls = _tls_context(services)
@@ -242,6 +239,5 @@ async def start(runtime: Runtime) -> Callable[[], Awaitable[None]] | None:
             await asyncio.wait_for(server.wait_closed(), timeout=5)
         except TimeoutError:
             logger.warning("SMTP connections did not close in time")
-        await asyncio.to_thread(shutdown_reply_worker)
 
     return stop

@@ -25,7 +25,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import can_move
-from models.mail import AutoKind, MailRejected, ParsedMail, extract_reply, parse_message
+from models.mail import AutoKind, MailRejected, ParsedMail, parse_message
+from models.reply_text import Cut, extract
 from models.sql import dialect, insert_ignore
 from models.tables import (
     Contact,
@@ -126,6 +127,8 @@ class ReadMail:
     parsed: ParsedMail | None
     reply_text: str
     rejected: str | None = None
+    cut: Cut = Cut.NONE
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,17 +163,16 @@ def envelope_sender(mail_from: str | None) -> str | None:
     return mail_from.strip().strip("<>")
 
 
-def read_mail(raw: bytes, *, envelope_from: str | None, reply_time_limit: float = 1.0) -> ReadMail:
+def read_mail(raw: bytes, *, envelope_from: str | None) -> ReadMail:
     """Parse a stored mail and cut out the new text. Pure and blocking: run it in a thread."""
     try:
         parsed = parse_message(raw, envelope_from=envelope_sender(envelope_from))
     except MailRejected as exc:
         return ReadMail(None, "", exc.reason)
-    if parsed.auto_kind is None:
-        reply = extract_reply(parsed.text, time_limit=reply_time_limit)
-    else:
-        reply = parsed.text[:2000].strip()
-    return ReadMail(parsed, reply)
+    if parsed.auto_kind is not None:
+        return ReadMail(parsed, parsed.text[:2000].strip())
+    found = extract(parsed.reply_source, subject=parsed.subject)
+    return ReadMail(parsed, found.reply, cut=found.cut, language=found.language)
 
 
 # --------------------------------------------------------------------------- storage

@@ -1,4 +1,4 @@
-"""The `docket` command: serve, migrate, demo, report, import, rebuild, outbox."""
+"""The `docket` command: serve, migrate, demo, report, import, rebuild, outbox, mail."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "rebuild": "bot.reports:command_rebuild",
     "import": "bot.importer:command_import",
     "outbox": "bot.outbox_cli:command_outbox",
+    "mail": "bot.mail_cli:command_mail",
 }
 
 

@@ -39,3 +39,12 @@ def test_only_config_reads_the_environment(package: str) -> None:
     for path in (ROOT / package).rglob("*.py"):
         text = path.read_text()
         assert "os.environ" not in text and "os.getenv" not in text, path
+
+
+PROCESS_MODULES = ("subprocess", "threading", "atexit", "multiprocessing")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "models").rglob("*.py")), ids=lambda p: p.name)
+def test_models_start_no_process_or_thread(path: Path) -> None:
+    bad = _imports(path) & set(PROCESS_MODULES)
+    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"

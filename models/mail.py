@@ -660,9 +660,14 @@ class _BodyWalker:
         if ctype == "text/html":
             self.html.append(text)
             return
+        # Line ends first, so a text cut at the cap is exactly the cap long.
+        text = text.replace("\r\n", "\n")
         room = self.max_body_chars - self.chars
         if room <= 0:
+            self.defects.append("body truncated")
             return
+        if len(text) > room:
+            self.defects.append("body truncated")
         self.plain.append(text[:room])
         self.chars += min(len(text), room)
 

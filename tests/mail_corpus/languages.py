@@ -207,8 +207,7 @@ LANGUAGES: tuple[Language, ...] = (
         apple_forward="Início da mensagem reencaminhada:",
         device="Enviado do meu iPhone",
         yahoo=(
-            f"Em segunda-feira, 3 de março de 2025 10:15:00 BRT, {AGENT} <{AGENT_ADDR}> "
-            "escreveu:"
+            f"Em segunda-feira, 3 de março de 2025 10:15:00 BRT, {AGENT} <{AGENT_ADDR}> escreveu:"
         ),
     ),
     Language(

@@ -75,7 +75,7 @@ class Extraction:
 
 # Attribution verbs (the word before the colon, or before the author's name), per language.
 _VERBS: tuple[tuple[str, str], ...] = (
-    ("en", r"wrote|writes|sent"),
+    ("en", r"wrote|writes"),
     ("de", r"schrieb|folgendes geschrieben|geschrieben"),
     ("fr", r"a écrit|a ecrit|écrit"),
     ("es", r"escribió|escribio"),
@@ -464,6 +464,7 @@ class _Start:
     span: int  # how many lines the start itself takes
     language: str | None
     prefix: str = ""  # customer text before an attribution on the same line
+    weak: bool = False  # an attribution naming neither an address nor a date ("Bob wrote:")
 
 
 # --------------------------------------------------------------------------- line tests
@@ -623,7 +624,8 @@ def _history_start(lines: list[str], index: int, forward_subject: bool) -> _Star
             )
             language = _attribution(joined, quote_follows=quote_follows)
             if language is not None:
-                return _Start(index, "attribution", span, language or None)
+                weak = not (_EMAILISH.search(joined) or _DIGIT.search(joined))
+                return _Start(index, "attribution", span, language or None, weak=weak)
             if joined.endswith((":", "：")):
                 break
     return None
@@ -784,8 +786,11 @@ def extract(text: str, *, subject: str = "", marker: str = REPLY_MARKER) -> Extr
     original = strip_marks(text)
     lines = text.split("\n")
     lines, marker_cut = _cut_marker(lines, marker)
-    if marker_cut and not strip_marks("\n".join(lines)).strip():
-        return Extraction("", Cut.QUOTE, None)
+    if marker_cut:
+        # The attribution above our quoted mail ("On Mon, Agnes wrote:") goes with it.
+        lines = _drop_trailing_attribution(lines)
+        if not strip_marks("\n".join(lines)).strip():
+            return Extraction("", Cut.QUOTE, None)
     forward_subject = bool(_FORWARD_SUBJECT.match(subject or ""))
     start = _find_start(lines, forward_subject)
     cut = Cut.QUOTE if marker_cut else Cut.NONE
@@ -800,6 +805,10 @@ def extract(text: str, *, subject: str = "", marker: str = REPLY_MARKER) -> Extr
             cut = Cut.HEADER if start.kind == "header" else Cut.QUOTE
         else:
             below = _answers_below(lines[start.index + start.span :], start.kind == "nested")
+            if below and start.weak:
+                # "My colleague wrote:" may be the customer's own words: keep it with the
+                # answers it introduces.
+                below = [*lines[start.index : start.index + start.span], *below]
             body = [*above, *([""] if above and below else []), *below]
             cut = Cut.QUOTE
     elif start is not None:
@@ -873,6 +882,7 @@ _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,15})\b[^<>]{0,4000}>")
 _TAG_STRIP = re.compile(r"<[^<>]{0,4000}>")
 _HR = re.compile(r"<hr\b[^<>]{0,2000}>", re.IGNORECASE)
 _MAX_SCAN = 2_000_000
+_MAX_LOOKS = 50
 
 
 def _tag_start(lower: str, position: int) -> int | None:
@@ -901,7 +911,9 @@ def _element_end(markup: str, start: int) -> int:
 
 def _hr_before_header(markup: str, lower: str) -> int | None:
     """An <hr> followed by an Outlook-style header block ("From: ... Sent: ...")."""
-    for match in _HR.finditer(lower):
+    for count, match in enumerate(_HR.finditer(lower)):
+        if count >= _MAX_LOOKS:
+            break
         following = _TAG_STRIP.sub("\n", markup[match.end() : match.end() + 3000])
         lines = [line.strip() for line in following.split("\n") if line.strip()]
         for index in range(min(len(lines), 3)):
@@ -923,7 +935,10 @@ def mark_html_quotes(markup: str) -> str:
     best: tuple[int, str] | None = None
     for needle, kind in _CONTAINERS:
         position = lower.find(needle)
-        while position >= 0:
+        # A needle in the text rather than in a tag: look a little further, not forever.
+        for _ in range(_MAX_LOOKS):
+            if position < 0:
+                break
             tag = _tag_start(lower, position)
             if tag is not None:
                 if best is None or tag < best[0]:

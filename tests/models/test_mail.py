@@ -615,6 +615,12 @@ QUOTED_TAIL = "\n\n> ##- Please type your reply above this line -##\n>\n> Hi Ali
 REPLY_CASES = [
     ("marker", "Thanks, that worked." + QUOTED_TAIL, "Thanks, that worked.", Cut.QUOTE),
     (
+        "marker under a bare attribution",
+        "Done.\n\nOn Mon, Agnes wrote:" + QUOTED_TAIL,
+        "Done.",
+        Cut.QUOTE,
+    ),
+    (
         "marker unquoted",
         f"New info here.\n\n{REPLY_MARKER}\n\nagent text\n",
         "New info here.",
@@ -682,6 +688,12 @@ REPLY_CASES = [
         "bottom-posted",
         "On Mon, 3 Mar 2025, Agnes <a@help.example> wrote:\n> one\n> two\n> three\n\nMy answer.\n",
         "> two\n> three\nMy answer.",
+        Cut.QUOTE,
+    ),
+    (
+        "a bare attribution above answers stays",
+        "Hi,\n\nMy colleague wrote:\n> The tray is broken.\n\nCan you check that?\n",
+        "Hi,\n\nMy colleague wrote:\n> The tray is broken.\nCan you check that?",
         Cut.QUOTE,
     ),
     (
@@ -773,6 +785,25 @@ def test_library_blow_up_is_cut_off_and_runner_recovers(library: ReplyLibrary) -
 def test_library_skips_long_input(library: ReplyLibrary) -> None:
     text = "Fixed.\n\nBest regards,\nBob\n" + "x" * 30_000
     assert library.reply(text, max_chars=20_000).startswith("Fixed.\n\nBest regards,\nBob")
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "gmail_quote " * 150_000,
+        "<hr>" * 400_000,
+        "<hr>From: a<br>Sent: b<br>To: c<br>" * 40_000,
+        "<div class=gmail_quote>" + "<div>" * 200_000,
+        '<div class="gmail_quote">' * 60_000,
+        "<" * 1_000_000,
+    ],
+    ids=["needle-in-text", "hr", "hr-headers", "unclosed", "nested", "brackets"],
+)
+def test_marking_crafted_html_is_fast(markup: str) -> None:
+    started = time.monotonic()
+    mark_html_quotes(markup)
+    parse_message(msg("From: a@b.example\nContent-Type: text/html", markup))
+    assert time.monotonic() - started < 3
 
 
 def test_extraction_of_crafted_text_is_fast() -> None:

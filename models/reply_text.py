@@ -49,6 +49,7 @@ QUOTE_END = "\ue000docket-quote-end\ue000"
 _MARKS = (QUOTE_NESTED, QUOTE_REST, QUOTE_END)
 
 _KEY_CHARS = 300  # only the start of a line decides
+_ENDS = (".", "!", "?", "。", "！", "？", ":", "：")
 _CONTEXT_LINES = 2  # quoted lines kept above each bottom-posted or inline answer
 
 
@@ -290,6 +291,8 @@ _ORIGINAL_PHRASES = (
     ("sv", "originalmeddelande"),
     ("da", "oprindelig meddelelse"),
     ("da", "original meddelelse"),
+    ("da", "oprindelig besked"),
+    ("da", "original besked"),
     ("nb", "opprinnelig melding"),
     ("nb", "original melding"),
     ("fi", "alkuperäinen viesti"),
@@ -514,6 +517,9 @@ def _attribution(candidate: str, *, quote_follows: bool) -> str | None:
     lines follow it.
     """
     text = candidate.strip().strip("*").strip()
+    if text.startswith("--") and text.endswith("--"):
+        # Zoho: "---- On Wed, 24 Feb 2021 14:02:50 +0530 john@example.com wrote ----"
+        text = text.strip("- ") + ":"
     if len(text) < 6 or len(text) > 400 or not text.endswith((":", "：")):
         return None
     if text.startswith(">"):
@@ -615,7 +621,9 @@ def _history_start(lines: list[str], index: int, forward_subject: bool) -> _Star
                 extra = index + span - 1
                 if extra >= len(lines) or not lines[extra].strip() or len(lines[extra]) > 300:
                     break
-                if _is_quoted(lines[extra]):
+                # Only a long line that stops mid-sentence was wrapped by the client.
+                previous = _key(lines[extra - 1])
+                if _is_quoted(lines[extra]) or len(previous) < 30 or previous.endswith(_ENDS):
                     break
                 joined = f"{joined} {_key(lines[extra])}"
             after = _next_nonblank(lines, index + span)

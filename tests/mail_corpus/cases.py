@@ -616,8 +616,70 @@ def _special_cases() -> Iterator[Case]:
     )
 
 
+def _lookalike_cases() -> Iterator[Case]:
+    """Customer text that looks like client strings, and client strings in odd places."""
+
+    def case(name: str, kinds: tuple[str, ...], body: str, want: str) -> Case:
+        return Case(f"en-{name}", "en", kinds, build(plain=body), want)
+
+    on_lines = (
+        "On the whole the new firmware is better.\n\nOn Monday we saw two jams, on Tuesday "
+        "none.\nOn balance we can close the ticket."
+    )
+    yield case("on-sentences", ("lookalike", "plain"), on_lines + "\n", on_lines)
+    stamps = (
+        "The jams happened at:\n\n2025-03-01 14:30:25\n2025/03/02 09:12:00\n03.03.2025 "
+        "10:15\nMar 4, 2025 at 2:30 PM\n\nAll four on the second floor."
+    )
+    yield case("timestamps", ("lookalike", "plain"), stamps + "\n", stamps)
+    from_words = (
+        "The error comes from: the spooler, not from: the driver.\nTo: be sure, I checked "
+        "both logs."
+    )
+    yield case("from-words", ("lookalike", "plain"), from_words + "\n", from_words)
+    markdown = "Findings:\n\n----\n\n1. Toner low\n2. Drum worn\n\n====\n\nThat is all."
+    yield case("markdown-rules", ("lookalike", "plain"), markdown + "\n", markdown)
+    url = "See https://example.org/blog/on-monday-someone-wrote-this for the same fault."
+    yield case("url-with-wrote", ("lookalike", "plain"), url + "\n", url)
+    yield case(
+        "no-blank-before-attribution",
+        ("attribution", "plain"),
+        "Fixed by the update.\nThanks.\nOn Mar 3, 2025, at 10:15 AM, Agnes Agent "
+        "<support@help.example.com> wrote:\n> Please update the driver.\n",
+        "Fixed by the update.\nThanks.",
+    )
+    yield case(
+        "zoho-dashed-attribution",
+        ("attribution", "plain"),
+        "The driver is version 4.2.\n\n---- On Mon, 03 Mar 2025 10:15:00 +0100 "
+        "support@help.example.com wrote ----\n\nWhich driver version is installed?\n",
+        "The driver is version 4.2.",
+    )
+    yield case(
+        "inline-with-blank-lines",
+        ("attribution", "interleaved", "plain"),
+        "On Mar 3, 2025, at 10:15 AM, Agnes <support@help.example.com> wrote:\n"
+        "> Which floor?\n\nThe second floor.\n\n> Which model?\n\nAn HP 4000.\n\n"
+        "> Since when?\n\nSince Monday.\n",
+        "> Which floor?\nThe second floor.\n> Which model?\nAn HP 4000.\n> Since when?\n"
+        "Since Monday.",
+    )
+    yield Case(
+        "da-oprindelig-besked",
+        "da",
+        ("original-message", "plain"),
+        build(
+            plain="Det virker nu.\n\n-------- Oprindelig besked --------\n"
+            "Fra: Agnes <a@help.example>\nDato: 03.03.2025 10.15 (GMT+01:00)\n"
+            "Til: kunde@acme.example\nEmne: Printer\n\ngammel\n"
+        ),
+        "Det virker nu.",
+    )
+
+
 def all_cases() -> list[Case]:
     """The whole corpus, in a stable order."""
     cases = [case for lang in LANGUAGES for case in language_cases(lang)]
     cases.extend(_special_cases())
+    cases.extend(_lookalike_cases())
     return cases

@@ -87,6 +87,7 @@ _WHITESPACE_RUN = re.compile(r"\s+")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _HTML_LIST_TAG = re.compile(r"<(/?)(?:ol|ul|dl|blockquote)\b[^<>]{0,1000}>", re.IGNORECASE)
 _HTML_TAG = re.compile(r"<[^<>]{0,2000}>")
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+.!-])")
 
 # Codecs that are not plain charsets or whose decoders are slow on crafted input.
 _DENIED_CODECS = frozenset(
@@ -541,7 +542,8 @@ def _html_to_text(markup: str, defects: list[str]) -> str:
         converter.ignore_images = True
         converter.ignore_emphasis = True
         converter.unicode_snob = True
-        return str(converter.handle(markup))
+        # html2text escapes Markdown characters with a backslash; this text is shown as text.
+        return _MD_ESCAPE.sub(r"\1", str(converter.handle(markup)))
     except Exception as exc:
         defects.append(f"html conversion failed: {type(exc).__name__}")
         return html.unescape(_HTML_TAG.sub(" ", markup))

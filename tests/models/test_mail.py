@@ -944,3 +944,10 @@ def test_subject_and_name_injection_is_flattened() -> None:
 def test_our_own_fields_must_be_valid(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         reply(**overrides)
+
+
+def test_html_text_has_no_markdown_escapes() -> None:
+    markup = "<div>1. Toner</div><div>- dash</div><div>C:\\temp\\- x</div><div>-- </div>"
+    raw = msg("From: a@b.example\nContent-Type: text/html; charset=utf-8", markup)
+    lines = [line for line in parse_message(raw).text.split("\n") if line.strip()]
+    assert lines == ["1. Toner", "- dash", "C:\\temp\\- x", "-- "]

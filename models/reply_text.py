@@ -825,13 +825,17 @@ def extract(text: str, *, subject: str = "", marker: str = REPLY_MARKER) -> Extr
     else:
         body = lines
     body = [line for line in body if _key(line) not in _MARKS]
-    if start is None or start.kind == "forward":
-        # Quoted lines that end the text are history; inline answers keep theirs.
+    if start is None:
+        # Quoted lines that end the text are history (inline answers keep theirs), unless
+        # they hold a forwarded message.
         trimmed = _trim_blank(body)
         end = len(trimmed)
         while end > 0 and (_is_quoted(trimmed[end - 1]) or not trimmed[end - 1].strip()):
             end -= 1
-        if end < len(trimmed) and end > 0:
+        forwarded = any(
+            _FORWARD_LINE.match(_key(line.lstrip(" >"))) for line in trimmed[end : end + 5]
+        )
+        if 0 < end < len(trimmed) and not forwarded:
             cut = Cut.QUOTE
             body = trimmed[:end]
             body = _drop_trailing_attribution(body)

@@ -664,6 +664,19 @@ def _lookalike_cases() -> Iterator[Case]:
         "> Which floor?\nThe second floor.\n> Which model?\nAn HP 4000.\n> Since when?\n"
         "Since Monday.",
     )
+    quoted_forward = (
+        "Please see what the supplier wrote.\n\n> Začátek přeposílané zprávy:\n>\n"
+        "> Od: Dodavatel <orders@supplier.example>\n> Předmět: Toner\n>\n"
+        "> Toner odešleme v pátek.\n"
+    )
+    yield Case(
+        "cs-apple-quoted-forward",
+        "cs",
+        ("forward", "plain"),
+        build(plain=quoted_forward, subject="Fwd: Toner"),
+        quoted_forward.strip(),
+        subject="Fwd: Toner",
+    )
     yield Case(
         "da-oprindelig-besked",
         "da",

@@ -264,6 +264,16 @@ _LABEL_LANG = {
 }
 
 
+_SUBJECT_LANG = {
+    "objet": "fr",
+    "asunto": "es",
+    "assunto": "pt",
+    "assumpte": "ca",
+    "temat": "pl",
+    "předmět": "cs",
+}
+
+
 def _label_re(labels: tuple[str, ...]) -> str:
     ordered = sorted(set(labels), key=len, reverse=True)
     return "|".join(re.escape(label) for label in ordered)
@@ -561,13 +571,15 @@ def _header_block(lines: list[str], index: int) -> str | None:
     seen = 0
     for line in lines[index + 1 : index + 7]:
         other = _key(line)
-        if _NEXT_LINE.match(other):
+        label = _NEXT_LINE.match(other)
+        if label:
+            # "De:" and "Od:" are shared by several languages; the subject label tells them apart.
+            name = label.group(0).rstrip(":： ").lower()
+            language = _SUBJECT_LANG.get(name, language)
             seen += 1
-            if seen >= 2:
-                return language
         elif _FROM_LINE.match(other):
             break
-    return None
+    return language if seen >= 2 else None
 
 
 def _phrase_language(match: re.Match[str]) -> str:

@@ -731,6 +731,9 @@ def test_languages_are_reported() -> None:
     assert extract("Ok\n\nAm 3.3.2025 schrieb A <a@b.example>:\n> x").language == "de"
     assert extract("Ok\n\nLe 3 mars 2025, A <a@b.example> a écrit :\n> x").language == "fr"
     assert extract("Ok\n").language is None
+    spanish = "Hola\n\nDe: A <a@b.example>\nEnviado: lunes\nPara: x\nAsunto: y\n\nold"
+    assert extract(spanish).language == "es"
+    assert extract(spanish.replace("Asunto", "Assunto")).language == "pt"
 
 
 def test_marker_cut_comes_first() -> None:

@@ -22,6 +22,7 @@ crafted body costs no more than reading it.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ _MARKS = (QUOTE_NESTED, QUOTE_REST, QUOTE_END)
 
 _KEY_CHARS = 300  # only the start of a line decides
 _ENDS = (".", "!", "?", "。", "！", "？", ":", "：")
+_STARTERS = frozenset("-_=~>\ue000")
+_MAX_SCAN_LINES = 5_000  # past this many lines, no history start is looked for (keep more)
 _CONTEXT_LINES = 2  # quoted lines kept above each bottom-posted or inline answer
 
 
@@ -483,10 +486,11 @@ class _Start:
 # --------------------------------------------------------------------------- line tests
 
 
+@functools.lru_cache(maxsize=4096)
 def _key(line: str) -> str:
     """A line as the rules compare it: start only, no emphasis, escapes or spaces around."""
     key = line[:_KEY_CHARS].strip().strip("*").strip()
-    return _HTML_ESCAPE.sub(r"\1", key)
+    return _HTML_ESCAPE.sub(r"\1", key) if "\\" in key else key
 
 
 def _is_quoted(line: str) -> bool:
@@ -597,6 +601,18 @@ def _history_start(lines: list[str], index: int, forward_subject: bool) -> _Star
     key = _key(line)
     if not key:
         return None
+    if len(key) < 30 and key[0] not in _STARTERS and ":" not in key and "：" not in key:
+        # Too short to be the first half of a wrapped attribution, no colon, no separator:
+        # only a bare "Original Message" or forward phrase line can start history here.
+        if _FORWARD_LINE.match(key) or _ORIGINAL_LINE.match(key):
+            return _history_start_slow(lines, index, forward_subject, line, key)
+        return None
+    return _history_start_slow(lines, index, forward_subject, line, key)
+
+
+def _history_start_slow(
+    lines: list[str], index: int, forward_subject: bool, line: str, key: str
+) -> _Start | None:
     if key == QUOTE_NESTED:
         return _Start(index, "nested", 1, None)
     if key == QUOTE_REST:
@@ -763,7 +779,7 @@ def _answers_below(lines: list[str], nested: bool) -> list[str]:
             if not nested:
                 break
             continue
-        if _history_start(lines, index, False) is not None:
+        if index < _MAX_SCAN_LINES and _history_start(lines, index, False) is not None:
             break
         answer.append(line)
     flush()
@@ -771,7 +787,7 @@ def _answers_below(lines: list[str], nested: bool) -> list[str]:
 
 
 def _find_start(lines: list[str], forward_subject: bool) -> _Start | None:
-    for index in range(len(lines)):
+    for index in range(min(len(lines), _MAX_SCAN_LINES)):
         start = _history_start(lines, index, forward_subject)
         if start is not None:
             return start

@@ -809,6 +809,21 @@ def test_marking_crafted_html_is_fast(markup: str) -> None:
     assert time.monotonic() - started < 3
 
 
+@pytest.mark.parametrize(
+    "pattern",
+    ["From: x{}\n", "On a{}\n", "a{}: b\n", "> a{}\n", "---- On {} wrote ----\n", "{} " * 40],
+)
+def test_extraction_of_a_whole_crafted_body_is_fast(pattern: str) -> None:
+    parts, size, index = [], 0, 0
+    while size < 200_000:  # the largest body parse_message keeps
+        part = pattern.format(index)
+        parts.append(part)
+        size, index = size + len(part), index + 1
+    started = time.monotonic()
+    extract("".join(parts)[:200_000])
+    assert time.monotonic() - started < 1.0
+
+
 def test_extraction_of_crafted_text_is_fast() -> None:
     crafted = "On " * 6000
     started = time.monotonic()

@@ -31,6 +31,7 @@ CRAFTED = {
     "'> ' lines x 4000": "> a\n" * 4000,
     "'From: ' x 3000": "From: x\n" * 3000,
     "one 100 KB line": "wrote " * 17_000 + ":",
+    "200 KB of 'From: x<n>' lines": "".join(f"From: x{i}\n" for i in range(20_000)),
 }
 
 

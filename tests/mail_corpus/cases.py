@@ -678,6 +678,18 @@ def _lookalike_cases() -> Iterator[Case]:
         subject="Fwd: Toner",
     )
     yield Case(
+        "fr-outlook-envoye-le",
+        "fr",
+        ("outlook-header", "plain"),
+        build(
+            plain="Parfait, merci pour la réponse rapide.\n\n"
+            "De : Agnes Agent <support@help.example.com>\n"
+            "Envoyé le : lundi 3 mars 2025 10:15\nÀ : client@acme.example\n"
+            "Objet : RE: [#42] Imprimante\n\nBonjour,\nmerci de redémarrer l'imprimante.\n"
+        ),
+        "Parfait, merci pour la réponse rapide.",
+    )
+    yield Case(
         "da-oprindelig-besked",
         "da",
         ("original-message", "plain"),

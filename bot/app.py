@@ -19,6 +19,7 @@ from handlers import (
     directory_admin,
     docket_cmd,
     events,
+    full_message,
     home,
     mentions,
     outbox_admin,
@@ -41,6 +42,7 @@ def register_listeners(app: AsyncApp) -> EventRouter:
     profit_cmd.register(app)
     admin.register(app)
     conversation.register(app)
+    full_message.register(app)
     home.register(app)
     outbox_admin.register(app)
     settings_admin.register(app)

@@ -1,4 +1,4 @@
-"""The `docket` command: serve, migrate, demo, report, import, rebuild, outbox."""
+"""The `docket` command: serve, migrate, demo, report, import, rebuild, outbox, mail."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from bot.config import ConfigError, Settings, load_settings
 from bot.demo import command_demo
 from bot.importer import command_import
+from bot.mail_cli import command_mail
 from bot.outbox_cli import command_outbox
 from bot.reports import command_rebuild, command_report
 
@@ -26,6 +27,7 @@ EXTRA_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "rebuild": command_rebuild,
     "import": command_import,
     "outbox": command_outbox,
+    "mail": command_mail,
 }
 
 

@@ -37,6 +37,7 @@ class Action(StrEnum):
     TIME_TARGET = "time_target"  # customer or contract select in the log-time form (options)
     DIRECTORY_CUSTOMER = "directory_customer"  # customer select in /docket forms (options)
     DIRECTORY_CONTRACT = "directory_contract"  # contract select in /docket forms (options)
+    SHOW_FULL_MESSAGE = "reply_show_full"  # the whole customer mail in a modal (reply DM)
 
 
 class View(StrEnum):
@@ -53,6 +54,7 @@ class View(StrEnum):
     CONTACT = "contact_modal"
     CHARGE_RATE = "charge_rate_modal"
     CALCULATOR = "calculator_modal"
+    FULL_MESSAGE = "full_message_modal"
 
 
 # Event types the manifest subscribes to; each has a listener (Bolt answers 404 otherwise).

@@ -17,7 +17,6 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bot.services import Services
 from models.inbound import store_received
-from models.mail import shutdown_reply_worker, start_reply_worker
 from models.threading import is_support_recipient
 
 logger = logging.getLogger(__name__)
@@ -102,8 +101,6 @@ class SmtpServer:
         smtp_log = logging.getLogger("mail.log")
         if smtp_log.level == logging.NOTSET:
             smtp_log.setLevel(logging.WARNING)
-        # The reply parser runs in its own process; start it now so the first mail is not slow.
-        await asyncio.to_thread(start_reply_worker, wait=0.0)
         loop = asyncio.get_running_loop()
         handler = MailReceiver(services)
         tls = _tls_context(services)
@@ -161,4 +158,3 @@ class SmtpServer:
             await asyncio.wait_for(server.wait_closed(), timeout=5)
         except TimeoutError:
             logger.warning("SMTP connections did not close in time")
-        await asyncio.to_thread(shutdown_reply_worker)

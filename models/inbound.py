@@ -25,7 +25,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import can_move
-from models.mail import AutoKind, MailRejected, ParsedMail, extract_reply, parse_message
+from models.mail import AutoKind, MailRejected, ParsedMail, parse_message
+from models.reply_text import Cut, extract
 from models.sql import dialect, insert_ignore
 from models.tables import (
     Contact,
@@ -77,6 +78,7 @@ MAX_ATTEMPTS = 4
 FLOOD_LIMIT = 5
 FLOOD_WINDOW = timedelta(minutes=5)
 EVENT_BODY_MAX = 20_000
+MAIL_TEXT_MAX = 200_000  # characters of a mail's text kept with it
 _MAX_IDS = 101
 _OUTCOME_MAX = 2000
 
@@ -126,6 +128,8 @@ class ReadMail:
     parsed: ParsedMail | None
     reply_text: str
     rejected: str | None = None
+    cut: Cut = Cut.NONE
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,17 +164,16 @@ def envelope_sender(mail_from: str | None) -> str | None:
     return mail_from.strip().strip("<>")
 
 
-def read_mail(raw: bytes, *, envelope_from: str | None, reply_time_limit: float = 1.0) -> ReadMail:
+def read_mail(raw: bytes, *, envelope_from: str | None) -> ReadMail:
     """Parse a stored mail and cut out the new text. Pure and blocking: run it in a thread."""
     try:
         parsed = parse_message(raw, envelope_from=envelope_sender(envelope_from))
     except MailRejected as exc:
         return ReadMail(None, "", exc.reason)
-    if parsed.auto_kind is None:
-        reply = extract_reply(parsed.text, time_limit=reply_time_limit)
-    else:
-        reply = parsed.text[:2000].strip()
-    return ReadMail(parsed, reply)
+    if parsed.auto_kind is not None:
+        return ReadMail(parsed, parsed.text[:2000].strip())
+    found = extract(parsed.reply_source, subject=parsed.subject)
+    return ReadMail(parsed, found.reply, cut=found.cut, language=found.language)
 
 
 # --------------------------------------------------------------------------- storage
@@ -829,7 +832,7 @@ async def process_mail(
     row.in_reply_to = _clean_opt(parsed.in_reply_to, 998)
     row.from_addr = _clean_opt(parsed.from_addr, 320)
     row.subject = clean_text(parsed.subject, 998)
-    row.text = clean_text(parsed.text, 200_000)
+    row.text = clean_text(parsed.text, MAIL_TEXT_MAX)
     row.attachments = _attachments_meta(parsed)
     session.add(row)
     await session.flush()
@@ -1033,3 +1036,53 @@ async def _mark_bounced(
     sent.outcome = clean_text(f"bounced (reported {at.isoformat()})", _OUTCOME_MAX)
     session.add(sent)
     return True
+
+
+# --------------------------------------------------------------------------- the whole message
+
+
+@dataclass(frozen=True)
+class FullMessage:
+    """A customer message as it arrived, for the "Show full message" view."""
+
+    ticket_id: int
+    ticket_number: int
+    title: str
+    sender: str
+    subject: str
+    text: str  # the whole mail in text form (HTML converted), or the message's own text
+    from_mail: bool
+    truncated: bool = False  # the mail was longer than Docket keeps
+
+
+async def full_message(
+    *, session: AsyncSession, workspace_id: int, event_id: int
+) -> FullMessage | None:
+    """The whole message behind a customer-reply event, or None when there is none to show.
+
+    For a mail that is every line of its text, quoted history and signature included (the
+    event itself holds only the new text); for a message from a customer's Slack channel it
+    is the event's own text.
+    """
+    event = await session.get(TicketEvent, event_id)
+    if event is None or event.workspace_id != workspace_id:
+        return None
+    if event.kind not in (EventKind.CUSTOMER_REPLY, EventKind.CREATED):
+        return None
+    ticket = await session.get(Ticket, event.ticket_id)
+    if ticket is None or ticket.workspace_id != workspace_id:
+        return None
+    mail = await session.get(EmailMessage, event.email_id) if event.email_id else None
+    if mail is not None and mail.workspace_id != workspace_id:
+        mail = None
+    assert ticket.id is not None
+    return FullMessage(
+        ticket_id=ticket.id,
+        ticket_number=ticket.number,
+        title=ticket.title,
+        sender=event.actor_label or (mail.from_addr if mail else None) or "the customer",
+        subject=(mail.subject or "") if mail else "",
+        text=(mail.text or "") if mail is not None and mail.text else event.body,
+        from_mail=mail is not None,
+        truncated=mail is not None and len(mail.text or "") >= MAIL_TEXT_MAX,
+    )

@@ -1,9 +1,9 @@
 """Docket's pure email rules: parse a customer's mail, find the new text, spot loops, build replies.
 
 Nothing here touches the database, the network or the SMTP server. `parse_message` turns raw
-bytes into a `ParsedMail` and never raises anything but `MailRejected`; `extract_reply` keeps only
-what the customer typed; `auto_kind` says whether a mail is an auto-reply, bulk or a bounce;
-`build_reply_email` builds the message an agent's Slack reply goes out as.
+bytes into a `ParsedMail` and never raises anything but `MailRejected` (`models.reply_text`
+then keeps only what the customer typed); `auto_kind` says whether a mail is an auto-reply,
+bulk or a bounce; `build_reply_email` builds the message an agent's Slack reply goes out as.
 
 Structure is parsed with the `compat32` policy: the `default` policy parses Content-Type while it
 splits the message, and its header grammar is quadratic on crafted values (3 s for a 100 KB
@@ -13,16 +13,10 @@ header classes on length-capped values and the `compat32` helpers where those ra
 
 from __future__ import annotations
 
-import atexit
 import codecs
 import html
 import inspect
-import os
 import re
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,15 +27,15 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import format_datetime, getaddresses, parseaddr, parsedate_to_datetime
 from enum import StrEnum
-from multiprocessing.connection import Connection
 from typing import Any, cast
 
 import html2text
 
+from models.reply_text import REPLY_MARKER, mark_html_quotes, strip_marks
+
 __all__ = [
     "MAX_MIME_DEPTH",
     "MAX_MIME_PARTS",
-    "REPLY_LANGUAGES",
     "REPLY_MARKER",
     "Attachment",
     "AutoKind",
@@ -51,18 +45,12 @@ __all__ = [
     "bounced_message_id",
     "build_reply_email",
     "classify_auto",
-    "extract_reply",
     "is_valid_message_id",
     "parse_message",
-    "shutdown_reply_worker",
-    "start_reply_worker",
-    "strip_quoted_text",
 ]
 
-REPLY_MARKER = "##- Please type your reply above this line -##"
 MAX_MIME_DEPTH = 20
 MAX_MIME_PARTS = 500
-REPLY_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl")
 
 # Structured parsing in the stdlib is quadratic in the value's length (0.9 s for 8 KB From,
 # Reply-To, To and Cc together): longer values go to the linear compat32 helpers or are refused.
@@ -99,6 +87,7 @@ _WHITESPACE_RUN = re.compile(r"\s+")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _HTML_LIST_TAG = re.compile(r"<(/?)(?:ol|ul|dl|blockquote)\b[^<>]{0,1000}>", re.IGNORECASE)
 _HTML_TAG = re.compile(r"<[^<>]{0,2000}>")
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+.!-])")
 
 # Codecs that are not plain charsets or whose decoders are slow on crafted input.
 _DENIED_CODECS = frozenset(
@@ -175,6 +164,14 @@ class ParsedMail:
     auto_reason: str | None
     bounce_message_id: str | None
     defects: tuple[str, ...]
+    # An HTML body's text with its client's quote container marked (models.reply_text), or
+    # None when the body was plain text or had no container.
+    marked_text: str | None = None
+
+    @property
+    def reply_source(self) -> str:
+        """The text to look for the new reply in: structure marks included when there are any."""
+        return self.marked_text if self.marked_text is not None else self.text
 
 
 # --------------------------------------------------------------------------- header helpers
@@ -545,7 +542,8 @@ def _html_to_text(markup: str, defects: list[str]) -> str:
         converter.ignore_images = True
         converter.ignore_emphasis = True
         converter.unicode_snob = True
-        return str(converter.handle(markup))
+        # html2text escapes Markdown characters with a backslash; this text is shown as text.
+        return _MD_ESCAPE.sub(r"\1", str(converter.handle(markup)))
     except Exception as exc:
         defects.append(f"html conversion failed: {type(exc).__name__}")
         return html.unescape(_HTML_TAG.sub(" ", markup))
@@ -664,9 +662,14 @@ class _BodyWalker:
         if ctype == "text/html":
             self.html.append(text)
             return
+        # Line ends first, so a text cut at the cap is exactly the cap long.
+        text = text.replace("\r\n", "\n")
         room = self.max_body_chars - self.chars
         if room <= 0:
+            self.defects.append("body truncated")
             return
+        if len(text) > room:
+            self.defects.append("body truncated")
         self.plain.append(text[:room])
         self.chars += min(len(text), room)
 
@@ -807,12 +810,18 @@ def _parse(
     walker.walk(message)
     defects.extend(walker.defects)
     text_from_html = False
+    marked_text: str | None = None
     if walker.plain:
         text = "\n".join(walker.plain)
     elif walker.html:
         # One conversion for all pieces, so the size cap bounds the whole message's work.
-        text = _html_to_text("<hr>".join(walker.html), defects)
+        markup = "<hr>".join(walker.html)
+        marked = mark_html_quotes(markup)
+        text = _html_to_text(marked, defects)
         text_from_html = True
+        if marked is not markup:
+            marked_text = text
+            text = strip_marks(text)
     else:
         text = ""
     if len(text) > max_body_chars:
@@ -820,6 +829,9 @@ def _parse(
         text = text[:max_body_chars]
     text = _SURROGATES.sub("\ufffd", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = text.replace("\x00", "")
+    if marked_text is not None:
+        marked_text = _SURROGATES.sub("\ufffd", marked_text.replace("\r\n", "\n"))
+        marked_text = marked_text.replace("\r", "\n").replace("\x00", "")[:max_body_chars]
 
     bounce_id: str | None = None
     if classified and classified[0] is AutoKind.BOUNCE:
@@ -854,318 +866,8 @@ def _parse(
         auto_reason=classified[1] if classified else None,
         bounce_message_id=bounce_id,
         defects=tuple(defects),
+        marked_text=marked_text,
     )
-
-
-# --------------------------------------------------------------------------- reply extraction
-
-_ATTRIBUTION_STARTS = ("on ", "am ", "le ", "el ", "il ", "op ", "den ", "dne ")
-# "On <date>, <name> wrote:", "Am <date> schrieb <name>:", "Le <date>, <name> a écrit :"...
-_ATTRIBUTION_VERBS = (
-    " wrote",
-    " writes",
-    " schrieb",
-    " a écrit",
-    " escribió",
-    " ha scritto",
-    " schreef",
-    " skrev",
-)
-_ORIGINAL_MESSAGE = re.compile(
-    r"-{2,}\s*(?:original message|ursprüngliche nachricht|message d'origine|mensaje original"
-    r"|messaggio originale|oorspronkelijk bericht)\s*-{2,}"
-)
-_HEADER_BLOCK_FROM = ("from:", "von:", "de:", "van:", "da:")
-_HEADER_BLOCK_NEXT = (
-    "sent:",
-    "date:",
-    "to:",
-    "subject:",
-    "gesendet:",
-    "datum:",
-    "an:",
-    "betreff:",
-    "envoyé :",
-    "envoyé:",
-    "à :",
-    "objet :",
-    "enviado:",
-    "para:",
-    "asunto:",
-    "inviato:",
-    "oggetto:",
-    "verzonden:",
-    "onderwerp:",
-)
-_SIGNATURE_LINES = frozenset({"--", "-- ", "\\--", "\\-- ", "__"})
-_PHONE_SIGNATURES = ("sent from my ", "get outlook for ", "gesendet von meinem ", "envoyé de mon ")
-
-
-def _line_key(line: str) -> str:
-    # Only the start of a line decides; bounded so crafted megabyte lines stay cheap.
-    return line[:300].strip().lstrip("*").strip().lower()
-
-
-def _is_attribution(line: str) -> bool:
-    low = line.strip().lower()
-    return low.endswith(":") and any(verb in low for verb in _ATTRIBUTION_VERBS)
-
-
-def _is_history_start(lines: list[str], index: int) -> bool:
-    key = _line_key(lines[index])
-    if not key:
-        return False
-    if key.startswith(_ATTRIBUTION_STARTS) and len(lines[index]) < 300:
-        if _is_attribution(lines[index]):
-            return True
-        # Gmail wraps long attributions onto a second line.
-        if index + 1 < len(lines) and len(lines[index + 1]) < 300:
-            return _is_attribution(f"{lines[index]} {lines[index + 1]}")
-    if key.startswith("-") and _ORIGINAL_MESSAGE.fullmatch(key[:200]):
-        return True
-    if key.startswith("_" * 10) and set(key) == {"_"}:
-        return any(
-            _line_key(line).startswith(_HEADER_BLOCK_FROM) for line in lines[index + 1 : index + 3]
-        )
-    if key.startswith(_HEADER_BLOCK_FROM):
-        return any(
-            _line_key(line).startswith(_HEADER_BLOCK_NEXT) for line in lines[index + 1 : index + 5]
-        )
-    return False
-
-
-def strip_quoted_text(text: str) -> str:
-    """Docket's own reply stripper: linear in the input, used when the library cannot be.
-
-    Cuts at the first quoted-history header ("On ... wrote:", "-----Original Message-----",
-    an Outlook "From:/Sent:" block), at a "-- " signature or a "Sent from my ..." line, and
-    drops the quoted (">") lines and blank lines that then end the text. Quoted lines followed
-    by new text are kept: they give inline answers their context.
-    """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    cut = len(lines)
-    for index, line in enumerate(lines):
-        stripped = line[:300].strip()
-        if _is_history_start(lines, index):
-            cut = index
-            break
-        if line.rstrip("\n") in _SIGNATURE_LINES or stripped in ("--", "\\--"):
-            cut = index
-            break
-        if len(stripped) < 100 and stripped.lower().startswith(_PHONE_SIGNATURES):
-            cut = index
-            break
-    kept = lines[:cut]
-    while kept and (not kept[-1].strip() or kept[-1].lstrip().startswith(">")):
-        kept.pop()
-    return "\n".join(kept).strip("\n").rstrip()
-
-
-def _cut_at_marker(text: str, marker: str) -> str:
-    core = marker.strip("#- \t").lower()
-    if not core:
-        return text
-    lines = text.split("\n")
-    for index, line in enumerate(lines):
-        # html2text escapes '#' and '-'; the marker's words are what count.
-        if core in line.lower().replace("\\", ""):
-            return "\n".join(lines[:index])
-    return text
-
-
-def _restore_indentation(original: str, body: str) -> str:
-    """The library strips every line; give the lines back as the customer typed them."""
-    body_lines = body.split("\n")
-    original_lines = original.split("\n")
-    if len(body_lines) > len(original_lines):
-        return body
-    for got, mine in zip(body_lines, original_lines, strict=False):
-        if got.strip() != mine.strip():
-            return body
-    return "\n".join(original_lines[: len(body_lines)])
-
-
-def extract_reply(
-    text: str,
-    *,
-    marker: str = REPLY_MARKER,
-    time_limit: float = 1.0,
-    max_chars: int = 20_000,
-    languages: Sequence[str] = REPLY_LANGUAGES,
-) -> str:
-    """Only what the customer newly wrote, without quoted history or signature.
-
-    First cut at Docket's marker line (quoted or not). The remaining text goes to
-    mail-parser-reply when it is at most `max_chars` long, in a worker process that is killed
-    after `time_limit` seconds (the library backtracks catastrophically on crafted input);
-    otherwise, or on any failure, `strip_quoted_text` runs instead. When stripping would leave
-    nothing of a non-empty text, the text is returned whole rather than lose what was said.
-    """
-    started = time.monotonic()
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    above = _cut_at_marker(text, marker)
-    if not above.strip():
-        return ""
-    reply: str | None = None
-    if len(above) <= max_chars and time_limit > 0:
-        body = _REPLY_WORKER.parse(above, tuple(languages), deadline=started + time_limit)
-        if body is not None:
-            reply = strip_quoted_text(_restore_indentation(above, body))
-    if reply is None:
-        reply = strip_quoted_text(above)
-    if not reply.strip():
-        return above.strip("\n").rstrip()
-    return reply
-
-
-# The reply-parser process runs this with `python -P -c`: no `__main__` re-import (as spawn
-# would do, re-running an unguarded script), no import of Docket, nothing from the cwd.
-# Stray output from the library goes to stderr so it cannot corrupt the pipe.
-_WORKER_CODE = """
-import os
-from multiprocessing.connection import Connection
-out = os.dup(1)
-os.dup2(2, 1)
-rx, tx = Connection(0, writable=False), Connection(out, readable=False)
-from mailparser_reply import EmailReplyParser
-parsers = {}
-tx.send(("ready",))
-while True:
-    try:
-        seq, text, languages = rx.recv()
-    except (EOFError, OSError):
-        break
-    try:
-        parser = parsers.get(languages)
-        if parser is None:
-            parser = parsers[languages] = EmailReplyParser(languages=list(languages))
-        replies = parser.read(text).replies
-        tx.send((seq, True, replies[0].body if replies else ""))
-    except Exception as exc:
-        tx.send((seq, False, type(exc).__name__))
-"""
-
-
-class _ReplyWorker:
-    """One lazily started process running mail-parser-reply, killed and replaced on timeout.
-
-    A thread cannot be stopped mid-regex and a process pool per call costs too much: one
-    child process serves calls one at a time, and a replacement starts as soon as one is
-    killed so the next mail finds it warm.
-    """
-
-    max_tasks = 500  # recycle now and then so a slow leak in the library cannot grow forever
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._rx: Connection | None = None
-        self._tx: Connection | None = None
-        self._ready = False
-        self._seq = 0
-        self._tasks = 0
-
-    def _start(self) -> None:
-        process = subprocess.Popen(
-            [sys.executable, "-P", "-c", _WORKER_CODE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            close_fds=True,
-        )
-        assert process.stdin is not None and process.stdout is not None
-        self._tx = Connection(os.dup(process.stdin.fileno()), readable=False)
-        self._rx = Connection(os.dup(process.stdout.fileno()), writable=False)
-        process.stdin.close()
-        process.stdout.close()
-        self._process, self._ready, self._tasks = process, False, 0
-
-    def _stop(self) -> None:
-        process, rx, tx = self._process, self._rx, self._tx
-        self._process, self._rx, self._tx, self._ready = None, None, None, False
-        for conn in (rx, tx):
-            if conn is not None:
-                conn.close()
-        if process is not None:
-            process.kill()
-            try:
-                process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
-
-    def _await_ready(self, deadline: float) -> bool:
-        if self._process is None or self._process.poll() is not None:
-            self._stop()
-            self._start()
-        if self._ready:
-            return True
-        assert self._rx is not None
-        if not self._rx.poll(max(0.0, deadline - time.monotonic())):
-            return False  # still starting: leave it to finish for the next call
-        if self._rx.recv() != ("ready",):
-            raise EOFError("reply parser did not start")
-        self._ready = True
-        return True
-
-    def start(self, wait: float) -> bool:
-        with self._lock:
-            try:
-                return self._await_ready(time.monotonic() + wait)
-            except Exception:
-                self._stop()
-                return False
-
-    def parse(self, text: str, languages: tuple[str, ...], *, deadline: float) -> str | None:
-        """The library's reply text, or None when it failed or ran out of time."""
-        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            return None
-        try:
-            if not self._await_ready(deadline):
-                return None
-            assert self._rx is not None and self._tx is not None
-            self._seq += 1
-            self._tx.send((self._seq, text, languages))
-            if not self._rx.poll(max(0.0, deadline - time.monotonic())):
-                # Stuck in a regex: kill it and have the next one warming up already.
-                self._stop()
-                self._start()
-                return None
-            seq, ok, value = self._rx.recv()
-            self._tasks += 1
-            if self._tasks >= self.max_tasks:
-                self._stop()
-                self._start()
-            if seq != self._seq or not ok or not isinstance(value, str):
-                return None
-            return value
-        except Exception:
-            self._stop()
-            return None
-        finally:
-            self._lock.release()
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._stop()
-
-    def forget(self) -> None:
-        # In a forked child the pipes and the process belong to the parent.
-        self._lock = threading.Lock()
-        self._process, self._rx, self._tx, self._ready = None, None, None, False
-
-
-_REPLY_WORKER = _ReplyWorker()
-os.register_at_fork(after_in_child=_REPLY_WORKER.forget)
-atexit.register(_REPLY_WORKER.shutdown)
-
-
-def start_reply_worker(*, wait: float = 0.0) -> bool:
-    """Start the reply-parser process ahead of the first mail; True once it is ready."""
-    return _REPLY_WORKER.start(wait)
-
-
-def shutdown_reply_worker() -> None:
-    """Stop the reply-parser process (a later `extract_reply` starts a new one)."""
-    _REPLY_WORKER.shutdown()
 
 
 # --------------------------------------------------------------------------- outgoing mail

@@ -25,9 +25,6 @@ FORBIDDEN_IN_MODELS = (
 )
 # ...and it starts no process or thread.
 PROCESS_MODULES = ("subprocess", "threading", "atexit", "multiprocessing")
-# Known exception, to be removed when the reply-extraction process runner leaves models/
-# (models/mail.py still starts the reply parser's worker process itself).
-PROCESS_ALLOWED = {"models/mail.py"}
 
 
 def _sources(*packages: str) -> list[Path]:
@@ -87,16 +84,8 @@ def test_models_import_no_outer_layer(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _sources("models"), ids=_rel)
 def test_models_start_no_process_or_thread(path: Path) -> None:
-    if _rel(path) in PROCESS_ALLOWED:
-        pytest.skip("known exception: the reply parser's process runner (see PROCESS_ALLOWED)")
     bad = _top(_imported(path)) & set(PROCESS_MODULES)
     assert not bad, f"{_rel(path)} imports {sorted(bad)}"
-
-
-def test_the_allowed_exception_is_still_needed() -> None:
-    """Remove an allow-list entry as soon as its file no longer needs it."""
-    for rel in PROCESS_ALLOWED:
-        assert _top(_imported(ROOT / rel)) & set(PROCESS_MODULES), f"{rel} needs no exception"
 
 
 @pytest.mark.parametrize("path", _sources("handlers"), ids=_rel)

@@ -22,7 +22,8 @@ from handlers.blocks.common import (
     section,
 )
 from handlers.blocks.tickets import status_value
-from handlers.ids import Action
+from handlers.ids import Action, View
+from models.inbound import FullMessage
 from models.lifecycle import label, next_statuses
 from models.notify import ReplyNotice, ReplyRenderers
 
@@ -92,15 +93,23 @@ def _fallback(notice: ReplyNotice, lead: str) -> str:
 
 
 def build_reply_dm(notice: ReplyNotice) -> dict[str, Any]:
-    """The assignee's DM: who replied on which ticket, the new text only, and what to do."""
+    """The assignee's DM: who replied on which ticket, the new text only, and what to do.
+
+    "Show full message" opens the whole message (quoted history included), so nothing the
+    extraction left out is ever out of reach.
+    """
     customer = escape(notice.customer)
     lead = f"{customer} replied on {_ticket_label(notice)}"
+    buttons = _work_buttons(notice)
+    buttons["elements"].append(
+        button("Show full message", Action.SHOW_FULL_MESSAGE.value, str(notice.event_id))
+    )
     return {
         "text": _fallback(notice, lead),
         "blocks": [
             section(f"*{customer}* replied on *{_ticket_label(notice)}*"),
             section(_quote(notice.text)),
-            _work_buttons(notice),
+            buttons,
         ],
     }
 
@@ -155,3 +164,63 @@ RENDERERS = ReplyRenderers(
     triage=build_reply_triage,
     digest=build_reply_digest,
 )
+
+
+# --------------------------------------------------------------------------- the whole message
+
+MODAL_BLOCK_LIMIT = 100
+FULL_TEXT_CHUNK = SECTION_LIMIT - 100  # room for a continuation mark
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    """The text in pieces of at most `size` characters, cut at line ends where possible."""
+    pieces: list[str] = []
+    rest = text
+    while rest:
+        if len(rest) <= size:
+            pieces.append(rest)
+            break
+        cut_at = rest.rfind("\n", size // 2, size)
+        if cut_at <= 0:
+            cut_at = size
+        pieces.append(rest[:cut_at])
+        rest = rest[cut_at:].lstrip("\n")
+    return pieces
+
+
+def build_full_message_modal(message: FullMessage) -> dict[str, Any]:
+    """The whole customer message, as text, in a modal within Slack's limits.
+
+    Sections carry plain text (no mrkdwn, so nothing the customer wrote can format, ping or
+    link), 2,900 characters each; past the modal's 100 blocks the rest is left out with a
+    note saying how much.
+    """
+    head = f"From *{escape(message.sender)}* on *#{message.ticket_number} {escape(message.title)}*"
+    if message.subject:
+        head += f"\nSubject: {escape(message.subject)}"
+    blocks: list[Block] = [context(head)]
+    text = message.text.replace("\r\n", "\n").strip() or "(no text)"
+    pieces = _chunks(text, FULL_TEXT_CHUNK)
+    room = MODAL_BLOCK_LIMIT - len(blocks) - 1  # one block kept for the note
+    shown = pieces[:room]
+    for piece in shown:
+        blocks.append(
+            {"type": "section", "text": {"type": "plain_text", "text": piece, "emoji": False}}
+        )
+    if len(shown) < len(pieces):
+        left = len(text) - sum(len(p) for p in shown)
+        blocks.append(
+            context(
+                f"The message is too long for Slack: its last {left:,} characters are not "
+                "shown here."
+            )
+        )
+    elif message.truncated:
+        blocks.append(context("The mail was longer than Docket keeps: its end is not shown."))
+    return {
+        "type": "modal",
+        "callback_id": View.FULL_MESSAGE.value,
+        "title": plain("Full message", 24),
+        "close": plain("Close", 24),
+        "blocks": blocks,
+    }

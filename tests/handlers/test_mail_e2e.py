@@ -111,9 +111,7 @@ async def mail_docket(
         docket_admins=["UADMIN"],
         docket_support_address=SUPPORT,
         docket_smtp_port=free_port(),
-        docket_smtp_max_bytes=200_000,
-        docket_fold_minutes=1,
-        **overrides,
+        **{"docket_smtp_max_bytes": 200_000, "docket_fold_minutes": 1, **overrides},
     )
     emulator.add_user(AGENT, name="agnes", real_name="Agnes Agent", email="agnes@provider.test")
     async with SmtpSink() as sink:

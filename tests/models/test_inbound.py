@@ -140,7 +140,10 @@ async def _process(
     async with w.sessions()() as session:
         row = await session.get(EmailMessage, email_id)
         assert row is not None
-        read = read_mail(row.raw, envelope_from=row.envelope_from, reply_time_limit=0)
+        read = read_mail(
+            row.raw,
+            envelope_from=row.envelope_from,
+        )
     async with w.sessions()() as session, session.begin():
         return await process_mail(
             session=session,

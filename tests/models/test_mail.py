@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from jobs.reply_extract import ReplyLibrary
 from models import mail as mail_module
 from models.mail import (
     REPLY_MARKER,
@@ -18,13 +19,10 @@ from models.mail import (
     bounced_message_id,
     build_reply_email,
     classify_auto,
-    extract_reply,
     is_valid_message_id,
     parse_message,
-    shutdown_reply_worker,
-    start_reply_worker,
-    strip_quoted_text,
 )
+from models.reply_text import Cut, extract, extract_reply, mark_html_quotes
 
 
 def msg(headers: str, body: str | bytes = "hello\r\n") -> bytes:
@@ -606,74 +604,139 @@ def test_no_bounce_id_for_other_mail() -> None:
 
 
 @pytest.fixture(scope="module")
-def reply_worker() -> Iterator[bool]:
-    ready = start_reply_worker(wait=20)
-    yield ready
-    shutdown_reply_worker()
+def library() -> Iterator[ReplyLibrary]:
+    with ReplyLibrary() as runner:
+        assert runner.start(wait=20), "the reply-parser process did not start"
+        yield runner
 
 
 QUOTED_TAIL = "\n\n> ##- Please type your reply above this line -##\n>\n> Hi Alice,\n> try this\n"
 
 REPLY_CASES = [
-    ("marker", "Thanks, that worked." + QUOTED_TAIL, "Thanks, that worked."),
+    ("marker", "Thanks, that worked." + QUOTED_TAIL, "Thanks, that worked.", Cut.QUOTE),
+    (
+        "marker under a bare attribution",
+        "Done.\n\nOn Mon, Agnes wrote:" + QUOTED_TAIL,
+        "Done.",
+        Cut.QUOTE,
+    ),
     (
         "marker unquoted",
         f"New info here.\n\n{REPLY_MARKER}\n\nagent text\n",
         "New info here.",
+        Cut.QUOTE,
     ),
     (
         "gmail attribution",
         "It works now.\n\nOn Mon, 3 Mar 2025 at 10:00, Docket <support@help.example.com> wrote:\n"
         "> earlier\n> text\n",
         "It works now.",
+        Cut.QUOTE,
     ),
     (
         "wrapped attribution",
         "It works now.\n\nOn Mon, 3 Mar 2025 at 10:00, Docket Support <\n"
         "support@help.example.com> wrote:\n> earlier\n",
         "It works now.",
+        Cut.QUOTE,
     ),
     (
         "outlook original message",
         "Please call me.\n\n-----Original Message-----\nFrom: Docket\nSent: Monday\n\nold\n",
         "Please call me.",
+        Cut.HEADER,
     ),
     (
         "outlook header block",
         "Please call me.\n\n________________________________\nFrom: Docket Support\n"
         "Sent: Monday, March 3, 2025 10:00\nTo: Alice\nSubject: [#123] Printer\n\nold text\n",
         "Please call me.",
+        Cut.HEADER,
     ),
     (
         "german attribution",
         "Danke, geht wieder.\n\nAm 03.03.2025 um 10:00 schrieb Docket <s@h.example>:\n> alt\n",
         "Danke, geht wieder.",
+        Cut.QUOTE,
     ),
     (
         "sig dash dash",
         "Here are the logs.\n\n-- \nAlice Example\nACME Corp\n",
         "Here are the logs.",
+        Cut.SIGNATURE,
     ),
-    ("iphone", "Yes please.\n\nSent from my iPhone\n", "Yes please."),
+    ("iphone", "Yes please.\n\nSent from my iPhone\n", "Yes please.", Cut.SIGNATURE),
+    (
+        "closing kept",
+        "Thanks, fixed!\n\n    indented log line\n\nBest regards,\nBob\n" + QUOTED_TAIL,
+        "Thanks, fixed!\n\n    indented log line\n\nBest regards,\nBob",
+        Cut.QUOTE,
+    ),
+    (
+        "bullets kept",
+        "Steps:\n- one\n- two\n\nthen it fails\n",
+        "Steps:\n- one\n- two\n\nthen it fails",
+        Cut.NONE,
+    ),
+    (
+        "sent-from sentence kept",
+        "Sent from my laptop, the error shows again.\nAny idea?\n",
+        "Sent from my laptop, the error shows again.\nAny idea?",
+        Cut.NONE,
+    ),
+    (
+        "bottom-posted",
+        "On Mon, 3 Mar 2025, Agnes <a@help.example> wrote:\n> one\n> two\n> three\n\nMy answer.\n",
+        "> two\n> three\nMy answer.",
+        Cut.QUOTE,
+    ),
+    (
+        "a bare attribution above answers stays",
+        "Hi,\n\nMy colleague wrote:\n> The tray is broken.\n\nCan you check that?\n",
+        "Hi,\n\nMy colleague wrote:\n> The tray is broken.\nCan you check that?",
+        Cut.QUOTE,
+    ),
+    (
+        "same line",
+        "Great! On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:\n> old\n",
+        "Great!",
+        Cut.QUOTE,
+    ),
+    (
+        "polish thunderbird",
+        "Działa.\n\nW dniu 3.03.2025 o 10:15, użytkownik Agnes napisał:\n> stare\n",
+        "Działa.",
+        Cut.QUOTE,
+    ),
+    (
+        "forward kept",
+        "FYI\n\n---------- Forwarded message ---------\nFrom: A <a@x.example>\n\nthe body\n",
+        "FYI\n\n---------- Forwarded message ---------\nFrom: A <a@x.example>\n\nthe body",
+        Cut.NONE,
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
-    [pytest.param(*c[1:], id=c[0]) for c in REPLY_CASES if c[0] != "marker unquoted"],
+    ("text", "expected", "cut"), [pytest.param(*c[1:], id=str(c[0])) for c in REPLY_CASES]
 )
-def test_strip_quoted_text_alone(text: str, expected: str) -> None:
-    assert strip_quoted_text(text) == expected
+def test_extract(text: str, expected: str, cut: Cut) -> None:
+    found = extract(text)
+    assert found.reply == expected
+    assert found.cut is cut
+    assert extract_reply(text) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [pytest.param(*c[1:], id=c[0]) for c in REPLY_CASES])
-@pytest.mark.parametrize("time_limit", [10.0, 0.0], ids=["library", "fallback"])
-def test_extract_reply(reply_worker: bool, text: str, expected: str, time_limit: float) -> None:
-    assert reply_worker, "the reply-parser process did not start"
-    assert extract_reply(text, time_limit=time_limit) == expected
+def test_languages_are_reported() -> None:
+    assert extract("Ok\n\nAm 3.3.2025 schrieb A <a@b.example>:\n> x").language == "de"
+    assert extract("Ok\n\nLe 3 mars 2025, A <a@b.example> a écrit :\n> x").language == "fr"
+    assert extract("Ok\n").language is None
+    spanish = "Hola\n\nDe: A <a@b.example>\nEnviado: lunes\nPara: x\nAsunto: y\n\nold"
+    assert extract(spanish).language == "es"
+    assert extract(spanish.replace("Asunto", "Assunto")).language == "pt"
 
 
-def test_marker_cut_comes_first(reply_worker: bool) -> None:
+def test_marker_cut_comes_first() -> None:
     # The marker line in an html2text-converted body is escaped; it still cuts.
     assert extract_reply("Fine now.\n\n\\##- Please type your reply above this line -##\nold") == (
         "Fine now."
@@ -682,39 +745,90 @@ def test_marker_cut_comes_first(reply_worker: bool) -> None:
     assert extract_reply("custom\n== cut here ==\nrest", marker="== cut here ==") == "custom"
 
 
-def test_library_drops_closing_signature(reply_worker: bool) -> None:
-    text = "Thanks, fixed!\n\n    indented log line\n\nBest regards,\nBob\n" + QUOTED_TAIL
-    assert extract_reply(text, time_limit=10) == "Thanks, fixed!\n\n    indented log line"
-
-
-def test_inline_answers_keep_their_quotes(reply_worker: bool) -> None:
+def test_inline_answers_keep_their_quotes() -> None:
     text = "> Which model?\nHP 4000\n> Since when?\nMonday\n\n> old tail\n> more\n"
-    for limit in (10.0, 0.0):
-        assert extract_reply(text, time_limit=limit) == (
-            "> Which model?\nHP 4000\n> Since when?\nMonday"
-        )
+    assert extract_reply(text) == "> Which model?\nHP 4000\n> Since when?\nMonday"
 
 
-def test_nothing_new_keeps_the_whole_text(reply_worker: bool) -> None:
+def test_nothing_new_keeps_the_whole_text() -> None:
     text = "On Mon, 3 Mar 2025, Alice <a@b.example> wrote:\n> only quoted\n"
-    for limit in (10.0, 0.0):
-        assert extract_reply(text, time_limit=limit) == text.strip()
+    assert extract_reply(text) == text.strip()
 
 
-def test_library_blow_up_is_cut_off_and_worker_recovers(reply_worker: bool) -> None:
+def test_forward_subject_keeps_an_outlook_header_block() -> None:
+    text = (
+        "FYI\n\nFrom: Supplier <s@x.example>\nSent: Monday\nTo: me\nSubject: Toner\n\nShips Friday."
+    )
+    assert extract_reply(text, subject="FW: Toner") == text
+    assert extract_reply(text, subject="RE: Toner") == "FYI"
+
+
+def test_html_quote_containers_are_marked() -> None:
+    markup = '<div>new</div><div class="gmail_quote">On x wrote:<blockquote>old</blockquote></div>'
+    marked = mark_html_quotes(markup)
+    assert marked.index("docket-quote-start") < marked.index("gmail_quote")
+    assert marked.index("docket-quote-end") > marked.index("</blockquote>")
+    assert mark_html_quotes("<div>no quote here</div>") == "<div>no quote here</div>"
+    raw = msg("From: a@b.example\nContent-Type: text/html; charset=utf-8", markup)
+    parsed = parse_message(raw)
+    assert "docket" not in parsed.text and "old" in parsed.text
+    assert extract_reply(parsed.reply_source) == "new"
+
+
+def test_library_blow_up_is_cut_off_and_runner_recovers(library: ReplyLibrary) -> None:
     crafted = "On " * 6000  # 18 KB: under max_chars, seconds of backtracking in the library
     started = time.monotonic()
-    assert extract_reply(crafted, time_limit=0.5) == strip_quoted_text(crafted)
+    assert library.reply(crafted, time_limit=0.5) == crafted.strip()
     assert time.monotonic() - started < 2
-    assert start_reply_worker(wait=20)
+    assert library.start(wait=20)
     text = "Thanks, fixed!\n\nBest regards,\nBob\n"
-    assert extract_reply(text, time_limit=10) == "Thanks, fixed!"
+    assert library.reply(text, time_limit=10) == "Thanks, fixed!"
 
 
-def test_long_input_skips_the_library(reply_worker: bool) -> None:
+def test_library_skips_long_input(library: ReplyLibrary) -> None:
     text = "Fixed.\n\nBest regards,\nBob\n" + "x" * 30_000
-    # Over max_chars: only the linear stripper runs, so the closing stays.
-    assert extract_reply(text, max_chars=20_000).startswith("Fixed.\n\nBest regards,\nBob")
+    assert library.reply(text, max_chars=20_000).startswith("Fixed.\n\nBest regards,\nBob")
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "gmail_quote " * 150_000,
+        "<hr>" * 400_000,
+        "<hr>From: a<br>Sent: b<br>To: c<br>" * 40_000,
+        "<div class=gmail_quote>" + "<div>" * 200_000,
+        '<div class="gmail_quote">' * 60_000,
+        "<" * 1_000_000,
+    ],
+    ids=["needle-in-text", "hr", "hr-headers", "unclosed", "nested", "brackets"],
+)
+def test_marking_crafted_html_is_fast(markup: str) -> None:
+    started = time.monotonic()
+    mark_html_quotes(markup)
+    parse_message(msg("From: a@b.example\nContent-Type: text/html", markup))
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["From: x{}\n", "On a{}\n", "a{}: b\n", "> a{}\n", "---- On {} wrote ----\n", "{0} wrote: "],
+)
+def test_extraction_of_a_whole_crafted_body_is_fast(pattern: str) -> None:
+    parts, size, index = [], 0, 0
+    while size < 200_000:  # the largest body parse_message keeps
+        part = pattern.format(index)
+        parts.append(part)
+        size, index = size + len(part), index + 1
+    started = time.monotonic()
+    extract("".join(parts)[:200_000])
+    assert time.monotonic() - started < 1.0
+
+
+def test_extraction_of_crafted_text_is_fast() -> None:
+    crafted = "On " * 6000
+    started = time.monotonic()
+    assert extract_reply(crafted) == crafted.strip()
+    assert time.monotonic() - started < 2
 
 
 # --------------------------------------------------------------------------- outgoing mail
@@ -771,7 +885,7 @@ def test_build_reply_email_headers_and_body() -> None:
     assert parsed.in_reply_to == "<abc123@mail.acme.example>"
     # The customer's answer to it is cut at the marker.
     answer = f"Done, thanks.\n\n> {parsed.text.replace(chr(10), chr(10) + '> ')}"
-    assert extract_reply(answer, time_limit=0) == "Done, thanks."
+    assert extract_reply(answer) == "Done, thanks."
 
 
 def test_non_ascii_subject_and_body_round_trip() -> None:
@@ -848,3 +962,10 @@ def test_subject_and_name_injection_is_flattened() -> None:
 def test_our_own_fields_must_be_valid(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         reply(**overrides)
+
+
+def test_html_text_has_no_markdown_escapes() -> None:
+    markup = "<div>1. Toner</div><div>- dash</div><div>C:\\temp\\- x</div><div>-- </div>"
+    raw = msg("From: a@b.example\nContent-Type: text/html; charset=utf-8", markup)
+    lines = [line for line in parse_message(raw).text.split("\n") if line.strip()]
+    assert lines == ["1. Toner", "- dash", "C:\\temp\\- x", "-- "]

@@ -18,18 +18,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jobs.reply_extract import ReplyLibrary
 from models.mail import (
     MAX_MIME_PARTS,
     REPLY_MARKER,
     MailRejected,
     ParsedMail,
     build_reply_email,
-    extract_reply,
     is_valid_message_id,
     parse_message,
-    shutdown_reply_worker,
-    start_reply_worker,
 )
+from models.reply_text import extract_reply
 
 settings.register_profile(
     "mail-fuzz",
@@ -81,10 +80,10 @@ def parse_or_reject(raw: bytes) -> ParsedMail | None:
 
 
 @pytest.fixture(scope="module")
-def reply_worker() -> Iterator[bool]:
-    ready = start_reply_worker(wait=20)
-    yield ready
-    shutdown_reply_worker()
+def library() -> Iterator[ReplyLibrary]:
+    with ReplyLibrary() as runner:
+        assert runner.start(wait=20), "the reply-parser process did not start"
+        yield runner
 
 
 # --------------------------------------------------------------------------- (1) stdlib corpus
@@ -100,7 +99,7 @@ def test_cpython_email_corpus() -> None:
     assert sum(p is not None for p in parsed) == len(files)
     for result in parsed:
         assert result is not None
-        extract_reply(result.text, time_limit=0)
+        extract_reply(result.reply_source, subject=result.subject)
 
 
 # --------------------------------------------------------------------------- (2) generated junk
@@ -343,22 +342,34 @@ CRAFTED_BODIES = {
 
 
 @pytest.mark.parametrize("name", list(CRAFTED_BODIES))
-@pytest.mark.parametrize("max_chars", [20_000, 70_000], ids=["capped", "library-sees-all"])
-def test_crafted_bodies_are_bounded(reply_worker: bool, name: str, max_chars: int) -> None:
+def test_crafted_bodies_are_bounded(name: str) -> None:
     body = CRAFTED_BODIES[name]
     started = time.monotonic()
-    result = extract_reply(body, max_chars=max_chars)
+    result = extract_reply(body)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"{name}: {elapsed:.2f} s"
+    assert len(result) <= len(body)
+
+
+@pytest.mark.parametrize("name", list(CRAFTED_BODIES))
+@pytest.mark.parametrize("max_chars", [20_000, 70_000], ids=["capped", "library-sees-all"])
+def test_library_on_crafted_bodies_is_bounded(
+    library: ReplyLibrary, name: str, max_chars: int
+) -> None:
+    body = CRAFTED_BODIES[name]
+    started = time.monotonic()
+    result = library.reply(body, time_limit=1.0, max_chars=max_chars)
     elapsed = time.monotonic() - started
     assert elapsed < 2.0, f"{name}: {elapsed:.2f} s"
     assert len(result) <= len(body)
 
 
 @pytest.mark.parametrize("name", ["on", "nested-quotes", "spaces", "from-inline"])
-def test_crafted_bodies_inside_mail_are_bounded(reply_worker: bool, name: str) -> None:
+def test_crafted_bodies_inside_mail_are_bounded(name: str) -> None:
     raw = b"From: a@b.example\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
     started = time.monotonic()
     parsed = parse_message(raw + CRAFTED_BODIES[name].encode())
-    extract_reply(parsed.text)
+    extract_reply(parsed.reply_source)
     assert time.monotonic() - started < 2.0
 
 
@@ -369,17 +380,17 @@ def test_crafted_bodies_inside_mail_are_bounded(reply_worker: bool, name: str) -
         max_size=40,
     ).map("".join)
 )
-def test_extract_reply_on_random_text(reply_worker: bool, text: str) -> None:
-    result = extract_reply(text, time_limit=2.0)
+def test_extract_reply_on_random_text(text: str) -> None:
+    result = extract_reply(text)
     normalised = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     assert len(result) <= len(normalised)
     assert result == "" or result.strip()
 
 
-def test_blow_up_under_the_cap_is_killed_in_time(reply_worker: bool) -> None:
+def test_blow_up_under_the_cap_is_killed_in_time(library: ReplyLibrary) -> None:
     for _ in range(3):
         started = time.monotonic()
-        extract_reply(_fill("On ")[:18_000])
+        library.reply(_fill("On ")[:18_000], time_limit=1.0)
         assert time.monotonic() - started < 2.0
 
 

@@ -193,7 +193,10 @@ async def test_the_customers_answer_threads_back(sessions: Sessions, workspace: 
             session=session,
             workspace_id=_id(workspace.id),
             email_id=email_id,
-            read=read_mail(answer, envelope_from="alice@acme.test", reply_time_limit=0),
+            read=read_mail(
+                answer,
+                envelope_from="alice@acme.test",
+            ),
             config=InboundConfig(
                 support_address=SUPPORT, secret=SECRET, reopen_days=14, hold_unknown=False
             ),

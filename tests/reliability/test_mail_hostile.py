@@ -39,7 +39,6 @@ from models.inbound import (
     read_mail,
     store_received,
 )
-from models.mail import start_reply_worker
 from models.tables import (
     Contact,
     Customer,
@@ -344,15 +343,6 @@ FUZZ = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def reply_worker() -> Any:
-    from models.mail import shutdown_reply_worker
-
-    ready = start_reply_worker(wait=20)
-    yield ready
-    shutdown_reply_worker()
-
-
 def _bounded(read: Callable[[bytes], Any], raw: bytes) -> None:
     started = time.monotonic()
     result = read(raw)
@@ -363,20 +353,20 @@ def _bounded(read: Callable[[bytes], Any], raw: bytes) -> None:
 @pytest.mark.slow
 @settings(FUZZ, max_examples=1500)
 @given(raw=mime_trees())
-def test_read_mail_on_random_mime_trees(reply_worker: Any, raw: bytes) -> None:
+def test_read_mail_on_random_mime_trees(raw: bytes) -> None:
     _bounded(lambda r: read_mail(r, envelope_from="a@b.example"), raw)
 
 
 @pytest.mark.slow
 @settings(FUZZ, max_examples=1500)
 @given(raw=st.binary(max_size=3000))
-def test_read_mail_on_random_bytes(reply_worker: Any, raw: bytes) -> None:
+def test_read_mail_on_random_bytes(raw: bytes) -> None:
     _bounded(lambda r: read_mail(r, envelope_from=None), raw)
 
 
 @pytest.mark.slow
 def test_random_mail_through_store_and_process_always_ends_with_an_outcome(
-    database_url: str, reply_worker: Any
+    database_url: str,
 ) -> None:
     """Store, read and process (with the real Slack hooks) 1,000 random mails: none raises,
     each ends in a final status."""

@@ -1,0 +1,72 @@
+""" "Show full message" on a customer-reply DM: the whole mail, quoted history included, in a modal.
+
+The DM quotes only the new text the rules found; this button is how an assignee sees anything
+the rules left out. Only active members of the support team may open it (Slack vouches for
+the app, not for the person who clicked).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services import Services
+from handlers.blocks.notify import build_full_message_modal
+from handlers.ids import Action
+from handlers.people import resolve_member
+from models.inbound import full_message
+from models.people import PermissionDenied, require_agent
+
+logger = logging.getLogger(__name__)
+
+NOT_FOUND = "That message is no longer available."
+SORRY = "Sorry, Docket could not open the message just now. Please try again."
+
+
+async def _tell(respond: AsyncRespond, text: str) -> None:
+    try:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception:
+        logger.exception("answering with respond() failed")
+
+
+async def handle_show_full_message(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    """Open the whole customer message behind a reply DM in a modal."""
+    await ack()
+    value = str(action.get("value") or "")
+    if not value.isdigit():
+        await _tell(respond, NOT_FOUND)
+        return
+    user_id = str((body.get("user") or {}).get("id") or "")
+    try:
+        member = await resolve_member(services, user_id, client=client)
+        require_agent(member)
+        async with services.read() as session:
+            message = await full_message(
+                session=session, workspace_id=services.workspace_id, event_id=int(value)
+            )
+        if message is None:
+            await _tell(respond, NOT_FOUND)
+            return
+        await client.views_open(
+            trigger_id=body["trigger_id"], view=build_full_message_modal(message)
+        )
+    except PermissionDenied as exc:
+        await _tell(respond, f":no_entry: {exc}")
+    except Exception:
+        logger.exception("opening the full message failed")
+        await _tell(respond, SORRY)
+
+
+def register(app: AsyncApp) -> None:
+    app.action(Action.SHOW_FULL_MESSAGE.value)(handle_show_full_message)

@@ -21,6 +21,7 @@ from bot.migrate import upgrade
 from bot.server import build_web_app
 from bot.services import Services
 from jobs import events as event_jobs
+from jobs.alerts import AlertWorker
 from jobs.loop import run_worker
 from models.workspaces import ensure_workspace
 
@@ -125,6 +126,11 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
                 services.wake.events,
                 runtime.stop_event,
             ),
+        )
+        alerts = AlertWorker(services, owner=runtime.instance)
+        runtime.spawn(
+            "alerts",
+            run_worker("alerts", alerts.step, services.wake.alerts, runtime.stop_event),
         )
     for name in OPTIONAL_PARTS:
         try:

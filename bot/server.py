@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.alert_ingress import add_alert_routes
 from bot.services import Services
 from models.slack_events import store_event
 
@@ -116,4 +117,5 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
+    add_alert_routes(web_app, services)
     return web_app

@@ -27,6 +27,7 @@ class Wakeups:
     events: asyncio.Event = field(default_factory=asyncio.Event)
     mail: asyncio.Event = field(default_factory=asyncio.Event)
     profit: asyncio.Event = field(default_factory=asyncio.Event)
+    alerts: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -68,6 +69,8 @@ class Services:
                 self.wake.events.set()
             if info.pop("mail_dirty", False):
                 self.wake.mail.set()
+            if info.pop("alerts_dirty", False):
+                self.wake.alerts.set()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

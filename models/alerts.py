@@ -558,10 +558,18 @@ async def _apply(
     for alert in alerts:
         latest.pop(alert.fingerprint, None)
         latest[alert.fingerprint] = alert
-    stmt = select(AlertState).where(
-        AlertState.source_id == source.id,
-        col(AlertState.fingerprint).in_(list(latest)),
+    stmt = (
+        select(AlertState)
+        .where(
+            AlertState.source_id == source.id,
+            col(AlertState.fingerprint).in_(list(latest)),
+        )
+        .order_by(col(AlertState.id))
+        .execution_options(populate_existing=True)
     )
+    if dialect(session) == "postgresql":
+        # Two replicas counting occurrences of one alert must not both add to the same count.
+        stmt = stmt.with_for_update()
     states = {s.fingerprint: s for s in (await session.exec(stmt)).all()}
     ticket_ids = {s.ticket_id for s in states.values() if s.ticket_id is not None}
     tickets: dict[int, Ticket] = {}
@@ -790,9 +798,13 @@ async def _storm_ticket(
     `alert` added to its list; returns the ticket's id."""
     assert source.id is not None
     key = f"storm:{customer_id or 0}"
-    stmt = select(AlertState).where(
-        AlertState.source_id == source.id, AlertState.fingerprint == key
+    stmt = (
+        select(AlertState)
+        .where(AlertState.source_id == source.id, AlertState.fingerprint == key)
+        .execution_options(populate_existing=True)
     )
+    if dialect(session) == "postgresql":
+        stmt = stmt.with_for_update()
     state = (await session.exec(stmt)).first()
     ticket = None
     if state is not None and state.ticket_id is not None:

@@ -126,7 +126,9 @@ async def post_alerts(
     session = http or aiohttp.ClientSession()
     try:
         async with session.post(
-            f"{base_url}/integrations/alerts/{source}", data=data, headers=headers_for(data, secret, mode)
+            f"{base_url}/integrations/alerts/{source}",
+            data=data,
+            headers=headers_for(data, secret, mode),
         ) as resp:
             text = await resp.text()
             try:

@@ -44,7 +44,11 @@ async def setup(docket: Any, **source: Any) -> str:
         for name in ("Acme", "Globex"):
             session.add(Customer(workspace_id=services.workspace_id, name=name))
         created = await create_source(
-            session=session, workspace_id=services.workspace_id, name="prom", at=services.now(), **source
+            session=session,
+            workspace_id=services.workspace_id,
+            name="prom",
+            at=services.now(),
+            **source,
         )
     return created.secret
 
@@ -97,9 +101,7 @@ async def test_three_alerts_open_three_cards_and_the_same_payload_again_changes_
     assert all(t.status == TicketStatus.NEW and t.card_ts for t in found)
     posts = card_posts(docket)
     assert len(posts) == 3
-    assert {p.args["text"].split(":", 1)[0] for p in posts} == {
-        f"Alert #{t.number}" for t in found
-    }
+    assert {p.args["text"].split(":", 1)[0] for p in posts} == {f"Alert #{t.number}" for t in found}
     assert "1* occurrence" in card_text(posts[0].args)
 
     status, answer = await post_alerts(docket.url, body, secret)
@@ -164,7 +166,9 @@ async def test_resolved_alerts_clear_resolve_the_untouched_and_dm_the_assignee(
         am_alert("DiskFull", "Acme", status="resolved"),
         am_alert("HostDown", "Globex", status="resolved"),
     ]
-    assert (await post_alerts(docket.url, am_payload(resolved, status="resolved"), secret))[0] == 202
+    assert (await post_alerts(docket.url, am_payload(resolved, status="resolved"), secret))[
+        0
+    ] == 202
     await wait_processed(docket.services)
 
     after = {t.id: t for t in await tickets(docket)}

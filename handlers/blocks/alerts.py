@@ -6,15 +6,21 @@ person typed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from handlers.blocks.common import Block, context, escape, safe, section
+from handlers.blocks.common import Block, context, escape, header, safe, section
 from handlers.blocks.tickets import build_ticket_card, ref
 from models.alerts import AlertInfo
+from models.tables import AlertSource
 from models.tickets import TicketCard
 
 DETAILS_LIMIT = 1000
 STORM_LINES = 20
+STORM_TEXT_BUDGET = 2600  # the list's share of a 3,000-character section
+INTEGRATIONS_USAGE = (
+    "Add one with `/docket integrations add NAME [--auto-resolve] [--customer-label LABEL]`."
+)
 
 
 def _when(at: datetime) -> str:
@@ -28,7 +34,12 @@ def alert_blocks(info: AlertInfo) -> list[Block]:
     source = safe(info.source, 64)
     blocks: list[Block] = []
     if info.kind == "storm":
-        lines = [f"• {safe(line, 200)}" for line in info.listed[:STORM_LINES]]
+        lines: list[str] = []
+        for line in info.listed[:STORM_LINES]:
+            entry = f"• {safe(line, 120)}"
+            if sum(len(x) + 1 for x in lines) + len(entry) > STORM_TEXT_BUDGET:
+                break
+            lines.append(entry)
         more = info.listed_total - len(lines)
         if more > 0:
             lines.append(f"_… and {more} more_")
@@ -90,4 +101,34 @@ def severity_rose_text(card: TicketCard, info: AlertInfo) -> str:
     return (
         f":arrow_double_up: The alert on {ref(card.number)} · {safe(card.title, 200)} is now "
         f"`{safe(info.severity, 32)}` (priority {card.priority})."
+    )
+
+
+def build_sources_list(sources: Sequence[AlertSource], *, note: str | None = None) -> list[Block]:
+    """`/docket integrations`: the alert sources and how to add one."""
+    blocks: list[Block] = [header("Monitoring alert sources")]
+    if note:
+        blocks.append(section(note))
+    if not sources:
+        blocks.append(section("No alert sources yet."))
+    for source in sources[:40]:
+        resolve = "auto-resolves untouched tickets" if source.auto_resolve else "manual resolve"
+        blocks.append(
+            section(
+                f"*{safe(source.name, 64)}* · `/integrations/alerts/{safe(source.name, 64)}`\n"
+                f"customer label `{safe(source.customer_label, 100)}` · {resolve} · storm over "
+                f"{source.storm_per_minute} new alerts a minute"
+            )
+        )
+    blocks.append(context(INTEGRATIONS_USAGE))
+    return blocks
+
+
+def source_created_text(source: AlertSource) -> str:
+    """The answer to `/docket integrations add`: where to post and the secret (shown once)."""
+    return (
+        f"Alert source *{safe(source.name, 64)}* created. Point the monitoring system at "
+        f"`<Docket URL>/integrations/alerts/{safe(source.name, 64)}` with the header "
+        f"`Authorization: Bearer <secret>` (or sign bodies, see the docs).\nSecret: "
+        f"`{source.secret}`"
     )

@@ -315,3 +315,28 @@ async def test_refused_requests_store_nothing(docket: Any, case: str, status: in
     async with docket.services.read() as session:
         count = (await session.exec(select(sa.func.count()).select_from(AlertDelivery))).one()
     assert count == 0
+
+
+async def test_admins_add_a_source_in_slack_and_its_secret_works(docket: Any) -> None:
+    denied = await docket.command("/docket", "integrations add zabbix", user_id="U1")
+    assert "Only Docket admins" in denied.body.decode()
+    reply = await docket.command(
+        "/docket",
+        "integrations add zabbix --auto-resolve --customer-label tenant",
+        user_id="UADMIN",
+    )
+    assert reply.status == 200
+    text = json.dumps(reply.json())
+    assert "/integrations/alerts/zabbix" in text
+    secret = text.split("Secret: `", 1)[1].split("`", 1)[0]
+    again = await docket.command("/docket", "integrations add zabbix", user_id="UADMIN")
+    assert "already a source called zabbix" in again.body.decode()
+    listing = await docket.command("/docket", "integrations", user_id="UADMIN")
+    assert "auto-resolves untouched tickets" in listing.body.decode()
+
+    body = {"title": "Disk full", "customer": "nobody", "severity": "high"}
+    status, _ = await post_alerts(docket.url, body, secret, source="zabbix", mode="hmac")
+    assert status == 202
+    await wait_processed(docket.services)
+    [ticket] = await tickets(docket)
+    assert (ticket.title, ticket.priority, ticket.customer_id) == ("Disk full", "high", None)

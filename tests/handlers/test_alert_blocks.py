@@ -95,6 +95,6 @@ def test_parse_add() -> None:
     )
     assert parse_add("add prom --customer-label=site") == AddSource("prom", False, "site")
     assert parse_add("") is None and parse_add("list") is None
-    assert "Use" in str(parse_add("add"))
+    assert "integrations add NAME" in str(parse_add("add"))
     assert "understand" in str(parse_add("add prom --bogus"))
     assert "quotes" in str(parse_add('add "prom'))

@@ -148,6 +148,17 @@ class AlertWorker:
         self.owner = owner or uuid.uuid4().hex[:16]
         self.hooks = SlackAlertHooks(services)
 
+    async def _process(self, ids: list[int]) -> None:
+        async with self.services.transaction() as session:
+            await process_claimed(
+                session=session,
+                workspace_id=self.services.workspace_id,
+                delivery_ids=ids,
+                owner=self.owner,
+                hooks=self.hooks,
+                at=self.services.now(),
+            )
+
     async def step(self) -> float | None:
         """Process one batch; 0 when more may be waiting."""
         services = self.services
@@ -159,25 +170,24 @@ class AlertWorker:
                 now=services.now(),
                 limit=self.batch,
             )
-        for delivery_id in ids:
-            try:
-                async with services.transaction() as session:
-                    await process_claimed(
-                        session=session,
-                        workspace_id=services.workspace_id,
-                        delivery_id=delivery_id,
-                        owner=self.owner,
-                        hooks=self.hooks,
-                        at=services.now(),
-                    )
-            except Exception as exc:
-                logger.exception("processing alert delivery %s failed", delivery_id)
-                async with services.transaction() as session:
-                    await fail_delivery(
-                        session=session,
-                        workspace_id=services.workspace_id,
-                        delivery_id=delivery_id,
-                        at=services.now(),
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
+        if not ids:
+            return None
+        try:
+            # One transaction for the batch: repeats of one alert refresh its card once.
+            await self._process(ids)
+        except Exception:
+            logger.warning("an alert batch failed; processing its deliveries one by one")
+            for delivery_id in ids:
+                try:
+                    await self._process([delivery_id])
+                except Exception as exc:
+                    logger.exception("processing alert delivery %s failed", delivery_id)
+                    async with services.transaction() as session:
+                        await fail_delivery(
+                            session=session,
+                            workspace_id=services.workspace_id,
+                            delivery_id=delivery_id,
+                            at=services.now(),
+                            error=f"{type(exc).__name__}: {exc}",
+                        )
         return 0 if len(ids) == self.batch else None

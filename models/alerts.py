@@ -346,29 +346,41 @@ async def process_claimed(
     *,
     session: AsyncSession,
     workspace_id: int,
-    delivery_id: int,
+    delivery_ids: Sequence[int],
     owner: str,
     hooks: AlertHooks,
     at: datetime,
-) -> Outcome | None:
-    """Process a leased delivery and mark it done, in the caller's one transaction.
+) -> list[Outcome]:
+    """Process leased deliveries in order and mark each done, in the caller's one transaction.
 
-    None when the lease was lost (another worker processes or processed it).
+    A delivery whose lease was lost (another worker took it over) is left alone. Each card
+    touched is refreshed once, after all of them, so a burst of repeats costs one refresh.
     """
-    delivery = await _take(session, workspace_id, delivery_id, owner)
-    if delivery is None:
-        return None
-    source = await session.get(AlertSource, delivery.source_id)
-    outcome = Outcome()
-    if source is not None:
-        alerts = parse_alerts(delivery.body, customer_label=source.customer_label)
-        await _apply(session, source, alerts, hooks, at, outcome)
-    delivery.status = "done"
-    delivery.processed_at = at
-    delivery.outcome = outcome.as_dict()
-    session.add(delivery)
-    await session.flush()
-    return outcome
+    outcomes = []
+    changed: set[int] = set()
+    for delivery_id in delivery_ids:
+        delivery = await _take(session, workspace_id, delivery_id, owner)
+        if delivery is None:
+            continue
+        source = await session.get(AlertSource, delivery.source_id)
+        outcome = Outcome()
+        if source is not None:
+            alerts = parse_alerts(delivery.body, customer_label=source.customer_label)
+            await _apply(session, source, alerts, hooks, at, outcome, changed)
+        delivery.status = "done"
+        delivery.processed_at = at
+        delivery.outcome = outcome.as_dict()
+        session.add(delivery)
+        await session.flush()
+        outcomes.append(outcome)
+    for ticket_id in sorted(changed):
+        fresh = await session.get(Ticket, ticket_id, populate_existing=True)
+        info = await alert_info_for_ticket(
+            session=session, workspace_id=workspace_id, ticket_id=ticket_id
+        )
+        if fresh is not None and info is not None:
+            await hooks.changed(session=session, ticket=fresh, info=info, at=at)
+    return outcomes
 
 
 async def fail_delivery(
@@ -552,6 +564,7 @@ async def _apply(
     hooks: AlertHooks,
     at: datetime,
     outcome: Outcome,
+    changed: set[int],
 ) -> None:
     # The last word on each fingerprint in one body wins.
     latest: dict[str, Alert] = {}
@@ -585,7 +598,6 @@ async def _apply(
 
     cache: dict[str, int | None] = {}
     new: list[Alert] = []
-    changed: set[int] = set()
     for alert in latest.values():
         state = states.get(alert.fingerprint)
         current = active_ticket(state)
@@ -651,13 +663,6 @@ async def _apply(
                 kind="alert",
             )
             await hooks.opened(session=session, ticket=ticket, info=_info(source, state), at=at)
-    for ticket_id in sorted(changed):
-        fresh = await session.get(Ticket, ticket_id, populate_existing=True)
-        info = await alert_info_for_ticket(
-            session=session, workspace_id=source.workspace_id, ticket_id=ticket_id
-        )
-        if fresh is not None and info is not None:
-            await hooks.changed(session=session, ticket=fresh, info=info, at=at)
 
 
 async def _set(

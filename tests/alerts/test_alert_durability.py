@@ -107,7 +107,9 @@ async def test_alerts_answered_before_a_sigkill_are_processed_once_after_restart
     second = await start_serve(env, tmp_path / "serve2.log")
     try:
         await wait_until(lambda: _zero(db.pending), timeout=30)
-        await emulator.wait_for(lambda c: c.args["channel"] == "CTRIAGE", count=3, timeout=20)
+        await emulator.wait_for(
+            lambda c: c.args["channel"] == "CTRIAGE" and c.ok, count=3, timeout=20
+        )
         # The monitoring system re-sends what it already sent: stored once, nothing new.
         for body in bodies:
             status, answer = await post_alerts(second.url, body, secret)
@@ -154,7 +156,9 @@ async def test_two_replicas_process_each_delivery_once(
                 )
                 assert status == 202
         await wait_until(lambda: _zero(db.pending), timeout=60)
-        await emulator.wait_for(lambda c: c.args["channel"] == "CTRIAGE", count=11, timeout=30)
+        await emulator.wait_for(
+            lambda c: c.args["channel"] == "CTRIAGE" and c.ok, count=11, timeout=30
+        )
     finally:
         for replica in replicas:
             assert replica.terminate() == 0

@@ -902,12 +902,16 @@ async def queue_card_refresh(
     prefix = f"ticket:{ticket.id}:alert-card:"
     waiting = (
         await session.exec(
-            select(OutboxMessage.id).where(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.ordering_key == ordering_key(ticket.id),
                 OutboxMessage.workspace_id == ticket.workspace_id,
                 col(OutboxMessage.idempotency_key).startswith(prefix),
                 OutboxMessage.status == OutboxStatus.PENDING,
                 col(OutboxMessage.lease_until).is_(None),
             )
+            .order_by(col(OutboxMessage.id).desc())
+            .limit(1)
         )
     ).first()
     if waiting is not None and await replace_pending_payload(

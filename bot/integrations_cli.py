@@ -51,6 +51,7 @@ async def _run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int
                     customer_label=args.customer_label,
                     auto_resolve=args.auto_resolve,
                     storm_per_minute=args.storm_per_minute,
+                    severity_map=dict(args.severity or []),
                     at=utcnow(),
                 )
                 print(f"Source {source.name} created.", file=out)
@@ -102,6 +103,13 @@ def command_integrations(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_run(settings, args, sys.stdout))
 
 
+def _severity(text: str) -> tuple[str, str]:
+    severity, sep, priority = text.partition("=")
+    if not sep or not severity.strip() or not priority.strip():
+        raise argparse.ArgumentTypeError("use SEVERITY=PRIORITY, e.g. disaster=urgent")
+    return severity.strip().lower(), priority.strip().lower()
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add `add`, `list` and `map` to the `docket integrations` parser."""
     parser.add_argument("--team", help="the Slack team id, when the database has several")
@@ -120,6 +128,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=20,
         help="new alerts a minute before they fold into a storm ticket (default 20)",
+    )
+    add.add_argument(
+        "--severity",
+        action="append",
+        type=_severity,
+        metavar="SEVERITY=PRIORITY",
+        help="map a severity to a priority (low, normal, high, urgent); repeatable",
     )
     sub.add_parser("list", help="show the alert sources")
     mapping = sub.add_parser("map", help="map a source's customer label value to a customer")

@@ -56,9 +56,14 @@ def test_add_prints_the_secret_last_and_list_and_map_work(
     assert "already a source called prom" in capsys.readouterr().err
     assert main(["integrations", "add", "bad name!"]) == 1
     assert main(["integrations", "add", "grafana", "--secret", "short"]) == 1
-    assert main(["integrations", "add", "grafana", "--secret", "a-long-enough-secret"]) == 0
+    assert main(["integrations", "add", "zbx", "--severity", "disaster=nonsense"]) == 1
+    grafana_args = ["add", "grafana", "--secret", "a-long-enough-secret"]
+    severities = ["--severity", "Disaster=urgent", "--severity", "average=high"]
+    assert main(["integrations", *grafana_args, *severities]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "a-long-enough-secret"
 
+    grafana = next(s for s in _read(sqlite_url, AlertSource) if s.name == "grafana")
+    assert grafana.severity_map == {"disaster": "urgent", "average": "high"}
     assert main(["integrations", "list"]) == 0
     listing = capsys.readouterr().out
     assert "/integrations/alerts/prom" in listing and "auto-resolve" in listing

@@ -1,152 +1,40 @@
 """Process stored alert deliveries: each once, in one transaction with its ticket changes.
 
 A worker claims a few pending deliveries of its workspace (a lease, `FOR UPDATE SKIP LOCKED`
-on PostgreSQL), then processes each in its own transaction that also marks it done, and only
-while it still holds the lease: two replicas never process one delivery twice, and a crash
-leaves the delivery pending for the next worker once the lease runs out.
+on PostgreSQL), then processes them in one transaction that also marks them done, and only
+while it still holds their leases: two replicas never process one delivery twice, and a crash
+leaves the deliveries pending for the next worker once the lease runs out. What the changes
+tell people in Slack comes from the hooks the runtime passes in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from datetime import datetime, timedelta
-
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
-from handlers.blocks.alerts import (
-    alert_card_text,
-    build_alert_card,
-    cleared_text,
-    severity_rose_text,
-)
-from handlers.blocks.common import section
-from models import ticket_notify
-from models.alerts import (
-    AlertInfo,
-    claim_deliveries,
-    fail_delivery,
-    process_claimed,
-    queue_card_refresh,
-)
-from models.outbox import SLACK, enqueue, slack_call
-from models.tables import Member, Ticket, Workspace
-from models.tickets import load_card
+from jobs.loop import run_worker
+from models.alerts import AlertHooks, claim_deliveries, fail_delivery, process_claimed
 
 logger = logging.getLogger(__name__)
-
-# Card refreshes wait this long so a burst of occurrences becomes one chat.update.
-CARD_REFRESH_DELAY = timedelta(seconds=2)
-
-
-class SlackAlertHooks:
-    """Alert side effects in Slack: the card in triage, its refreshes, and DMs."""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    async def opened(
-        self, *, session: AsyncSession, ticket: Ticket, info: AlertInfo, at: datetime
-    ) -> None:
-        ws = await session.get(Workspace, ticket.workspace_id)
-        channel = ws.triage_channel if ws else None
-        if not channel:
-            logger.warning("alert ticket %s has no triage channel to be announced in", ticket.id)
-            return
-        card = await load_card(session=session, workspace_id=ticket.workspace_id, ticket=ticket)
-        await ticket_notify.announce_card(
-            session=session,
-            workspace_id=ticket.workspace_id,
-            ticket=ticket,
-            channel=channel,
-            text=alert_card_text(card, info),
-            blocks=build_alert_card(card, info, now=at),
-            at=at,
-        )
-
-    async def changed(
-        self, *, session: AsyncSession, ticket: Ticket, info: AlertInfo, at: datetime
-    ) -> None:
-        card = await load_card(session=session, workspace_id=ticket.workspace_id, ticket=ticket)
-        await queue_card_refresh(
-            session=session,
-            ticket=ticket,
-            text=alert_card_text(card, info),
-            blocks=build_alert_card(card, info, now=at),
-            at=at,
-            not_before=at + CARD_REFRESH_DELAY,
-        )
-
-    async def severity_rose(
-        self, *, session: AsyncSession, ticket: Ticket, info: AlertInfo, at: datetime
-    ) -> None:
-        card = await load_card(session=session, workspace_id=ticket.workspace_id, ticket=ticket)
-        text = severity_rose_text(card, info)
-        if card.assignee_slack_id:
-            await self._dm(
-                session, ticket, card.assignee_slack_id, text, f"rose:v{ticket.version}", at
-            )
-            return
-        payload = slack_call(
-            "chat.postMessage", text=text, blocks=[section(text)], unfurl_links=False
-        )
-        payload["thread_of_ticket"] = ticket.id
-        await enqueue(
-            session=session,
-            workspace_id=ticket.workspace_id,
-            kind=SLACK,
-            key=f"ticket:{ticket.id}:alert-rose:v{ticket.version}",
-            payload=payload,
-            at=at,
-            ordering_key=ticket_notify.ordering_key(ticket.id or 0),
-        )
-
-    async def cleared(
-        self,
-        *,
-        session: AsyncSession,
-        ticket: Ticket,
-        info: AlertInfo,
-        assignee: Member,
-        at: datetime,
-    ) -> None:
-        if not assignee.slack_user_id:
-            return
-        card = await load_card(session=session, workspace_id=ticket.workspace_id, ticket=ticket)
-        text = cleared_text(card, info)
-        await self._dm(
-            session, ticket, assignee.slack_user_id, text, f"cleared:{at.isoformat()}", at
-        )
-
-    async def _dm(
-        self, session: AsyncSession, ticket: Ticket, user: str, text: str, key: str, at: datetime
-    ) -> None:
-        # No ticket ordering key: a DM never waits behind the card's delayed refresh.
-        await enqueue(
-            session=session,
-            workspace_id=ticket.workspace_id,
-            kind=SLACK,
-            key=f"ticket:{ticket.id}:alert-dm:{user}:{key}",
-            payload=slack_call(
-                "chat.postMessage",
-                channel=user,
-                text=text,
-                blocks=[section(text)],
-                unfurl_links=False,
-            ),
-            at=at,
-        )
 
 
 class AlertWorker:
     """The intake worker for alerts: claim, process, mark done (or retry with back-off)."""
 
-    def __init__(self, services: Services, *, batch: int = 10, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        hooks: AlertHooks,
+        batch: int = 10,
+        owner: str | None = None,
+    ) -> None:
         self.services = services
+        self.hooks = hooks
         self.batch = batch
         self.owner = owner or uuid.uuid4().hex[:16]
-        self.hooks = SlackAlertHooks(services)
 
     async def _process(self, ids: list[int]) -> None:
         async with self.services.transaction() as session:
@@ -191,3 +79,7 @@ class AlertWorker:
                             error=f"{type(exc).__name__}: {exc}",
                         )
         return 0 if len(ids) == self.batch else None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process batches until `stop` is set, woken by `services.wake.alerts`."""
+        await run_worker("alerts", self.step, self.services.wake.alerts, stop)

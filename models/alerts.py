@@ -38,7 +38,7 @@ from models.alert_formats import (
     secret_hash,
 )
 from models.lifecycle import ACTIVE
-from models.outbox import SLACK, enqueue, replace_pending_payload, slack_call
+from models.notify import ordering_key
 from models.sql import dialect, insert_ignore
 from models.tables import (
     AlertCustomerMap,
@@ -55,7 +55,6 @@ from models.tables import (
     TicketEvent,
     TicketStatus,
 )
-from models.ticket_notify import has_card, ordering_key
 from models.tickets import (
     TicketCreate,
     TicketUpdate,
@@ -883,48 +882,25 @@ async def alert_info_for_ticket(
     return _info(source, state)
 
 
-async def queue_card_refresh(
-    *,
-    session: AsyncSession,
-    ticket: Ticket,
-    text: str,
-    blocks: list[dict[str, Any]],
-    at: datetime,
-    not_before: datetime,
+def card_refresh_prefix(ticket_id: int) -> str:
+    """The idempotency-key prefix of an alert card's refreshes."""
+    return f"ticket:{ticket_id}:alert-card:"
+
+
+async def waiting_card_refresh(
+    *, session: AsyncSession, workspace_id: int, ticket_id: int
 ) -> int | None:
-    """Queue the card's refresh after alert activity, folding it into a refresh still waiting
-    (so fifty occurrences in a few seconds become one chat.update)."""
-    assert ticket.id is not None
-    payload = slack_call("chat.update", text=text, blocks=blocks)
-    payload["card_of_ticket"] = ticket.id
-    if not await has_card(session=session, ticket=ticket):
-        return None
-    prefix = f"ticket:{ticket.id}:alert-card:"
-    waiting = (
-        await session.exec(
-            select(OutboxMessage.id)
-            .where(
-                OutboxMessage.ordering_key == ordering_key(ticket.id),
-                OutboxMessage.workspace_id == ticket.workspace_id,
-                col(OutboxMessage.idempotency_key).startswith(prefix),
-                OutboxMessage.status == OutboxStatus.PENDING,
-                col(OutboxMessage.lease_until).is_(None),
-            )
-            .order_by(col(OutboxMessage.id).desc())
-            .limit(1)
+    """The newest refresh of the ticket's card still waiting in the outbox (not yet leased)."""
+    stmt = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.ordering_key == ordering_key(ticket_id),
+            OutboxMessage.workspace_id == workspace_id,
+            col(OutboxMessage.idempotency_key).startswith(card_refresh_prefix(ticket_id)),
+            OutboxMessage.status == OutboxStatus.PENDING,
+            col(OutboxMessage.lease_until).is_(None),
         )
-    ).first()
-    if waiting is not None and await replace_pending_payload(
-        session=session, row_id=waiting, payload=payload, not_before_after=at
-    ):
-        return waiting
-    return await enqueue(
-        session=session,
-        workspace_id=ticket.workspace_id,
-        kind=SLACK,
-        key=f"{prefix}{at.isoformat()}:{secrets.token_hex(4)}",
-        payload=payload,
-        at=at,
-        ordering_key=ordering_key(ticket.id),
-        not_before=not_before,
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(1)
     )
+    return (await session.exec(stmt)).first()

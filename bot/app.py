@@ -21,6 +21,7 @@ from handlers import (
     events,
     full_message,
     home,
+    integrations_admin,
     mentions,
     outbox_admin,
     profit_cmd,
@@ -47,6 +48,7 @@ def register_listeners(app: AsyncApp) -> EventRouter:
     outbox_admin.register(app)
     settings_admin.register(app)
     directory_admin.register(app)
+    integrations_admin.register(app)
     # Last: its help answers any /docket text no other listener matched.
     docket_cmd.register(app)
 

@@ -13,6 +13,7 @@ from typing import Any
 from bot.config import ConfigError, Settings, load_settings
 from bot.demo import command_demo
 from bot.importer import command_import
+from bot.integrations_cli import command_integrations
 from bot.mail_cli import command_mail
 from bot.outbox_cli import command_outbox
 from bot.reports import command_rebuild, command_report
@@ -28,6 +29,7 @@ EXTRA_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "import": command_import,
     "outbox": command_outbox,
     "mail": command_mail,
+    "integrations": command_integrations,
 }
 
 

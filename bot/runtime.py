@@ -21,8 +21,10 @@ from bot.intake import make_deliver, make_runner
 from bot.migrate import upgrade
 from bot.server import build_web_app
 from bot.services import Services
+from handlers.alert_notifications import SlackAlertHooks
 from handlers.mail import SmtpServer
 from handlers.ticket_notifications import SlackHooks
+from jobs.alerts import AlertWorker
 from jobs.events import EventWorker
 from jobs.intake import IntakeWorker
 from jobs.mail import MailWorker
@@ -136,6 +138,10 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
 
     if settings.docket_process_events:
         runtime.spawn("events", EventWorker(services, router.dispatch).run(runtime.stop_event))
+        alerts = AlertWorker(
+            services, hooks=SlackAlertHooks(services), owner=f"{runtime.instance}:alerts"
+        )
+        runtime.spawn("alerts", alerts.run(runtime.stop_event))
 
     intake = build_intake(runtime)
     if settings.docket_process_events:

@@ -20,6 +20,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot import intake
+from bot.alert_ingress import add_alert_routes
 from bot.services import Services
 from jobs.intake import IntakeWorker
 from models.slack_events import store_event
@@ -127,4 +128,5 @@ def build_web_app(
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
+    add_alert_routes(web_app, services)
     return web_app

@@ -31,6 +31,7 @@ class Wakeups:
     mail: asyncio.Event = field(default_factory=asyncio.Event)
     profit: asyncio.Event = field(default_factory=asyncio.Event)
     intake: asyncio.Event = field(default_factory=asyncio.Event)
+    alerts: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -86,6 +87,8 @@ class Services:
                 self.wake.mail.set()
             if info.pop("intake_dirty", False):
                 self.wake.intake.set()
+            if info.pop("alerts_dirty", False):
+                self.wake.alerts.set()
 
     def _writer(self, urgent: bool) -> AbstractAsyncContextManager[Any]:
         if self.engine.dialect.name != "sqlite":

@@ -494,3 +494,102 @@ class SlackIntake(SQLModel, table=True):
     processed_at: datetime | None = None
     # When the person was told that their request failed for good (they are told once).
     notified_at: datetime | None = None
+
+
+class AlertSource(SQLModel, table=True):
+    """A monitoring system allowed to post alerts to `/integrations/alerts/<name>`.
+
+    `secret` signs request bodies (HMAC-SHA256), so it is kept; bearer tokens are compared
+    by their SHA-256 (`secret_hash`). `severity_map` overrides the default severity ->
+    priority mapping; `storm_per_minute` is how many new alerts a minute open their own
+    tickets before the rest fold into one storm ticket per customer.
+    """
+
+    __tablename__ = "alert_source"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    name: str = Field(max_length=64)
+    secret: str = Field(max_length=128)
+    secret_hash: str = Field(max_length=64)
+    customer_label: str = Field(default="customer", max_length=100)
+    auto_resolve: bool = False
+    storm_per_minute: int = 20
+    severity_map: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertCustomerMap(SQLModel, table=True):
+    """A source's own name for a customer (the label value) -> the customer."""
+
+    __tablename__ = "alert_customer_map"
+    __table_args__ = (sa.UniqueConstraint("source_id", "value"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    source_id: int = Field(foreign_key="alert_source.id")
+    value: str = Field(max_length=200)
+    customer_id: int = Field(foreign_key="customer.id")
+
+
+class AlertDelivery(SQLModel, table=True):
+    """One accepted webhook body, stored before the 202 and processed from here once.
+
+    Unique on source and body hash: an identical body sent again is not stored twice.
+    `processed_at` is the lease deadline while pending (as for Slack events).
+    """
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("source_id", "body_hash"),
+        sa.Index("ix_alert_delivery_pending", "workspace_id", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    source_id: int = Field(foreign_key="alert_source.id")
+    body_hash: str = Field(max_length=64)
+    body: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    alert_count: int = 0
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=2000)
+    outcome: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+
+
+class AlertState(SQLModel, table=True):
+    """One alert (a source's fingerprint) and the ticket it is on now.
+
+    `kind` is "alert", or "storm" for the row that stands for a storm ticket (its fingerprint
+    is "storm:<customer id>"). `opened_at` is when the current episode began: new alerts per
+    minute are counted from it.
+    """
+
+    __tablename__ = "alert_state"
+    __table_args__ = (
+        sa.UniqueConstraint("source_id", "fingerprint"),
+        sa.Index("ix_alert_state_opened", "workspace_id", "source_id", "opened_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    source_id: int = Field(foreign_key="alert_source.id")
+    fingerprint: str = Field(max_length=200)
+    kind: str = Field(default="alert", max_length=8)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    customer_value: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="firing", max_length=16)
+    severity: str = Field(default="", max_length=32)
+    title: str = Field(default="", max_length=300)
+    occurrences: int = 0
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    card_row_id: int | None = None
+    opened_at: datetime = Field(default_factory=utcnow)
+    last_at: datetime = Field(default_factory=utcnow)
+    cleared_at: datetime | None = None

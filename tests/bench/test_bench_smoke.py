@@ -40,6 +40,7 @@ def run(module: str, *args: str, timeout: float = 50) -> str:
         ("bench.notify", "== Notifications", "delivered rate"),
         ("bench.mail_dm", "== Email to DM", "mail -> DM p99"),
         ("bench.mail_extract", "== Reply extraction", "corpus pass rate"),
+        ("bench.alerts", "== Alert intake and processing", "intake (stored+202)"),
     ],
 )
 def test_script_runs_small(module: str, title: str, docket_row: str) -> None:

@@ -62,7 +62,7 @@ def test_migrate_creates_the_schema(database_url: str, tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "revision 0001" in proc.stdout
+    assert "Database is at revision 0" in proc.stdout
 
 
 async def test_serve_answers_health_and_acks_a_signed_command(

@@ -24,6 +24,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "rebuild": "bot.reports:command_rebuild",
     "import": "bot.importer:command_import",
     "outbox": "bot.outbox_cli:command_outbox",
+    "export": "bot.exports:command_export",
 }
 
 

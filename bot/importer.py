@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.reports import add_team_argument, open_shell
 from models import exports
 from models.accounting import parse_account_codes
-from models.importer import COLUMNS, KINDS, ImportFailed, import_csv
+from models.importer import COLUMNS, FULL_KINDS, KINDS, ImportFailed, import_csv
 
 ACCOUNT_CODES = "account-codes"
 
@@ -30,6 +30,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("kind", choices=(*KINDS, ACCOUNT_CODES))
     parser.add_argument("file", type=Path)
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help=f"the file is the complete list ({', '.join(FULL_KINDS)}): records missing from "
+        "it are marked inactive (never deleted)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="check and show what would change; write nothing"
+    )
     add_team_argument(parser)
 
 
@@ -54,7 +63,7 @@ async def _import(settings: Settings, args: argparse.Namespace, *, big: bool) ->
         return await _import_account_codes(settings, args)
     async with open_shell(settings, args.team, create=True) as shell:
         try:
-            async with shell.sessions() as session, session.begin():
+            async with shell.sessions() as session, session.begin() as transaction:
                 result = await import_csv(
                     session=session,
                     workspace_id=shell.workspace_id,
@@ -63,7 +72,10 @@ async def _import(settings: Settings, args: argparse.Namespace, *, big: bool) ->
                     at=shell.now(),
                     today=shell.today(),
                     progress=progress,
+                    full=args.full,
                 )
+                if args.dry_run:
+                    await transaction.rollback()
         except ImportFailed as failed:
             for bar in bars.values():
                 bar.close()
@@ -80,7 +92,14 @@ async def _import(settings: Settings, args: argparse.Namespace, *, big: bool) ->
             bar.close()
     detail = f", {result.written} written" if args.kind == "time" else ""
     stale = f"; {result.stale_marked} period(s) to refresh" if result.stale_marked else ""
-    print(f"Imported {result.rows} {args.kind} row(s) from {path}{detail}{stale}.")
+    if args.kind in FULL_KINDS:
+        detail = f": {result.summary()}"
+    verb = "Would import" if args.dry_run else "Imported"
+    print(f"{verb} {result.rows} {args.kind} row(s) from {path}{detail}{stale}.")
+    for label in result.retired:
+        print(f"  {'would retire' if args.dry_run else 'retired'}: {label}")
+    if args.dry_run:
+        print("Dry run: nothing was written.")
     return 0
 
 

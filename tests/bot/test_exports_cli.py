@@ -109,3 +109,23 @@ def test_account_codes_final_and_adjustment(
     bad.write_text("line_kind,account_code,name\nsales,1,x\n")
     assert main(["import", "account-codes", str(bad)]) == 1
     assert "line 2" in capsys.readouterr().err
+
+
+def test_import_full_dry_run_then_for_real(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(_seed(url))  # customers Acme and Acme Labs
+    path = tmp_path / "customers.csv"
+    path.write_text("name,external_id\nAcme,CRM-1\nGlobex,CRM-2\n")
+    assert main(["import", "customers", str(path), "--full", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Would import 2 customers row(s)" in out
+    assert "1 added, 1 updated, 1 retired, 0 unchanged" in out
+    assert "would retire: Acme Labs" in out and "nothing was written" in out
+    assert main(["import", "customers", str(path), "--full"]) == 0
+    out = capsys.readouterr().out
+    assert "1 added, 1 updated, 1 retired, 0 unchanged" in out and "retired: Acme Labs" in out
+    assert main(["import", "customers", str(path), "--full"]) == 0
+    assert "0 added, 0 updated, 0 retired, 2 unchanged" in capsys.readouterr().out
+    assert main(["import", "time", str(path), "--full"]) == 1
+    assert "--full is for" in capsys.readouterr().err

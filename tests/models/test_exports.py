@@ -80,7 +80,9 @@ async def _world(engine: AsyncEngine, workspace: Workspace) -> tuple[World, dict
     return w, ids
 
 
-def _lines(journal: exports.Journal) -> list[tuple[str, str, str, str, int, int]]:
+def _lines(
+    journal: exports.Journal, adjusts: str | None = None
+) -> list[tuple[str, str, str, str, int, int]]:
     return [
         (
             ln.customer,
@@ -91,6 +93,7 @@ def _lines(journal: exports.Journal) -> list[tuple[str, str, str, str, int, int]
             ln.credit_minor,
         )
         for ln in journal.lines
+        if adjusts is None or ln.adjusts == adjusts
     ]
 
 
@@ -228,18 +231,7 @@ async def test_final_then_a_change_adjusts_exactly_once(
             )
 
     def adjustments(result: exports.JournalResult) -> list[tuple[str, str, str, str, int, int]]:
-        return [
-            (
-                ln.customer,
-                ln.contract,
-                ln.line_kind,
-                ln.day.isoformat(),
-                ln.debit_minor,
-                ln.credit_minor,
-            )
-            for ln in result.journal.lines
-            if ln.adjusts == "2025-06"
-        ]
+        return _lines(result.journal, "2025-06")
 
     expected = [
         ("Acme", "Support", "receivable", "2025-07-31", 6000, 0),

@@ -25,6 +25,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "import": "bot.importer:command_import",
     "outbox": "bot.outbox_cli:command_outbox",
     "export": "bot.exports:command_export",
+    "sync": "bot.sync_cli:command_sync",
 }
 
 

@@ -144,3 +144,36 @@ async def test_sync_end_to_end_with_paging_and_a_429(docket: Any) -> None:
             )
         ).all()
     assert len(rows) == 1
+
+
+@pytest.mark.e2e
+async def test_docket_sync_slack_users_command(
+    database_url: str, emulator: Any, tmp_path: Any
+) -> None:
+    """`docket sync slack-users` in a real process against the emulator."""
+    import subprocess
+
+    from tests.bot.test_cli import _clean_env
+    from tests.conftest import BOT_TOKEN, SIGNING_SECRET
+    from tests.procs import DOCKET
+
+    emulator.add_user("UALICE", real_name="Alice", email="alice@provider.test")
+    env = _clean_env(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=emulator.api_url,
+        DATABASE_URL=database_url,
+        DOCKET_LOG_LEVEL="WARNING",
+    )
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [str(DOCKET), "sync", "slack-users"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Slack user(s): 0 deactivated" in proc.stdout
+    assert "1 not members (left alone)" in proc.stdout

@@ -548,7 +548,6 @@ def journal_json(journal: Journal) -> dict[str, Any]:
     return {
         "month": journal.month,
         "report_run": journal.report_run,
-        "currency": journal.currency,
         "lines": [
             {
                 "date": line.day.isoformat(),
@@ -667,7 +666,6 @@ def invoices_json(invoices: Invoices) -> dict[str, Any]:
     """The documented JSON shape of a month's invoices."""
     return {
         "month": invoices.month.key,
-        "currency": invoices.currency,
         "invoices": [
             {
                 "customer": invoice.customer,
@@ -689,7 +687,6 @@ def invoices_json(invoices: Invoices) -> dict[str, Any]:
             }
             for invoice in invoices.invoices
         ],
-        "total": dec(invoices.total_minor),
     }
 
 

@@ -227,6 +227,7 @@ def _journal() -> Journal:
 def test_journal_formats() -> None:
     journal = _journal()
     data = json.loads(render_journal(journal, "json"))
+    assert set(data) == {"month", "report_run", "lines", "totals"}
     assert data["totals"] == {"debit": "510.00", "credit": "510.00"}
     assert data["report_run"] == "run 1"
     assert data["lines"][0] == {

@@ -470,6 +470,8 @@ WRITES = {
     "engine.rebuild_customer",
     "engine.record_report_run",
     "engine.refresh_some",
+    "exports.replace_account_codes",
+    "exports.set_labour_allocation",
     "importer.import_csv",
     "importer.write_time_rows",
     "inbound.claim_received",
@@ -487,6 +489,7 @@ WRITES = {
     "people.ensure_member",
     "replies.queue_email_reply",
     "replies.record_agent_reply",
+    "slack_directory.apply_slack_users",
     "ticket_notify.announce_card",
     "ticket_notify.dm_card",
     "ticket_notify.reply_in_thread",
@@ -508,6 +511,41 @@ WRITES = {
     "timelog.mark_stale",
     "timelog.retarget_ticket_time",
 }
+
+
+def _export_reads(ws: int, june: Any, at: datetime) -> list[tuple[str, Callable[[Any], Any]]]:
+    """The journal and invoice reads (a journal without `final` records nothing)."""
+    from models import exports
+
+    return [
+        (
+            "exports.build_invoices",
+            lambda s: exports.build_invoices(session=s, workspace_id=ws, month=june),
+        ),
+        (
+            "exports.export_journal",
+            lambda s: exports.export_journal(
+                session=s, workspace_id=ws, month=june, final=False, at=at
+            ),
+        ),
+        (
+            "exports.labour_allocation",
+            lambda s: exports.labour_allocation(session=s, workspace_id=ws),
+        ),
+        ("exports.load_accounts", lambda s: exports.load_accounts(session=s, workspace_id=ws)),
+        (
+            "exports.month_amounts",
+            lambda s: exports.month_amounts(session=s, workspace_id=ws, month=june, labour=True),
+        ),
+        (
+            "exports.month_data",
+            lambda s: exports.month_data(session=s, workspace_id=ws, month=june),
+        ),
+        (
+            "exports.report_run_label",
+            lambda s: exports.report_run_label(session=s, workspace_id=ws, month=june),
+        ),
+    ]
 
 
 def _workspace_functions() -> set[str]:
@@ -862,6 +900,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
             "workspaces.get_workspace",
             lambda s: workspaces.get_workspace(session=s, workspace_id=ws),
         ),
+        *_export_reads(ws, june, at),
     ]
     for name, call in reads:
         await check(name, call)

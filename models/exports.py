@@ -190,6 +190,9 @@ async def month_data(*, session: AsyncSession, workspace_id: int, month: Period)
         if c.id is not None
     }
     pure = await profit.load_contracts(session=session, workspace_id=workspace_id)
+    # Only contracts with figures this month can have lines.
+    reported = {line.contract_id for line in report.contracts if line.contract_id}
+    pure = {i: c for i, c in pure.items() if i in reported}
     usage = await block_usage_in(session=session, month=month, contracts=pure)
     rows = []
     for line in report.contracts:

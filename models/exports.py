@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -159,23 +159,39 @@ async def _names(session: AsyncSession, workspace_id: int) -> Names:
 
 
 async def block_usage_in(
-    *, session: AsyncSession, month: Period, contracts: dict[int, PureContract]
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    month: Period,
+    contracts: dict[int, PureContract],
 ) -> dict[int, BlockUsage]:
-    """Each block contract's billable minutes used before `month` and within it, counted as
-    the engine counts them (its customer's time, while the contract was active)."""
+    """Each block contract's billable minutes used before `month` and within it.
+
+    Read from the stored monthly results: a contract's row holds exactly the billable minutes
+    the engine let it consume (its customer's time while it was active).
+    """
     blocks = {i: c for i, c in contracts.items() if c.kind is ContractKind.BLOCK}
     if not blocks:
         return {}
-    before = await profit.block_usage_before(session=session, contracts=blocks, before=month.start)
-    after = await profit.block_usage_before(
-        session=session, contracts=blocks, before=month.end + timedelta(days=1)
+    earlier = sa.case((_PR.c.period_start < month.start, _PR.c.billable_minutes), else_=0)
+    within = sa.case((_PR.c.period_start == month.start, _PR.c.billable_minutes), else_=0)
+    stmt = (
+        sa.select(_PR.c.contract_key, sa.func.sum(earlier), sa.func.sum(within))
+        .where(
+            _PR.c.workspace_id == workspace_id,
+            _PR.c.period_kind == "month",
+            _PR.c.period_start <= month.start,
+            _PR.c.contract_key.in_(list(blocks)),
+        )
+        .group_by(_PR.c.contract_key)
     )
+    found = {int(k): (int(b or 0), int(w or 0)) for k, b, w in (await session.execute(stmt)).all()}
     return {
         i: BlockUsage(
             block_minutes=c.block_minutes,
             overage_minor_per_hour=c.overage_minor_per_hour,
-            used_before=before.get(i, 0),
-            used_in_month=after.get(i, 0) - before.get(i, 0),
+            used_before=found.get(i, (0, 0))[0],
+            used_in_month=found.get(i, (0, 0))[1],
         )
         for i, c in blocks.items()
     }
@@ -193,7 +209,9 @@ async def month_data(*, session: AsyncSession, workspace_id: int, month: Period)
     # Only contracts with figures this month can have lines.
     reported = {line.contract_id for line in report.contracts if line.contract_id}
     pure = {i: c for i, c in pure.items() if i in reported}
-    usage = await block_usage_in(session=session, month=month, contracts=pure)
+    usage = await block_usage_in(
+        session=session, workspace_id=workspace_id, month=month, contracts=pure
+    )
     rows = []
     for line in report.contracts:
         p = line.presented

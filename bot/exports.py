@@ -11,6 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+
 from bot.config import Settings
 from bot.reports import add_team_argument, open_shell, refresh_all
 from models import exports
@@ -93,6 +95,14 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
                     args.output.write_text(text, encoding="utf-8")
         except (MissingAccount, exports.AlreadyFinal) as exc:
             print(f"{exc}; nothing was written.", file=sys.stderr)
+            return 1
+        except IntegrityError:
+            # Two final exports of one month at once: the unique key let one of them in.
+            print(
+                f"{month.key} was recorded as final by another export just now; nothing was "
+                "written.",
+                file=sys.stderr,
+            )
             return 1
         except OSError as exc:
             print(f"{args.output}: {exc.strerror}; nothing was recorded.", file=sys.stderr)

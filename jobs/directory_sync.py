@@ -107,10 +107,3 @@ class DirectorySyncWorker:
                 await sync_slack_users(self.services)
             except Exception:
                 logger.exception("slack directory sync failed; trying again tomorrow")
-
-
-async def start(runtime: Any) -> Callable[[], Awaitable[None]] | None:
-    """Run the daily sync with `docket serve`."""
-    worker = DirectorySyncWorker(runtime.services)
-    runtime.spawn("directory-sync", worker.run(runtime.stop_event))
-    return None

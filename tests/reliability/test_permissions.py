@@ -458,6 +458,7 @@ async def _fill(engine: AsyncEngine, ws: int, mark: str) -> dict[str, int]:
 # Functions with a workspace_id that write (or are only called inside a write); the read
 # functions are all called below, and a new one fails the completeness check until it is.
 WRITES = {
+    "directory.change_member_access",
     "directory.save_charge_rate",
     "directory.save_contact",
     "directory.save_contract",
@@ -489,11 +490,9 @@ WRITES = {
     "people.ensure_member",
     "replies.queue_email_reply",
     "replies.record_agent_reply",
+    "report_runs.claim_run",
     "slack_directory.apply_slack_users",
-    "ticket_notify.announce_card",
-    "ticket_notify.dm_card",
-    "ticket_notify.reply_in_thread",
-    "ticket_notify.update_card",
+    "tickets.store_card_location",
     "tickets.add_note",
     "tickets.create_ticket",
     "tickets.delete_note",
@@ -515,9 +514,17 @@ WRITES = {
 
 def _export_reads(ws: int, june: Any, at: datetime) -> list[tuple[str, Callable[[Any], Any]]]:
     """The journal and invoice reads (a journal without `final` records nothing)."""
+    from models import engine as profit
     from models import exports
 
+    async def usage(s: Any) -> Any:
+        contracts = await profit.load_contracts(session=s, workspace_id=ws)
+        return await exports.block_usage_in(
+            session=s, workspace_id=ws, month=june, contracts=contracts
+        )
+
     return [
+        ("exports.block_usage_in", usage),
         (
             "exports.build_invoices",
             lambda s: exports.build_invoices(session=s, workspace_id=ws, month=june),
@@ -581,6 +588,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
         outbox,
         people,
         replies,
+        report_runs,
         tickets,
         timelog,
         weekly_data,
@@ -901,6 +909,38 @@ async def test_no_read_function_returns_another_workspaces_rows(
             lambda s: workspaces.get_workspace(session=s, workspace_id=ws),
         ),
         *_export_reads(ws, june, at),
+        (
+            "people.member_by_id",
+            lambda s: people.member_by_id(session=s, workspace_id=ws, member_id=bm),
+        ),
+        (
+            "replies.sent_mail",
+            lambda s: replies.sent_mail(session=s, workspace_id=ws, message_id=f"<{BRAVO}@x.test>"),
+        ),
+        (
+            "report_runs.runs_of",
+            lambda s: report_runs.runs_of(session=s, workspace_id=ws, kinds=["weekly"]),
+        ),
+        (
+            "report_runs.abandoned_runs",
+            lambda s: report_runs.abandoned_runs(
+                session=s, workspace_id=ws, kinds=["weekly"], now=at, older_than=None
+            ),
+        ),
+        (
+            "tickets.announce_channel",
+            lambda s: tickets.announce_channel(
+                session=s, workspace_id=ws, ticket=bravo_ticket, creator_slack_id=None
+            ),
+        ),
+        (
+            "tickets.card_location",
+            lambda s: tickets.card_location(session=s, workspace_id=ws, ticket_id=bt),
+        ),
+        (
+            "tickets.card_thread_target",
+            lambda s: tickets.card_thread_target(session=s, workspace_id=ws, ticket_id=bt),
+        ),
     ]
     for name, call in reads:
         await check(name, call)

@@ -1,4 +1,5 @@
-"""The `docket` command: serve, migrate, demo, report, import, rebuild, outbox, mail."""
+"""The `docket` command: serve, migrate, demo, report, import, rebuild, outbox, mail,
+integrations, export, sync."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.demo import command_demo
+from bot.exports import command_export
 from bot.importer import command_import
 from bot.integrations_cli import command_integrations
 from bot.mail_cli import command_mail
 from bot.outbox_cli import command_outbox
 from bot.reports import command_rebuild, command_report
+from bot.sync_cli import command_sync
 
 logger = logging.getLogger("docket")
 
@@ -30,6 +33,8 @@ EXTRA_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "outbox": command_outbox,
     "mail": command_mail,
     "integrations": command_integrations,
+    "export": command_export,
+    "sync": command_sync,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -12,7 +13,11 @@ from tqdm import tqdm
 
 from bot.config import Settings
 from bot.reports import add_team_argument, open_shell
-from models.importer import COLUMNS, KINDS, ImportFailed, import_csv
+from models import exports
+from models.accounting import parse_account_codes
+from models.importer import COLUMNS, FULL_KINDS, KINDS, ImportFailed, import_csv
+
+ACCOUNT_CODES = "account-codes"
 
 BIG_FILE_BYTES = 1_000_000  # from here on the import shows a progress bar
 
@@ -23,8 +28,17 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "Import a CSV file. All or nothing: every bad row is listed by line number and then "
         f"nothing is imported. Importing a file again changes nothing. Columns — {columns}."
     )
-    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("kind", choices=(*KINDS, ACCOUNT_CODES))
     parser.add_argument("file", type=Path)
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help=f"the file is the complete list ({', '.join(FULL_KINDS)}): records missing from "
+        "it are marked inactive (never deleted)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="check and show what would change; write nothing"
+    )
     add_team_argument(parser)
 
 
@@ -45,9 +59,11 @@ async def _import(settings: Settings, args: argparse.Namespace, *, big: bool) ->
     def opener() -> TextIO:
         return path.open(encoding="utf-8-sig", newline="")
 
+    if args.kind == ACCOUNT_CODES:
+        return await _import_account_codes(settings, args)
     async with open_shell(settings, args.team, create=True) as shell:
         try:
-            async with shell.sessions() as session, session.begin():
+            async with shell.sessions() as session, session.begin() as transaction:
                 result = await import_csv(
                     session=session,
                     workspace_id=shell.workspace_id,
@@ -56,7 +72,10 @@ async def _import(settings: Settings, args: argparse.Namespace, *, big: bool) ->
                     at=shell.now(),
                     today=shell.today(),
                     progress=progress,
+                    full=args.full,
                 )
+                if args.dry_run:
+                    await transaction.rollback()
         except ImportFailed as failed:
             for bar in bars.values():
                 bar.close()
@@ -73,7 +92,48 @@ async def _import(settings: Settings, args: argparse.Namespace, *, big: bool) ->
             bar.close()
     detail = f", {result.written} written" if args.kind == "time" else ""
     stale = f"; {result.stale_marked} period(s) to refresh" if result.stale_marked else ""
-    print(f"Imported {result.rows} {args.kind} row(s) from {path}{detail}{stale}.")
+    if args.kind in FULL_KINDS:
+        detail = f": {result.summary()}"
+    verb = "Would import" if args.dry_run else "Imported"
+    print(f"{verb} {result.rows} {args.kind} row(s) from {path}{detail}{stale}.")
+    for label in result.retired:
+        print(f"  {'would retire' if args.dry_run else 'retired'}: {label}")
+    if args.dry_run:
+        print("Dry run: nothing was written.")
+    return 0
+
+
+async def _import_account_codes(settings: Settings, args: argparse.Namespace) -> int:
+    path: Path = args.file
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            reader = csv.DictReader(stream)
+            header = [h.strip().lower() for h in reader.fieldnames or ()]
+            if not {"line_kind", "account_code"} <= set(header):
+                print(
+                    f"{path}:1: the columns are line_kind,account_code,name; nothing was imported.",
+                    file=sys.stderr,
+                )
+                return 1
+            rows = [
+                (reader.line_num, {k.strip().lower(): (v or "") for k, v in row.items() if k})
+                for row in reader
+            ]
+        codes = parse_account_codes(rows)
+    except UnicodeDecodeError as exc:
+        print(f"{path}: not UTF-8 text ({exc.reason}); nothing was imported.", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        for problem in str(exc).split("; "):
+            print(f"{path}: {problem}", file=sys.stderr)
+        print(f"Nothing was imported from {path}.", file=sys.stderr)
+        return 1
+    async with open_shell(settings, args.team, create=True) as shell:
+        async with shell.sessions() as session, session.begin():
+            kept, removed = await exports.replace_account_codes(
+                session=session, workspace_id=shell.workspace_id, codes=codes
+            )
+    print(f"Imported {kept} account code(s) from {path}; {removed} removed.")
     return 0
 
 

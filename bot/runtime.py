@@ -25,6 +25,7 @@ from handlers.alert_notifications import SlackAlertHooks
 from handlers.mail import SmtpServer
 from handlers.ticket_notifications import SlackHooks
 from jobs.alerts import AlertWorker
+from jobs.directory_sync import DirectorySyncWorker
 from jobs.events import EventWorker
 from jobs.intake import IntakeWorker
 from jobs.mail import MailWorker
@@ -158,6 +159,9 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
     reports = await start_reports(services)
     if reports is not None:
         runtime.stoppers.append(reports.stop)
+
+    directory = DirectorySyncWorker(services)
+    runtime.spawn("directory-sync", directory.run(runtime.stop_event))
 
     # What a mail causes in Slack is queued through the ticket-notification hooks.
     mail = MailWorker(services, hooks=SlackHooks(services))

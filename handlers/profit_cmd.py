@@ -1,5 +1,8 @@
 """`/profit [customer] [week|month|last-week|last-month|2025-W23|2025-06]` and `/profit export`.
 
+`/profit export journal 2025-06` and `/profit export invoices 2025-06` send the month's journal
+or invoice lines (models.accounting) to the requester's DM.
+
 For managers and admins only: anyone else gets the same polite refusal whatever they typed, so
 nothing leaks (not even whether a customer exists). The summary is the report table that
 `docket report profitability` prints (models.reporting), read from the stored results; the
@@ -22,6 +25,9 @@ from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from handlers.ids import Command
 from handlers.people import resolve_member
 from models import engine as profit
+from models import exports
+from models.accounting import FORMATS as ACCOUNTING_FORMATS
+from models.accounting import MissingAccount, render_invoices, render_journal
 from models.directory import match_customers, workspace_today
 from models.people import can_see_money
 from models.periods import Period, month_of, parse_period
@@ -159,6 +165,16 @@ async def _answer(
             session=session, workspace_id=services.workspace_id, at=services.now()
         )
         try:
+            accounting = parse_accounting_export(command.get("text"), today=today)
+        except ValueError as exc:
+            await _say(respond, f"{exc}")
+            return
+        if accounting is not None:
+            await _export_accounting(
+                accounting, session, services, str(command.get("user_id") or ""), respond, client
+            )
+            return
+        try:
             args = parse_profit_args(command.get("text"), today=today)
         except ValueError as exc:
             await _say(respond, f"{exc}")
@@ -198,21 +214,105 @@ async def _answer(
     await _say(respond, report.title, build_profit_blocks(report))
 
 
+async def _send_to_dm(
+    client: AsyncWebClient, user_id: str, *, content: str, filename: str, title: str
+) -> None:
+    opened = await client.conversations_open(users=user_id)
+    channel = str((opened.get("channel") or {}).get("id"))
+    await client.files_upload_v2(
+        channel=channel,
+        content=content,
+        filename=filename,
+        title=title,
+        initial_comment=f"{title}: the file you asked for.",
+    )
+
+
 async def _export(
     report: Report, user_id: str, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
     """Upload the report's CSV to the requester's DM (a direct answer to them)."""
-    opened = await client.conversations_open(users=user_id)
-    channel = str((opened.get("channel") or {}).get("id"))
     key = report.period.key
-    await client.files_upload_v2(
-        channel=channel,
+    await _send_to_dm(
+        client,
+        user_id,
         content=render_csv(report),
         filename=f"docket-profitability-{key}.csv",
         title=report.title,
-        initial_comment=f"{report.title}: the CSV you asked for.",
     )
     await _say(respond, f"Sent the {key} CSV to your direct messages with Docket.")
+
+
+@dataclass(frozen=True)
+class AccountingExport:
+    """`/profit export journal|invoices 2025-06 [csv|json|xero|quickbooks]`."""
+
+    what: str
+    month: Period
+    fmt: str = "csv"
+
+
+def parse_accounting_export(text: str | None, *, today: date) -> AccountingExport | None:
+    """The journal or invoices export `/profit` asks for (pure); None for any other `/profit`.
+
+    Raises ValueError (with the usage) for a missing or malformed month or format.
+    """
+    words = (text or "").lower().split()
+    if len(words) < 2 or words[0] != "export" or words[1] not in ("journal", "invoices"):
+        return None
+    usage = f"Usage: `/profit export {words[1]} 2025-06 [{'|'.join(ACCOUNTING_FORMATS)}]`."
+    if len(words) not in (3, 4):
+        raise ValueError(usage)
+    fmt = words[3] if len(words) == 4 else "csv"
+    if fmt not in ACCOUNTING_FORMATS:
+        raise ValueError(usage)
+    period = parse_period(words[2], today=today)
+    if period.kind != "month":
+        raise ValueError(usage)
+    return AccountingExport(what=words[1], month=period, fmt=fmt)
+
+
+async def _export_accounting(
+    wanted: AccountingExport,
+    session: Any,
+    services: Services,
+    user_id: str,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+) -> None:
+    """Upload a month's journal (a preview: `docket export journal --final` records it) or its
+    invoice lines to the requester's DM."""
+    ws_id = services.workspace_id
+    key = wanted.month.key
+    try:
+        if wanted.what == "journal":
+            result = await exports.export_journal(
+                session=session,
+                workspace_id=ws_id,
+                month=wanted.month,
+                final=False,
+                at=services.now(),
+            )
+            content = render_journal(result.journal, wanted.fmt)
+        else:
+            invoices = await exports.build_invoices(
+                session=session, workspace_id=ws_id, month=wanted.month
+            )
+            accounts = await exports.load_accounts(session=session, workspace_id=ws_id)
+            content = render_invoices(invoices, wanted.fmt, accounts=accounts)
+    except MissingAccount as exc:
+        await _say(respond, f"{exc}.")
+        return
+    ext = "json" if wanted.fmt == "json" else "csv"
+    suffix = "" if wanted.fmt in ("csv", "json") else f"-{wanted.fmt}"
+    await _send_to_dm(
+        client,
+        user_id,
+        content=content,
+        filename=f"docket-{wanted.what}-{key}{suffix}.{ext}",
+        title=f"Docket {wanted.what} {key}",
+    )
+    await _say(respond, f"Sent the {key} {wanted.what} to your direct messages with Docket.")
 
 
 def register(app: AsyncApp) -> None:

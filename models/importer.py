@@ -37,6 +37,8 @@ from models import directory
 from models.money import parse_amount
 from models.sql import dialect
 from models.tables import (
+    ChargeRate,
+    Contact,
     Contract,
     ContractKind,
     Customer,
@@ -47,12 +49,14 @@ from models.tables import (
 from models.timelog import EntryKey, mark_entry_changes
 
 KINDS = ("members", "customers", "contacts", "contracts", "cost-rates", "charge-rates", "time")
+FULL_KINDS = ("members", "customers", "contacts", "contracts")
+"""Kinds a file can list completely (`full`): records missing from it are retired."""
 
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (required columns, optional columns)
-    "members": (("email",), ("name", "slack_user_id", "group", "role")),
-    "customers": (("name",), ("email_domains", "slack_channel")),
-    "contacts": (("customer", "email"), ("name",)),
+    "members": (("email",), ("name", "slack_user_id", "group", "role", "external_id")),
+    "customers": (("name",), ("email_domains", "slack_channel", "external_id")),
+    "contacts": (("customer", "email"), ("name", "external_id")),
     "contracts": (
         ("customer", "name", "kind", "start_date"),
         (
@@ -63,6 +67,8 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "block_price",
             "overage_rate",
             "monthly_direct_cost",
+            "external_id",
+            "product_code",
         ),
     ),
     "cost-rates": (("subject", "effective_from", "hourly_cost"), ()),
@@ -115,6 +121,17 @@ class ImportResult:
     written: int = 0
     stale_marked: int = 0
     notes: list[str] = field(default_factory=list)
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    retired: list[str] = field(default_factory=list)  # what a full import marked inactive
+
+    def summary(self) -> str:
+        """ "3 added, 1 updated, 1 retired, 5 unchanged" (directory kinds)."""
+        return (
+            f"{self.added} added, {self.updated} updated, {len(self.retired)} retired, "
+            f"{self.unchanged} unchanged"
+        )
 
 
 Opener = Callable[[], TextIO]
@@ -259,11 +276,16 @@ async def _apply_directory_row(
     row: dict[str, str],
     refs: _Refs,
     at: datetime,
+    match: Any = None,
 ) -> tuple[str, Any]:
-    """Check one row and, when `session` writes are wanted, save it. Returns (natural key,
-    saved object or None)."""
+    """Check one row and save it onto `match` (the record it names, if any). Returns (natural
+    key, saved object)."""
     if kind == "members":
         email = directory.parse_email(row["email"])
+        if match is not None and match.email != email:
+            match.email = email  # matched by external id: the address changed at the source
+            session.add(match)
+            await session.flush()
         role = directory.parse_role(row.get("role"))
         slack = directory.parse_user_id(row.get("slack_user_id"))
         member = await directory.save_member(
@@ -285,6 +307,7 @@ async def _apply_directory_row(
             name=name,
             email_domains=directory.parse_domains(row.get("email_domains")),
             slack_channel=directory.parse_channel(row.get("slack_channel")),
+            customer_id=None if match is None else match.id,
             at=at,
         )
         return _key(name), customer
@@ -297,6 +320,10 @@ async def _apply_directory_row(
         if customer_id is None:
             raise ValueError("customer is empty")
         email = directory.parse_email(row["email"])
+        if match is not None and match.email != email:
+            match.email = email
+            session.add(match)
+            await session.flush()
         contact = await directory.save_contact(
             session=session,
             workspace_id=workspace_id,
@@ -333,6 +360,7 @@ async def _apply_directory_row(
             workspace_id=workspace_id,
             customer_id=customer_id,
             terms=terms,
+            contract_id=None if match is None else match.id,
             at=at,
         )
         assert contract.id is not None
@@ -396,6 +424,130 @@ async def _apply_directory_row(
     raise ValueError(f"unknown kind {kind!r}")  # pragma: no cover - checked by the caller
 
 
+_MODELS: dict[str, Any] = {
+    "members": Member,
+    "customers": Customer,
+    "contacts": Contact,
+    "contracts": Contract,
+}
+
+
+class _Unchanged(Exception):
+    """Raised inside a row's savepoint to undo a save that changed nothing (no stale marks)."""
+
+    def __init__(self, key: str, record_id: int) -> None:
+        self.key, self.record_id = key, record_id
+
+
+async def _find_existing(
+    session: AsyncSession, workspace_id: int, kind: str, row: dict[str, str], refs: _Refs
+) -> Any:
+    """The record a directory row names: by its external id first, then by its natural key.
+
+    Raises ValueError when the natural key names a record that has another external id.
+    """
+    model = _MODELS.get(kind)
+    if model is None:
+        return None
+    external = row.get("external_id", "")
+    if external:
+        found = (
+            await session.exec(
+                select(model).where(
+                    model.workspace_id == workspace_id, model.external_id == external
+                )
+            )
+        ).first()
+        if found is not None:
+            return found
+    stmt = select(model).where(model.workspace_id == workspace_id)
+    if kind == "customers":
+        name = " ".join(row.get("name", "").split())
+        candidates = [c for c in await session.exec(stmt) if c.name.casefold() == name.casefold()]
+    elif kind in ("members", "contacts"):
+        email = row.get("email", "").strip().lower()
+        candidates = list(await session.exec(stmt.where(model.email == email)))
+    else:
+        customer_id = refs.customers.get(row.get("customer", "").casefold())
+        contract_id = refs.contracts.get(
+            (customer_id or 0, " ".join(row.get("name", "").split()).casefold())
+        )
+        candidates = [] if contract_id is None else [await session.get(Contract, contract_id)]
+    found = candidates[0] if candidates else None
+    if found is not None and external and found.external_id not in (None, external):
+        raise ValueError(
+            f"this row's external_id {external!r} differs from the record's "
+            f"({found.external_id!r}); fix the file or the record"
+        )
+    return found
+
+
+async def _snapshot(session: AsyncSession, kind: str, record: Any) -> tuple[Any, ...]:
+    """Everything an import may change on a record (to tell updated from unchanged)."""
+    table = type(record).__table__
+    values = tuple(
+        getattr(record, c.name) for c in table.columns if c.name not in ("id", "created_at")
+    )
+    if kind == "contracts":
+        ch: Any = ChargeRate.__table__  # type: ignore[attr-defined]
+        rates = await session.execute(
+            sa.select(ch.c.effective_from, ch.c.minor_per_hour)
+            .where(ch.c.contract_id == record.id)
+            .order_by(ch.c.effective_from)
+        )
+        values += tuple(tuple(r) for r in rates.all())
+    return values
+
+
+async def _save_row(
+    session: AsyncSession,
+    workspace_id: int,
+    kind: str,
+    row: dict[str, str],
+    refs: _Refs,
+    at: datetime,
+) -> tuple[str, Any, bool]:
+    """Save one directory row; returns (natural key, record, whether it is new).
+
+    Raises _Unchanged (undone by the caller's savepoint) when the row changed nothing.
+    """
+    match = await _find_existing(session, workspace_id, kind, row, refs)
+    before = None if match is None else await _snapshot(session, kind, match)
+    key, saved = await _apply_directory_row(session, workspace_id, kind, row, refs, at, match)
+    if kind in _MODELS:
+        if row.get("external_id"):
+            if len(row["external_id"]) > 100:
+                raise ValueError("external_id is longer than 100 characters")
+            saved.external_id = row["external_id"]
+        if kind == "contracts" and "product_code" in row:
+            if len(row["product_code"]) > 100:
+                raise ValueError("product_code is longer than 100 characters")
+            saved.product_code = row["product_code"] or None
+        saved.active = True
+        session.add(saved)
+        await session.flush()
+        if before is not None and before == await _snapshot(session, kind, saved):
+            raise _Unchanged(key, int(saved.id))
+    return key, saved, match is None
+
+
+async def _retire_missing(
+    session: AsyncSession, workspace_id: int, kind: str, kept: set[int]
+) -> list[str]:
+    """Mark active records of `kind` not in `kept` inactive (never deleted); their labels."""
+    model = _MODELS[kind]
+    retired = []
+    stmt = select(model).where(model.workspace_id == workspace_id, model.active.is_(True))
+    for record in await session.exec(stmt.order_by(model.id)):
+        if record.id in kept:
+            continue
+        record.active = False
+        session.add(record)
+        retired.append(getattr(record, "email", None) or record.name)
+    await session.flush()
+    return retired
+
+
 async def _import_directory(
     session: AsyncSession,
     workspace_id: int,
@@ -403,24 +555,41 @@ async def _import_directory(
     opener: Opener,
     at: datetime,
     progress: Progress | None,
+    full: bool = False,
 ) -> ImportResult:
     result = ImportResult(kind=kind)
     errors: list[RowError] = []
     refs = await _refs(session, workspace_id)
     seen: dict[str, int] = {}
+    external_seen: dict[str, int] = {}
+    kept: set[int] = set()
     with opener() as stream:
         for line, row in _rows(stream, kind):
             result.rows += 1
             if "__error__" in row:
                 errors.append(RowError(line, row["__error__"]))
                 continue
+            external = row.get("external_id", "")
+            if external:
+                if external in external_seen:
+                    errors.append(
+                        RowError(line, f"external_id repeats line {external_seen[external]}")
+                    )
+                    continue
+                external_seen[external] = line
             try:
                 # A failure inside a savepoint leaves the rest of the import usable, so every
                 # bad row is found in one run.
                 async with session.begin_nested():
-                    key, _saved = await _apply_directory_row(
-                        session, workspace_id, kind, row, refs, at
-                    )
+                    key, saved, new = await _save_row(session, workspace_id, kind, row, refs, at)
+                record_id = int(saved.id) if saved is not None and saved.id else None
+                if new:
+                    result.added += 1
+                else:
+                    result.updated += 1
+            except _Unchanged as same:
+                key, record_id = same.key, same.record_id
+                result.unchanged += 1
             except (ValueError, KeyError) as exc:
                 errors.append(RowError(line, _message(exc)))
                 continue
@@ -430,13 +599,17 @@ async def _import_directory(
             if key in seen:
                 errors.append(RowError(line, f"repeats line {seen[key]} (same {kind} key)"))
             seen[key] = line
-            if kind == "customers":
-                refs.customers[key] = int(_saved.id)
+            if record_id is not None and kind in _MODELS:
+                kept.add(record_id)
+            if kind == "customers" and record_id is not None:
+                refs.customers[key] = record_id
             if progress is not None and result.rows % 500 == 0:
                 progress("writing", result.rows, None)
     if errors:
         raise ImportFailed(errors[:MAX_REPORTED_ERRORS], max(0, len(errors) - MAX_REPORTED_ERRORS))
-    result.written = result.rows
+    if full:
+        result.retired = await _retire_missing(session, workspace_id, kind, kept)
+    result.written = result.added + result.updated + len(result.retired)
     return result
 
 
@@ -856,8 +1029,14 @@ async def import_csv(
     at: datetime,
     today: date,
     progress: Progress | None = None,
+    full: bool = False,
 ) -> ImportResult:
     """Import one CSV file of `kind` inside the caller's transaction.
+
+    Directory rows are matched on their `external_id` first, then on their natural key; the
+    result counts what was added, updated and left unchanged. With `full` (members, customers,
+    contacts, contracts) the file is the complete list: active records missing from it are
+    marked inactive, never deleted (their tickets, time and figures stay).
 
     `opener()` returns a fresh text stream of the file.
     Raises ImportFailed listing the bad lines; the caller must then roll back (nothing of the
@@ -865,6 +1044,8 @@ async def import_csv(
     """
     if kind not in KINDS:
         raise ImportFailed([RowError(0, f"unknown kind {kind!r}: use {', '.join(KINDS)}")])
+    if full and kind not in FULL_KINDS:
+        raise ImportFailed([RowError(0, f"--full is for {', '.join(FULL_KINDS)}, not {kind}")])
     if kind == "time":
         return await _import_time(session, workspace_id, opener, at, today, progress)
-    return await _import_directory(session, workspace_id, kind, opener, at, progress)
+    return await _import_directory(session, workspace_id, kind, opener, at, progress, full)

@@ -121,6 +121,8 @@ class Member(SQLModel, table=True):
     group_id: int | None = Field(default=None, foreign_key="member_group.id")
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    # The person's id in the HR or directory system they come from (imports match on it first).
+    external_id: str | None = Field(default=None, max_length=100)
 
 
 class Customer(SQLModel, table=True):
@@ -133,6 +135,8 @@ class Customer(SQLModel, table=True):
     slack_channel: str | None = Field(default=None, max_length=32, index=True)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    # The customer's id in the CRM or accounting system (imports match on it first).
+    external_id: str | None = Field(default=None, max_length=100)
 
 
 class Contact(SQLModel, table=True):
@@ -146,6 +150,8 @@ class Contact(SQLModel, table=True):
     email: str = Field(max_length=320)
     name: str = Field(default="", max_length=200)
     slack_user_id: str | None = Field(default=None, max_length=32)
+    external_id: str | None = Field(default=None, max_length=100)
+    active: bool = True
 
 
 class Contract(SQLModel, table=True):
@@ -166,6 +172,10 @@ class Contract(SQLModel, table=True):
     overage_minor_per_hour: int = Field(default=0, sa_type=sa.BigInteger)
     monthly_direct_cost_minor: int = Field(default=0, sa_type=sa.BigInteger)
     created_at: datetime = Field(default_factory=utcnow)
+    external_id: str | None = Field(default=None, max_length=100)
+    # The product (item) code invoice lines of this contract carry in the accounting system.
+    product_code: str | None = Field(default=None, max_length=100)
+    active: bool = True  # retired contracts keep their time and figures
 
 
 class ChargeRate(SQLModel, table=True):
@@ -593,3 +603,37 @@ class AlertState(SQLModel, table=True):
     opened_at: datetime = Field(default_factory=utcnow)
     last_at: datetime = Field(default_factory=utcnow)
     cleared_at: datetime | None = None
+
+
+class AccountCode(SQLModel, table=True):
+    """The ledger account a kind of journal line posts to (imported; defaults until then)."""
+
+    __tablename__ = "account_code"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "line_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    line_kind: str = Field(max_length=40)
+    account_code: str = Field(max_length=40)
+    name: str = Field(default="", max_length=200)
+
+
+class JournalExport(SQLModel, table=True):
+    """Amounts of one month as exported in a final journal (`kind` "final"), or the change to
+    them carried by a later month's final journal (`kind` "adjustment").
+
+    `amounts` maps "customer_id:contract_key:line_kind" to signed minor units (debit positive);
+    the unique key makes a month's final journal happen once.
+    """
+
+    __tablename__ = "journal_export"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "month", "exported_in"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    month: str = Field(max_length=7)  # the month whose figures these are
+    exported_in: str = Field(max_length=7)  # the month whose final journal carried them
+    kind: str = Field(max_length=16)
+    amounts: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    report_run: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import copy
 import hashlib
 import itertools
@@ -873,6 +874,7 @@ class SlackEmulator:
             "views.publish": self._views_publish,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
+            "users.list": self._users_list,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
@@ -1022,6 +1024,36 @@ class SlackEmulator:
         if user is None:
             raise _ApiError("user_not_found")
         return {"ok": True, "user": copy.deepcopy(user)}
+
+    def _users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A page of users in id order; `cursor` is the next user id (base64, as Slack's
+        cursors are opaque), `limit` defaults to 200 like Slack's recommended maximum."""
+        try:
+            limit = int(args.get("limit") or 200)
+        except ValueError:
+            raise _ApiError("invalid_limit") from None
+        if limit < 1:
+            raise _ApiError("invalid_limit")
+        ids = sorted(self.users)
+        start = 0
+        cursor = str(args.get("cursor") or "")
+        if cursor:
+            try:
+                after = base64.b64decode(cursor.encode()).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise _ApiError("invalid_cursor") from None
+            if not after.startswith("user:"):
+                raise _ApiError("invalid_cursor")
+            start = bisect.bisect_left(ids, after[5:])
+        page = ids[start : start + limit]
+        following = ids[start + limit] if start + limit < len(ids) else ""
+        next_cursor = base64.b64encode(f"user:{following}".encode()).decode() if following else ""
+        return {
+            "ok": True,
+            "members": [copy.deepcopy(self.users[i]) for i in page],
+            "cache_ts": int(time.time()),
+            "response_metadata": {"next_cursor": next_cursor},
+        }
 
     def _users_lookup_by_email(self, args: dict[str, Any]) -> dict[str, Any]:
         (email,) = self._require(args, "email")

@@ -41,6 +41,7 @@ def run(module: str, *args: str, timeout: float = 50) -> str:
         ("bench.mail_dm", "== Email to DM", "mail -> DM p99"),
         ("bench.mail_extract", "== Reply extraction", "corpus pass rate"),
         ("bench.alerts", "== Alert intake and processing", "intake (stored+202)"),
+        ("bench.exports", "== Accounting exports", "journal of the month"),
     ],
 )
 def test_script_runs_small(module: str, title: str, docket_row: str) -> None:

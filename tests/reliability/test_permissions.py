@@ -474,6 +474,8 @@ WRITES = {
     "engine.rebuild_customer",
     "engine.record_report_run",
     "engine.refresh_some",
+    "exports.replace_account_codes",
+    "exports.set_labour_allocation",
     "importer.import_csv",
     "importer.write_time_rows",
     "inbound.claim_received",
@@ -494,6 +496,7 @@ WRITES = {
     "replies.queue_email_reply",
     "replies.record_agent_reply",
     "report_runs.claim_run",
+    "slack_directory.apply_slack_users",
     "tickets.store_card_location",
     "tickets.add_note",
     "tickets.create_ticket",
@@ -512,6 +515,49 @@ WRITES = {
     "timelog.mark_stale",
     "timelog.retarget_ticket_time",
 }
+
+
+def _export_reads(ws: int, june: Any, at: datetime) -> list[tuple[str, Callable[[Any], Any]]]:
+    """The journal and invoice reads (a journal without `final` records nothing)."""
+    from models import engine as profit
+    from models import exports
+
+    async def usage(s: Any) -> Any:
+        contracts = await profit.load_contracts(session=s, workspace_id=ws)
+        return await exports.block_usage_in(
+            session=s, workspace_id=ws, month=june, contracts=contracts
+        )
+
+    return [
+        ("exports.block_usage_in", usage),
+        (
+            "exports.build_invoices",
+            lambda s: exports.build_invoices(session=s, workspace_id=ws, month=june),
+        ),
+        (
+            "exports.export_journal",
+            lambda s: exports.export_journal(
+                session=s, workspace_id=ws, month=june, final=False, at=at
+            ),
+        ),
+        (
+            "exports.labour_allocation",
+            lambda s: exports.labour_allocation(session=s, workspace_id=ws),
+        ),
+        ("exports.load_accounts", lambda s: exports.load_accounts(session=s, workspace_id=ws)),
+        (
+            "exports.month_amounts",
+            lambda s: exports.month_amounts(session=s, workspace_id=ws, month=june, labour=True),
+        ),
+        (
+            "exports.month_data",
+            lambda s: exports.month_data(session=s, workspace_id=ws, month=june),
+        ),
+        (
+            "exports.report_run_label",
+            lambda s: exports.report_run_label(session=s, workspace_id=ws, month=june),
+        ),
+    ]
 
 
 def _workspace_functions() -> set[str]:
@@ -867,6 +913,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
             "workspaces.get_workspace",
             lambda s: workspaces.get_workspace(session=s, workspace_id=ws),
         ),
+        *_export_reads(ws, june, at),
         (
             "people.member_by_id",
             lambda s: people.member_by_id(session=s, workspace_id=ws, member_id=bm),

@@ -429,6 +429,7 @@ class OutboxWorker:
         async with self._transaction() as session:
             rows = await claim_due(
                 session=session,
+                workspace_id=self.services.workspace_id,
                 now=now,
                 owner=self.owner,
                 limit=free,
@@ -442,7 +443,9 @@ class OutboxWorker:
             if len(claimed) < free:
                 # In the same transaction: one round trip fewer per wake-up.
                 in_hand = [*self._lanes, *(item.id for item in claimed)]
-                due = await next_due_at(session=session, exclude=in_hand)
+                due = await next_due_at(
+                    session=session, workspace_id=self.services.workspace_id, exclude=in_hand
+                )
         for item in claimed:
             task = asyncio.ensure_future(self._deliver(item))
             self._lanes[item.id] = task

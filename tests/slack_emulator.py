@@ -335,6 +335,7 @@ class Call:
     path: str = ""
     status: int = 200
     response: dict[str, Any] | None = None
+    token: str | None = None  # the bot token the call was made with (Web API calls)
 
     @property
     def ok(self) -> bool:
@@ -453,7 +454,14 @@ class SlackEmulator:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._cond: asyncio.Condition | None = None
+        self._bots: dict[str, dict[str, Any]] = {}
         self.add_user(bot_user_id, name=bot_name, real_name="Docket", is_bot=True)
+
+    def add_bot(self, token: str, *, team_id: str, team_name: str, bot_user_id: str) -> None:
+        """Accept a second bot token, installed in another workspace: `auth.test` with it
+        answers that team; every call records the token it came with (`Call.token`)."""
+        self._bots[token] = {"team_id": team_id, "team": team_name, "user_id": bot_user_id}
+        self.add_user(bot_user_id, name=self.bot_name, real_name="Docket", is_bot=True)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -765,6 +773,7 @@ class SlackEmulator:
         # Like Slack: API errors are HTTP 200; only rate limits and outages change the status.
         status, headers = 200, {}
         args: dict[str, Any] = {}
+        token: str | None = None
         try:
             args, token = await _read_args(request)
             fault = self._take_fault(method)
@@ -779,16 +788,18 @@ class SlackEmulator:
                 raise _ApiError("unknown_method", req_method=method)
             if token is None:
                 raise _ApiError("not_authed")
-            if token != self.token:
+            if token != self.token and token not in self._bots:
                 raise _ApiError("invalid_auth")
             body = handler(args)
+            if method == "auth.test" and token in self._bots:
+                body = {**body, **self._bots[token]}
         except _ApiError as error:
             body = error.body
         except _RateLimited as limited:
             status, headers = 429, {"Retry-After": str(limited.retry_after)}
             body = {"ok": False, "error": "ratelimited"}
         await self._record(
-            Call(method, args, arrived, _headers(request), request.path, status, body)
+            Call(method, args, arrived, _headers(request), request.path, status, body, token)
         )
         return web.json_response(body, status=status, headers=headers)
 

@@ -52,7 +52,7 @@ from handlers.docket_cmd import split_subcommand
 from handlers.events import EventRouter
 from handlers.home import refresh_homes
 from handlers.ids import Action, Command, Shortcut, View
-from handlers.people import assignee_member, resolve_member
+from handlers.people import assignee_member, on_team, resolve_member, team_member
 from handlers.time_cmd import open_log_time_modal
 from models import ticket_notify
 from models.lifecycle import LifecycleError
@@ -259,9 +259,21 @@ async def open_ticket_form(
     *,
     channel_id: str | None = None,
     title: str = "",
+    user_id: str | None = None,
 ) -> None:
-    """Open the new-ticket modal; in a customer's own channel that customer is preselected."""
+    """Open the new-ticket modal; in a customer's own channel that customer is preselected.
+
+    Someone not on the support team (`user_id` given) gets no directory: their own customer
+    when they are a known contact, and no contacts or contracts to choose from.
+    """
     form = TicketForm(title=title)
+    if user_id is not None and not on_team(await resolve_member(services, user_id, client=client)):
+        async with services.read() as session:
+            own = await _own_customer(services, session, user_id)
+        if own is not None and own.id is not None:
+            form = replace(form, customer=Choice(own.id, own.name))
+        await client.views_open(trigger_id=trigger_id, view=build_ticket_modal(form))
+        return
     async with services.read() as session:
         customer = None
         if channel_id:
@@ -270,6 +282,19 @@ async def open_ticket_form(
             )
         form = await _form_for_customer(services, session, form, customer)
     await client.views_open(trigger_id=trigger_id, view=build_ticket_modal(form))
+
+
+async def _own_customer(
+    services: Services, session: AsyncSession, slack_user_id: str
+) -> Customer | None:
+    """The customer whose contact this Slack user is, if any."""
+    contact = await contact_by_slack_user(
+        session=session, workspace_id=services.workspace_id, slack_user_id=slack_user_id
+    )
+    if contact is None:
+        return None
+    customer = await session.get(Customer, contact.customer_id)
+    return customer if customer and customer.workspace_id == services.workspace_id else None
 
 
 async def _edit_form(services: Services, ticket_id: int) -> TicketForm:
@@ -407,7 +432,11 @@ async def handle_ticket_command(
     try:
         if parsed.kind == "form":
             await open_ticket_form(
-                services, client, command["trigger_id"], channel_id=command.get("channel_id")
+                services,
+                client,
+                command["trigger_id"],
+                channel_id=command.get("channel_id"),
+                user_id=user_id,
             )
         elif parsed.kind == "create":
             await _quick_create(services, client, respond, user_id, command, parsed.title)
@@ -589,14 +618,22 @@ async def handle_list_page(
 async def handle_customer_options(
     ack: AsyncAck, payload: dict[str, Any], services: Services
 ) -> None:
-    """Customers whose name contains what was typed (the options are the ack itself)."""
+    """Customers whose name contains what was typed (the options are the ack itself).
+
+    Someone not on the support team sees only their own customer (when they are a contact).
+    """
     try:
+        user_id = str((payload.get("user") or {}).get("id") or "")
         async with services.read() as session:
-            found = await search_customers(
-                session=session,
-                workspace_id=services.workspace_id,
-                text=str(payload.get("value") or "")[:100],
-            )
+            if await team_member(services, user_id) is None:
+                own = await _own_customer(services, session, user_id)
+                found = [own] if own is not None else []
+            else:
+                found = await search_customers(
+                    session=session,
+                    workspace_id=services.workspace_id,
+                    text=str(payload.get("value") or "")[:100],
+                )
         options = customer_options([Choice(c.id, c.name) for c in found if c.id])
     except Exception:
         logger.exception("customer search failed")
@@ -618,6 +655,8 @@ async def handle_customer_changed(
     form = parse_ticket_form(values)
     meta = FormMeta.decode(view.get("private_metadata"))
     try:
+        if await team_member(services, _user(body)[0], client=client) is None:
+            return  # no contacts or contracts for people outside the team
         async with services.read() as session:
             customer = await session.get(Customer, form.customer_id) if form.customer_id else None
             if customer is not None and customer.workspace_id != services.workspace_id:
@@ -752,6 +791,8 @@ async def _save_new(
     meta: FormMeta,
 ) -> SaveResult:
     permalink = await _permalink(client, meta)
+    if not on_team(actor):
+        return await _save_outsiders(services, actor, form, permalink)
     data = TicketCreate(
         title=form.title,
         description=form.description or "",
@@ -791,6 +832,42 @@ async def _save_new(
         channel=channel,
         homes={assignee.slack_user_id if assignee else None},
     )
+
+
+async def _save_outsiders(
+    services: Services, actor: Member, form: ParsedForm, permalink: str | None
+) -> SaveResult:
+    """A ticket from someone not on the support team: for themselves only. Their own customer
+    (when they are a contact) whatever the form says, no assignee, no contract, and no answer
+    in another channel: the card goes where their own tickets go."""
+    async with services.transaction() as session:
+        contact = None
+        if actor.slack_user_id:
+            contact = await contact_by_slack_user(
+                session=session,
+                workspace_id=services.workspace_id,
+                slack_user_id=actor.slack_user_id,
+            )
+        data = TicketCreate(
+            title=form.title,
+            description=form.description or "",
+            priority=form.priority,
+            customer_id=contact.customer_id if contact else None,
+            contact_id=contact.id if contact else None,
+            requester_email=None if contact else actor.email,
+            source_permalink=permalink,
+        )
+        ticket = await create_ticket(
+            session=session,
+            workspace_id=services.workspace_id,
+            data=data,
+            actor=actor,
+            at=services.now(),
+        )
+        card, channel = await announce_ticket(
+            session, services, ticket, creator_slack_id=actor.slack_user_id
+        )
+    return SaveResult(card=card, created=True, channel=channel)
 
 
 async def _save_edit(
@@ -1162,7 +1239,7 @@ async def handle_new_ticket(
     """App Home's "New ticket"."""
     await ack()
     try:
-        await open_ticket_form(services, client, body["trigger_id"])
+        await open_ticket_form(services, client, body["trigger_id"], user_id=_user(body)[0])
     except Exception:
         logger.exception("opening the new-ticket form failed")
 

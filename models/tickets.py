@@ -920,23 +920,32 @@ class HomeData:
     unassigned: TicketPage
     week_start: date
     minutes_this_week: int
+    # Not on the support team (a guest, a Slack Connect user): only tickets they opened.
+    outsider: bool = False
 
 
 async def home_data(
     *, session: AsyncSession, workspace_id: int, member: Member, at: datetime, limit: int = 10
 ) -> HomeData:
     """My open tickets, mine waiting on the customer, unassigned ones, and my hours this
-    (ISO, workspace-timezone) week."""
+    (ISO, workspace-timezone) week. For a member not on the support team (inactive): only the
+    tickets they opened, and nobody else's."""
     assert member.id is not None
+    outsider = not member.active
     working = [TicketStatus.NEW.value, TicketStatus.OPEN.value]
-    mine = await _assigned(session, workspace_id, member.id, working, limit)
-    waiting = await _assigned(session, workspace_id, member.id, [TicketStatus.WAITING.value], limit)
-    unassigned = await list_tickets(
-        session=session,
-        workspace_id=workspace_id,
-        query=TicketQuery(kind="unassigned"),
-        per_page=limit,
+    mine = await _assigned(session, workspace_id, member.id, working, limit, opened=outsider)
+    waiting = await _assigned(
+        session, workspace_id, member.id, [TicketStatus.WAITING.value], limit, opened=outsider
     )
+    if outsider:
+        unassigned = TicketPage(cards=[], total=0, page=1, per_page=limit)
+    else:
+        unassigned = await list_tickets(
+            session=session,
+            workspace_id=workspace_id,
+            query=TicketQuery(kind="unassigned"),
+            per_page=limit,
+        )
     today = await workspace_today(session=session, workspace_id=workspace_id, at=at)
     monday, sunday = iso_week(today)
     minutes = await minutes_logged(
@@ -949,15 +958,24 @@ async def home_data(
         unassigned=unassigned,
         week_start=monday,
         minutes_this_week=minutes,
+        outsider=outsider,
     )
 
 
 async def _assigned(
-    session: AsyncSession, workspace_id: int, member_id: int, statuses: list[str], limit: int
+    session: AsyncSession,
+    workspace_id: int,
+    member_id: int,
+    statuses: list[str],
+    limit: int,
+    *,
+    opened: bool = False,
 ) -> TicketPage:
+    """Tickets assigned to the member (or, with `opened`, the ones they opened)."""
+    owner = col(Ticket.created_by_id) if opened else col(Ticket.assignee_id)
     where = [
         col(Ticket.workspace_id) == workspace_id,
-        col(Ticket.assignee_id) == member_id,
+        owner == member_id,
         col(Ticket.status).in_(statuses),
     ]
     total = (await session.exec(select(sa.func.count()).select_from(Ticket).where(*where))).one()

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, select
 
 import models
-from handlers import directory_admin, outbox_admin, profit_cmd, settings_admin
+from handlers import directory_admin, outbox_admin, profit_cmd, settings_admin, time_cmd
 from handlers.admin import ACCESS_BLOCK, USER_BLOCK
 from handlers.blocks.conversation import REPLY_BLOCK, REPLY_INPUT
 from handlers.ids import Action, View
@@ -57,6 +57,7 @@ REFUSALS = (
     "Only members of the support team can update tickets.",
     "Only Docket admins can see held and quarantined mail.",
     "Your Docket membership is inactive",
+    time_cmd.ONLY_TEAM,
 )
 # Currency amounts, and the words for money (the brief: cost, margin, revenue).
 MONEY = re.compile(

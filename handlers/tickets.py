@@ -791,8 +791,7 @@ async def _save_new(
     meta: FormMeta,
 ) -> SaveResult:
     permalink = await _permalink(client, meta)
-    if not on_team(actor):
-        return await _save_outsiders(services, actor, form, permalink)
+    outsider = not on_team(actor)
     data = TicketCreate(
         title=form.title,
         description=form.description or "",
@@ -805,6 +804,8 @@ async def _save_new(
         source_permalink=permalink,
     )
     async with services.transaction() as session:
+        if outsider:
+            data = await _for_themselves(session, services, actor, data)
         ticket = await create_ticket(
             session=session,
             workspace_id=services.workspace_id,
@@ -816,12 +817,13 @@ async def _save_new(
             session, services, ticket, creator_slack_id=actor.slack_user_id
         )
         # Answer under the source message in channels only (Docket cannot post in people's DMs).
-        if meta.source_channel and meta.source_channel[0] in "CG" and meta.source_ts:
+        source = meta.source_channel
+        if not outsider and source and source[0] in "CG" and meta.source_ts:
             await ticket_notify.reply_in_thread(
                 session=session,
                 workspace_id=services.workspace_id,
                 ticket=ticket,
-                channel=meta.source_channel,
+                channel=source,
                 thread_ts=meta.source_thread_ts or meta.source_ts,
                 text=source_reply_text(card),
                 at=services.now(),
@@ -830,44 +832,29 @@ async def _save_new(
         card=card,
         created=True,
         channel=channel,
-        homes={assignee.slack_user_id if assignee else None},
+        homes={assignee.slack_user_id if assignee and not outsider else None},
     )
 
 
-async def _save_outsiders(
-    services: Services, actor: Member, form: ParsedForm, permalink: str | None
-) -> SaveResult:
-    """A ticket from someone not on the support team: for themselves only. Their own customer
-    (when they are a contact) whatever the form says, no assignee, no contract, and no answer
-    in another channel: the card goes where their own tickets go."""
-    async with services.transaction() as session:
-        contact = None
-        if actor.slack_user_id:
-            contact = await contact_by_slack_user(
-                session=session,
-                workspace_id=services.workspace_id,
-                slack_user_id=actor.slack_user_id,
-            )
-        data = TicketCreate(
-            title=form.title,
-            description=form.description or "",
-            priority=form.priority,
-            customer_id=contact.customer_id if contact else None,
-            contact_id=contact.id if contact else None,
-            requester_email=None if contact else actor.email,
-            source_permalink=permalink,
+async def _for_themselves(
+    session: AsyncSession, services: Services, actor: Member, data: TicketCreate
+) -> TicketCreate:
+    """A ticket from someone not on the support team is for themselves only: their own
+    customer (when they are a contact) whatever the form says, no assignee, no contract, and
+    no answer in another channel, so the card goes where their own tickets go."""
+    contact = None
+    if actor.slack_user_id:
+        contact = await contact_by_slack_user(
+            session=session, workspace_id=services.workspace_id, slack_user_id=actor.slack_user_id
         )
-        ticket = await create_ticket(
-            session=session,
-            workspace_id=services.workspace_id,
-            data=data,
-            actor=actor,
-            at=services.now(),
-        )
-        card, channel = await announce_ticket(
-            session, services, ticket, creator_slack_id=actor.slack_user_id
-        )
-    return SaveResult(card=card, created=True, channel=channel)
+    return replace(
+        data,
+        customer_id=contact.customer_id if contact else None,
+        contact_id=contact.id if contact else None,
+        contract_id=None,
+        assignee_id=None,
+        requester_email=None if contact else actor.email,
+    )
 
 
 async def _save_edit(

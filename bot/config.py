@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     docket_fold_minutes: int = Field(default=10, ge=1)
     docket_reopen_days: int = Field(default=14, ge=0)
     docket_hold_unknown_senders: bool = False
+    # The authserv-id of the receiving mail server whose Authentication-Results header Docket
+    # believes (DMARC / aligned DKIM pass); unset: no sender is authenticated by headers.
+    docket_mail_trusted_authserv_id: str | None = None
     docket_scheduler: bool = True
     # False makes this replica accept and store events without processing them.
     docket_process_events: bool = True

@@ -336,8 +336,9 @@ async def announce_ticket(
     ws = await session.get(Workspace, services.workspace_id)
     card = await load_card(session=session, workspace_id=services.workspace_id, ticket=ticket)
     customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    # A ticket from an unauthenticated mail never opens in a customer's own channel.
     channel = (
-        (customer.slack_channel if customer else None)
+        (customer.slack_channel if customer and ticket.verified else None)
         or (ws.triage_channel if ws else None)
         or creator_slack_id
     )

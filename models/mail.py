@@ -175,6 +175,8 @@ class ParsedMail:
     auto_reason: str | None
     bounce_message_id: str | None
     defects: tuple[str, ...]
+    # `Authentication-Results` header values, topmost first (read by models.mailauth).
+    auth_results: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- header helpers
@@ -758,6 +760,9 @@ def parse_message(
         raise MailRejected(f"unparseable: {type(exc).__name__}") from exc
 
 
+_MAX_AUTH_RESULTS = 20
+
+
 def _parse(
     raw: bytes, *, max_body_chars: int, keep_attachment_bytes: int, envelope_from: str | None
 ) -> ParsedMail:
@@ -854,6 +859,7 @@ def _parse(
         auto_reason=classified[1] if classified else None,
         bounce_message_id=bounce_id,
         defects=tuple(defects),
+        auth_results=tuple(headers.all("authentication-results")[:_MAX_AUTH_RESULTS]),
     )
 
 

@@ -180,6 +180,7 @@ class TicketCard:
     source_permalink: str | None = None
     card_channel: str | None = None
     card_ts: str | None = None
+    verified: bool = True  # False: opened by mail whose sender was not authenticated
 
 
 _TRACKED = (
@@ -307,6 +308,7 @@ async def load_cards(
                 source_permalink=t.source_permalink,
                 card_channel=t.card_channel,
                 card_ts=t.card_ts,
+                verified=t.verified,
             )
         )
     return cards

@@ -28,6 +28,22 @@ To look at Docket without Slack first, run `docket demo`.
 """
 
 
+MIN_SECRET_CHARS = 16
+_WEAK_SECRETS = {"changeme", "secret", "password", "docket", "example", "test", "default"}
+
+
+def weak_secret(value: str) -> bool:
+    """Empty, short, a well-known word, or too few different characters to be random."""
+    text = value.strip()
+    if len(text) < MIN_SECRET_CHARS or len(set(text)) < 6:
+        return True
+    lower = text.lower()
+    # "changemechangeme": a known word repeated to the length asked for.
+    return any(
+        (word * (len(lower) // len(word) + 1))[: len(lower)] == lower for word in _WEAK_SECRETS
+    )
+
+
 class ConfigError(Exception):
     """Settings that stop start-up; the message says what to set and where to find it."""
 
@@ -71,12 +87,32 @@ class Settings(BaseSettings):
     # False makes this replica accept and store events without processing them.
     docket_process_events: bool = True
     docket_log_level: str = "INFO"
+    # Log SQL statement parameters (customer text, addresses, raw mail) at DEBUG: off unless
+    # asked for, even when DOCKET_LOG_LEVEL is DEBUG.
+    docket_log_sql_parameters: bool = False
 
     @field_validator("docket_admins", mode="before")
     @classmethod
     def _split_admins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token")
+    @classmethod
+    def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is set but empty (remove it, or paste the value from Slack)")
+        return value
+
+    @field_validator("docket_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and weak_secret(value.get_secret_value()):
+            raise ValueError(
+                f"too weak: use at least {MIN_SECRET_CHARS} random characters "
+                "(for example the output of `openssl rand -hex 32`)"
+            )
         return value
 
     @field_validator("docket_timezone")

@@ -451,6 +451,9 @@ async def handle_ticket_command(
                 text="How to use /ticket",
                 response_type="ephemeral",
             )
+    except TicketInputError as exc:
+        # Too long, no title: the person can fix it, so say what the limit is.
+        await _tell(respond, f"Not created: {exc}")
     except Exception:
         logger.exception("/ticket %s failed", parsed.kind)
         await _tell(respond, SORRY)

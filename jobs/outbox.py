@@ -277,24 +277,43 @@ def delivery_client(
     )
 
 
+# Slack's Retry-After is honoured up to this; a larger value (a broken proxy, a hostile answer)
+# would block a channel in memory until restart.
+MAX_RETRY_AFTER_SECONDS = 15 * 60
+
+
 def _retry_after(exc: SlackApiError) -> float:
     headers = getattr(exc.response, "headers", None) or {}
     value = headers.get("Retry-After") or headers.get("retry-after")
     try:
-        return max(0.0, float(value)) if value is not None else 1.0
+        seconds = max(0.0, float(value)) if value is not None else 1.0
     except ValueError:
         return 1.0
+    if not seconds <= MAX_RETRY_AFTER_SECONDS:  # also catches nan and inf
+        logger.warning(
+            "Slack asked to wait %.0f s (Retry-After); waiting %d s instead",
+            seconds if seconds == seconds else -1,
+            MAX_RETRY_AFTER_SECONDS,
+        )
+        return float(MAX_RETRY_AFTER_SECONDS)
+    return seconds
 
 
 def classify_slack_error(exc: SlackApiError) -> Outcome:
-    """429 -> wait as told; 5xx and transient errors -> back off; anything else is permanent."""
-    status = int(getattr(exc.response, "status_code", 0) or 0)
-    data = getattr(exc.response, "data", None)
+    """429 -> wait as told (capped); 5xx, a 200 whose body is not Slack's JSON (empty, cut
+    short, an HTML page) and transient errors -> back off; anything else is permanent."""
+    response = exc.response
+    # slack_sdk hands over its own response, or (for a body it cannot parse) aiohttp's.
+    status = int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
+    data = getattr(response, "data", None)
     error = str(data.get("error") or "") if isinstance(data, Mapping) else ""
     if status == 429:
         return Retry(error or "ratelimited", retry_after=_retry_after(exc))
     if status >= 500:
         return Retry(f"HTTP {status} from Slack")
+    if status < 300 and (not isinstance(data, Mapping) or "ok" not in data):
+        # The answer was cut or mangled on its way: Slack may not have acted, try again.
+        return Retry(f"HTTP {status} from Slack with a body that is not Slack's JSON")
     if error in TRANSIENT_SLACK_ERRORS:
         return Retry(error)
     return Dead(error or f"HTTP {status} from Slack")

@@ -541,7 +541,9 @@ def _check_fields(values: dict[str, Any]) -> None:
             raise TicketInputError("priority", "Pick a priority from the list.") from None
     if len(values.get("description") or "") > DESCRIPTION_MAX:
         raise TicketInputError(
-            "description", f"Keep the description under {DESCRIPTION_MAX} characters."
+            "description",
+            f"Keep the description under {DESCRIPTION_MAX:,} characters "
+            f"(this one has {len(values.get('description') or ''):,}).",
         )
 
 

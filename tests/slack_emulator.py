@@ -361,12 +361,14 @@ class Upload:
 
 @dataclass
 class _Fault:
-    kind: Literal["fail", "ratelimit", "server"]
+    kind: Literal["fail", "ratelimit", "server", "body", "late"]
     method: str | None
     remaining: int | None
     error: str = ""
     retry_after: int = 1
     status: int = 500
+    body: bytes = b""
+    delay: float = 0.0
 
 
 class _ApiError(Exception):
@@ -713,6 +715,18 @@ class SlackEmulator:
         """Answer the next `count` calls of `method` (None: any API method) with a 5xx page."""
         self._faults.append(_Fault("server", method, count, status=status))
 
+    def bad_body_next(
+        self, method: str | None, body: bytes = b"", *, status: int = 200, count: int | None = 1
+    ) -> None:
+        """Answer the next `count` calls of `method` with `status` and this raw body as
+        application/json (empty, cut short, an HTML page): a proxy or a network fault."""
+        self._faults.append(_Fault("body", method, count, status=status, body=body))
+
+    def answer_late_next(self, method: str, seconds: float, count: int | None = 1) -> None:
+        """Carry out the next `count` calls of `method` (the message is stored), then hold the
+        answer `seconds` before sending it: a client with a shorter timeout sees a timeout."""
+        self._faults.append(_Fault("late", method, count, delay=seconds))
+
     def clear_faults(self) -> None:
         """Drop pending faults, the delay and the channel rate limit (not `set_down`)."""
         self._faults.clear()
@@ -774,9 +788,20 @@ class SlackEmulator:
         status, headers = 200, {}
         args: dict[str, Any] = {}
         token: str | None = None
+        late = 0.0
         try:
             args, token = await _read_args(request)
             fault = self._take_fault(method)
+            if fault is not None and fault.kind == "body":
+                await self._record(
+                    Call(method, args, arrived, _headers(request), request.path, fault.status)
+                )
+                return web.Response(
+                    status=fault.status, body=fault.body, content_type="application/json"
+                )
+            late = fault.delay if fault is not None and fault.kind == "late" else 0.0
+            if late:
+                fault = None
             if fault is not None:
                 if fault.kind == "server":
                     return await self._record_page(request, method, args, arrived, fault.status)
@@ -801,6 +826,8 @@ class SlackEmulator:
         await self._record(
             Call(method, args, arrived, _headers(request), request.path, status, body, token)
         )
+        if late:
+            await asyncio.sleep(late)
         return web.json_response(body, status=status, headers=headers)
 
     async def _record_page(

@@ -647,6 +647,8 @@ def _slack_error(status: int, body: Any, headers: dict[str, str] | None = None) 
         (200, {"ok": False, "error": "invalid_blocks"}, Dead("invalid_blocks")),
         (200, {"ok": False, "error": "account_inactive"}, Dead("account_inactive")),
         (404, "not json", Dead("HTTP 404 from Slack")),
+        (200, None, Retry("HTTP 200 from Slack with a body that is not Slack's JSON")),
+        (200, {}, Retry("HTTP 200 from Slack with a body that is not Slack's JSON")),
     ],
 )
 def test_slack_errors_are_classified(status: int, body: Any, expected: Any) -> None:

@@ -508,6 +508,7 @@ WRITES = {
     "timelog.mark_members_from",
     "timelog.mark_stale",
     "timelog.retarget_ticket_time",
+    "workspaces.probe_write",
 }
 
 

@@ -36,7 +36,10 @@ def configure_logging(level: str, *, sql_parameters: bool = False) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not sql_parameters:
+    if sql_parameters:
+        # Asked for: every statement with its values (the engine shows them, see bot.db).
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+    else:
         # The drivers' DEBUG lines carry each statement's values (customer text, raw mail).
         for name in ("aiosqlite", "asyncpg"):
             logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))

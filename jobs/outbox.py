@@ -169,13 +169,21 @@ class Claimed:
     attempts: int
     created_at: datetime
     target: str | None = None
+    last_error: str | None = None
 
     @classmethod
     def of(cls, row: OutboxMessage) -> Claimed:
         assert row.id is not None
         payload = dict(row.payload or {})
         return cls(
-            row.id, row.workspace_id, row.kind, payload, row.attempts, row.created_at, row.target
+            row.id,
+            row.workspace_id,
+            row.kind,
+            payload,
+            row.attempts,
+            row.created_at,
+            row.target,
+            row.last_error,
         )
 
 
@@ -276,6 +284,11 @@ def delivery_client(
         retry_handlers=[],
     )
 
+
+# How a Retry after a request that went out but got no answer begins.
+NO_ANSWER = "Slack unreachable (no answer)"
+# The metadata event type that marks a message as an outbox row's (its id in the payload).
+OUTBOX_EVENT = "docket_outbox"
 
 # Slack's Retry-After is honoured up to this; a larger value (a broken proxy, a hostile answer)
 # would block a channel in memory until restart.
@@ -650,9 +663,22 @@ class OutboxWorker:
                 args["thread_ts"] = target[1]
         store_for = payload.get("store_card_for_ticket")
         channel = args.get("channel") or args.get("user_id")
+        if method == "chat.postMessage":
+            # Marks the message as this row's, so a post whose answer was lost is found again.
+            args.setdefault(
+                "metadata", {"event_type": OUTBOX_EVENT, "event_payload": {"outbox_id": item.id}}
+            )
 
         async def send() -> Outcome:
-            outcome = await self._slack(method, args)
+            outcome: Outcome | None = None
+            posting = method == "chat.postMessage"
+            if posting and (item.last_error or "").startswith(NO_ANSWER):
+                outcome = await self._find_posted(item, args)  # the earlier try may have landed
+            if outcome is None:
+                outcome = await self._slack(method, args)
+            if posting and isinstance(outcome, Retry) and outcome.error.startswith(NO_ANSWER):
+                # Slack may have posted and answered too late: adopt it, do not post twice.
+                outcome = await self._find_posted(item, args) or outcome
             if isinstance(outcome, Delivered) and store_for and method == "chat.postMessage":
                 result = outcome.result
                 if result.get("channel") and result.get("ts"):
@@ -661,6 +687,36 @@ class OutboxWorker:
             return outcome
 
         return _Prepared(calls=[(method, channel)], send=send)
+
+    async def _find_posted(self, item: Claimed, args: dict[str, Any]) -> Delivered | None:
+        """This row's message, when Slack already has it (found by its metadata)."""
+        assert self._client is not None
+        channel = str(args.get("channel") or "")
+        if channel[:1] not in ("C", "G", "D"):
+            return None  # a user id: the DM's channel is only known from Slack's answer
+        try:
+            if args.get("thread_ts"):
+                found = await self._client.conversations_replies(
+                    channel=channel,
+                    ts=str(args["thread_ts"]),
+                    include_all_metadata=True,
+                    limit=200,
+                )
+            else:
+                # The newest 200: a lost answer is retried within minutes.
+                found = await self._client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=200
+                )
+        except Exception as exc:
+            logger.info("outbox: row %s: could not look for an earlier post (%s)", item.id, exc)
+            return None
+        for message in found.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == OUTBOX_EVENT and payload.get("outbox_id") == item.id:
+                logger.info("outbox: row %s was posted already; adopting it", item.id)
+                return Delivered({"ok": True, "channel": channel, "ts": message.get("ts")})
+        return None
 
     async def _slack(self, method: str, args: dict[str, Any]) -> Outcome:
         assert self._client is not None
@@ -679,7 +735,10 @@ class OutboxWorker:
             return outcome
         except SlackRequestError as exc:
             return classify_request_error(exc)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ServerDisconnectedError) as exc:
+            # Sent, but no answer: Slack may have acted (see _find_posted).
+            return Retry(f"{NO_ANSWER}: {type(exc).__name__}: {exc}"[:500])
+        except (aiohttp.ClientError, OSError) as exc:
             return Retry(f"Slack unreachable: {type(exc).__name__}: {exc}"[:500])
         return Delivered(_small_result(response.data))
 

@@ -915,6 +915,8 @@ class SlackEmulator:
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "conversations.members": self._conversations_members,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "reactions.add": self._reactions_add,
@@ -1130,6 +1132,34 @@ class SlackEmulator:
         more = start + limit < len(members)
         next_cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
         return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _history(
+        self, channel: str, args: dict[str, Any], keep: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        oldest = float(args.get("oldest") or 0)
+        limit = int(args.get("limit") or 100)
+        with_metadata = _truthy(args.get("include_all_metadata"))
+        found = []
+        for (where, ts), message in self._messages.items():
+            if where == channel and float(ts) >= oldest and keep(message):
+                shown = copy.deepcopy(message)
+                if not with_metadata:
+                    shown.pop("metadata", None)
+                found.append(shown)
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, top-level messages; metadata only with include_all_metadata."""
+        (channel,) = self._require(args, "channel")
+        channel = self._resolve_channel(channel)
+        return self._history(channel, args, lambda m: m.get("thread_ts") in (None, m["ts"]))
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent and replies (newest first here; Slack sorts oldest first)."""
+        channel, ts = self._require(args, "channel", "ts")
+        channel = self._resolve_channel(channel)
+        return self._history(channel, args, lambda m: ts in (m["ts"], m.get("thread_ts")))
 
     def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
         filename, length = self._require(args, "filename", "length")

@@ -342,3 +342,32 @@ async def test_concurrent_large_mails_are_limited_to_the_session_count(
         assert grown < 400
     finally:
         assert await asyncio.to_thread(serve.terminate) == 0
+
+
+# -- 9. Slack posting but answering too late -------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_card_posted_but_answered_too_late_is_adopted_not_posted_twice(
+    docket: Any,
+) -> None:
+    emulator = docket.emulator
+    # The post lands at once, its answer comes after the outbox's 15 s client timeout.
+    emulator.answer_late_next("chat.postMessage", 17.0)
+    started = time.monotonic()
+    assert (await docket.command("/ticket", "Late answer", channel_id="CTRIAGE")).status == 200
+    for _ in range(400):
+        async with docket.services.read() as s:
+            ticket = (await s.exec(select(Ticket))).one_or_none()
+        if ticket is not None and ticket.card_ts:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(3.0)  # a second post, if any, would come now
+    posts = [m for m in emulator.messages("CTRIAGE") if "Late answer" in json.dumps(m)]
+    rows = [r for r in await _rows(docket) if (r.payload.get("args") or {}).get("channel")]
+    print(
+        f"\nanswer after 17 s: {len(posts)} card(s) in the channel, card stored after "
+        f"{time.monotonic() - started:.1f} s; rows {[(r.status, r.attempts) for r in rows]}"
+    )
+    assert ticket is not None and ticket.card_ts == posts[0]["ts"]
+    assert len(posts) == 1

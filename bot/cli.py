@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.db import DatabaseUnavailable
 from bot.demo import command_demo
 from bot.exports import command_export
 from bot.importer import command_import
@@ -22,6 +23,9 @@ from bot.reports import command_rebuild, command_report
 from bot.sync_cli import command_sync
 
 logger = logging.getLogger("docket")
+
+# Exit statuses: 2 invalid settings, 3 the database could not be reached at start.
+EXIT_DATABASE_UNAVAILABLE = 3
 
 # Sub-commands defined in other modules. Each takes (settings, args) and returns an exit
 # status; its `configure` attribute, when present, adds its arguments to its parser.
@@ -38,11 +42,18 @@ EXTRA_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
 }
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, *, sql_parameters: bool = False) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if sql_parameters:
+        # Asked for: every statement with its values (the engine shows them, see bot.db).
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+    else:
+        # The drivers' DEBUG lines carry each statement's values (customer text, raw mail).
+        for name in ("aiosqlite", "asyncpg"):
+            logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     # Bolt logs whole request bodies (customer text, response_url) on some paths.
     for name in ("slack_bolt", "slack_sdk", "aiosmtpd", "mail.log", "apscheduler"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -113,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    configure_logging(settings.docket_log_level)
+    configure_logging(settings.docket_log_level, sql_parameters=settings.docket_log_sql_parameters)
     commands: dict[str, Any] = {"serve": command_serve, "migrate": command_migrate}
     try:
         if args.command in commands:
@@ -122,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_DATABASE_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
 

@@ -28,6 +28,22 @@ To look at Docket without Slack first, run `docket demo`.
 """
 
 
+MIN_SECRET_CHARS = 16
+_WEAK_SECRETS = {"changeme", "secret", "password", "docket", "example", "test", "default"}
+
+
+def weak_secret(value: str) -> bool:
+    """Empty, short, a well-known word, or too few different characters to be random."""
+    text = value.strip()
+    if len(text) < MIN_SECRET_CHARS or len(set(text)) < 6:
+        return True
+    lower = text.lower()
+    # "changemechangeme": a known word repeated to the length asked for.
+    return any(
+        (word * (len(lower) // len(word) + 1))[: len(lower)] == lower for word in _WEAK_SECRETS
+    )
+
+
 class ConfigError(Exception):
     """Settings that stop start-up; the message says what to set and where to find it."""
 
@@ -53,6 +69,8 @@ class Settings(BaseSettings):
     docket_smtp_host: str = "127.0.0.1"
     docket_smtp_relay: str | None = None
     docket_smtp_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    # SMTP sessions at once; each may hold one message (up to DOCKET_SMTP_MAX_BYTES) in memory.
+    docket_smtp_max_sessions: int = Field(default=4, ge=1, le=1000)
     docket_smtp_tls_cert: str | None = None
     docket_smtp_tls_key: str | None = None
     docket_triage_channel: str | None = None
@@ -64,6 +82,9 @@ class Settings(BaseSettings):
     docket_fold_minutes: int = Field(default=10, ge=1)
     docket_reopen_days: int = Field(default=14, ge=0)
     docket_hold_unknown_senders: bool = False
+    # The authserv-id of the receiving mail server whose Authentication-Results header Docket
+    # believes (DMARC / aligned DKIM pass); unset: no sender is authenticated by headers.
+    docket_mail_trusted_authserv_id: str | None = None
     docket_scheduler: bool = True
     # False makes this replica accept and store events without processing them.
     docket_process_events: bool = True
@@ -72,12 +93,32 @@ class Settings(BaseSettings):
     # long a replica's claim lasts before another replica may take the row over.
     docket_intake_concurrency: int = Field(default=8, ge=1, le=1000)
     docket_intake_lease_seconds: int = Field(default=30, ge=1)
+    # Log SQL statement parameters (customer text, addresses, raw mail) at DEBUG: off unless
+    # asked for, even when DOCKET_LOG_LEVEL is DEBUG.
+    docket_log_sql_parameters: bool = False
 
     @field_validator("docket_admins", mode="before")
     @classmethod
     def _split_admins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token")
+    @classmethod
+    def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is set but empty (remove it, or paste the value from Slack)")
+        return value
+
+    @field_validator("docket_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and weak_secret(value.get_secret_value()):
+            raise ValueError(
+                f"too weak: use at least {MIN_SECRET_CHARS} random characters "
+                "(for example the output of `openssl rand -hex 32`)"
+            )
         return value
 
     @field_validator("docket_timezone")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +26,32 @@ def normalise_url(url: str) -> str:
     if url.startswith("sqlite:///"):
         url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
     return url
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached at start; the message names it (never a password)."""
+
+
+CONNECT_TIMEOUT_SECONDS = 30.0
+
+
+async def check_reachable(engine: AsyncEngine, *, within: float = CONNECT_TIMEOUT_SECONDS) -> None:
+    """Open one connection, or raise DatabaseUnavailable saying which database and why."""
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        async with asyncio.timeout(within):
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+    except TimeoutError:
+        raise DatabaseUnavailable(
+            f"Docket cannot reach the database {where}: no answer within {within:g} s"
+        ) from None
+    except Exception as exc:
+        cause = getattr(exc, "orig", None) or exc
+        why = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+        raise DatabaseUnavailable(
+            f"Docket cannot reach the database {where}: {type(cause).__name__}: {why}"
+        ) from None
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

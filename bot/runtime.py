@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_worker_app
 from bot.config import Settings
-from bot.db import make_engine, make_sessionmaker
+from bot.db import DatabaseUnavailable, check_reachable, make_engine, make_sessionmaker
 from bot.intake import make_deliver, make_runner
 from bot.migrate import upgrade
 from bot.server import build_web_app
@@ -84,7 +84,14 @@ class Runtime:
 
 async def build_services(settings: Settings) -> Services:
     """Connect to the database (migrating it) and learn who we are in Slack."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url, hide_parameters=not settings.docket_log_sql_parameters
+    )
+    try:
+        await check_reachable(engine)
+    except DatabaseUnavailable:
+        await engine.dispose()
+        raise
     await upgrade(engine)
     slack = make_slack_client(settings)
     auth = await slack.auth_test()

@@ -7,10 +7,14 @@ the database before Slack gets its 200 (processing happens from there).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -24,6 +28,7 @@ from bot.alert_ingress import add_alert_routes
 from bot.services import Services
 from jobs.intake import IntakeWorker
 from models.slack_events import store_event
+from models.workspaces import probe_write
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +44,89 @@ def check_signature(
     signature = headers.get("X-Slack-Signature")
     if not timestamp or not signature:
         return "missing signature headers"
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    # isdigit() alone accepts "²" and other digits int() refuses.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return "malformed timestamp"
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
         return "stale timestamp"
-    expected = verifier.generate_signature(timestamp=timestamp, body=body)
-    if expected is None or not _equal(expected, signature):
+    # Signed over the raw bytes: a body that is not UTF-8 is refused, never decoded first.
+    secret = getattr(verifier, "signing_secret", "")
+    digest = hmac.new(
+        secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256
+    ).hexdigest()
+    if not _equal(f"v0={digest}", signature):
         return "bad signature"
     return None
 
 
-def _equal(a: str, b: str) -> bool:
-    import hmac
+class RefusalLog:
+    """One log line per refused request, at most one every `interval` seconds; the next line
+    says how many were refused in between (a flood of junk cannot flood the log)."""
 
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._last = float("-inf")
+        self._quiet = 0
+
+    def refused(self, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._quiet += 1
+            return
+        more = f" ({self._quiet} more refused since the last line)" if self._quiet else ""
+        logger.warning("refused a Slack request: %s%s", reason, more)
+        self._last, self._quiet = now, 0
+
+
+class WriteProbe:
+    """Whether the database takes writes: a read-only file or a full disk still answers
+    SELECT 1. A write is tried at most every `interval` seconds; between, the last verdict."""
+
+    def __init__(self, services: Services, interval: float = 2.0) -> None:
+        self.services = services
+        self.interval = interval
+        self._at = float("-inf")
+        self._failure: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def check(self) -> str | None:
+        async with self._lock:
+            if time.monotonic() - self._at < self.interval:
+                return self._failure
+            try:
+                async with asyncio.timeout(5.0):
+                    async with self.services.transaction() as session:
+                        await probe_write(session=session, workspace_id=self.services.workspace_id)
+                failure = None
+            except Exception as exc:
+                cause = getattr(exc, "orig", None) or exc
+                failure = f"write failed: {type(cause).__name__}: {str(cause)[:200]}"
+                if failure != self._failure:
+                    logger.error("health check: the database does not take writes (%s)", failure)
+            self._failure, self._at = failure, time.monotonic()
+            return failure
+
+
+def malformed_form(body: bytes, content_type: str) -> bool:
+    """A signed form body Bolt could not read: not UTF-8, or a `payload` that is not a JSON
+    object (Bolt would raise on it)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    if content_type != "application/x-www-form-urlencoded":
+        return False
+    fields = parse_qs(text, keep_blank_values=True)
+    if "payload" not in fields:
+        return False
+    try:
+        return not isinstance(json.loads(fields["payload"][0]), dict)
+    except ValueError:
+        return True
+
+
+def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode("utf-8", "replace"))
 
 
@@ -63,6 +137,7 @@ def build_web_app(
     secret = services.settings.slack_signing_secret
     verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
     intake_store = intake.IntakeStore(services)
+    refusals = RefusalLog()
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         try:
@@ -72,7 +147,7 @@ def build_web_app(
             raise
         reason = check_signature(verifier, body, request.headers)
         if reason is not None:
-            logger.warning("refused a Slack request: %s", reason)
+            refusals.refused(reason)
             return web.json_response({"error": "invalid request"}, status=401)
         if request.content_type == "application/json":
             try:
@@ -86,6 +161,9 @@ def build_web_app(
                 return web.json_response({"challenge": data.get("challenge", "")})
             if kind == "event_callback":
                 return await _accept_event(data)
+        if malformed_form(body, request.content_type):
+            logger.warning("refused a signed Slack request with a malformed body")
+            return web.json_response({"error": "malformed body"}, status=400)
         text = body.decode("utf-8", "replace")
         durable = await intake.accept(
             services, text, request.content_type, intake_worker, intake_store
@@ -114,6 +192,8 @@ def build_web_app(
             logger.info("duplicate event delivery ignored")
         return web.Response(status=200)
 
+    probe = WriteProbe(services)
+
     async def healthz(_request: web.Request) -> web.Response:
         try:
             async with services.engine.connect() as conn:
@@ -121,6 +201,12 @@ def build_web_app(
         except Exception as exc:
             logger.warning("health check: database unreachable (%s)", type(exc).__name__)
             return web.json_response({"status": "unavailable", "database": "down"}, status=503)
+        failure = await probe.check()
+        if failure is not None:
+            return web.json_response(
+                {"status": "unavailable", "database": "not writable", "reason": failure},
+                status=503,
+            )
         return web.json_response(
             {"status": "ok", "database": services.engine.dialect.name, "team": services.team_id}
         )

@@ -23,7 +23,7 @@ from bot.services import Services
 from handlers.blocks.common import Block, context, escape, plain, safe, section
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.ids import Action, Command, View
-from handlers.people import resolve_member
+from handlers.people import resolve_member, team_member
 from models import directory as d
 from models.costcalc import DEFAULT_HOURS_PER_DAY, DEFAULT_WORKING_DAYS, loaded_hourly_cost
 from models.engine import load_contracts
@@ -1040,8 +1040,17 @@ async def handle_calculator_submission(
     )
 
 
+async def _asker_on_team(body: dict[str, Any], services: Services) -> bool:
+    """Directory look-ups answer members of the support team only."""
+    user_id = str((body.get("user") or {}).get("id") or "")
+    return await team_member(services, user_id) is not None
+
+
 async def handle_customer_options(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
     """Customers matching what was typed (for forms with many customers)."""
+    if not await _asker_on_team(body, services):
+        await ack(options=[])
+        return
     query = str(body.get("value") or "").casefold()
     async with services.read() as session:
         customers = await d.list_customers(session=session, workspace_id=services.workspace_id)
@@ -1051,6 +1060,9 @@ async def handle_customer_options(ack: AsyncAck, body: dict[str, Any], services:
 
 async def handle_contract_options(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
     """Hourly contracts matching what was typed."""
+    if not await _asker_on_team(body, services):
+        await ack(options=[])
+        return
     query = str(body.get("value") or "").casefold()
     options = [
         _option(label, str(cid))

@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
-from handlers.blocks.home import build_home
+from handlers.blocks.home import build_home, build_unavailable_home
 from handlers.events import EventRouter
 from handlers.people import resolve_member
 from models.tickets import home_data
@@ -30,6 +30,12 @@ async def publish_home(
 ) -> None:
     """Build and publish one member's Home tab."""
     member = await resolve_member(services, slack_user_id, client=client)
+    if member.id is None:
+        # Slack could not say who this is (nothing was stored): a plain Home, once.
+        await (client or services.slack).views_publish(
+            user_id=slack_user_id, view=build_unavailable_home()
+        )
+        return
     async with services.read() as session:
         data = await home_data(
             session=session, workspace_id=services.workspace_id, member=member, at=services.now()

@@ -26,6 +26,7 @@ SESSION_TIMEOUT_SECONDS = 120
 # RFC 5321 allows 998 octets a line, but some real senders write longer lines; refusing them
 # would bounce real customer mail. Lines longer than this are refused with 500.
 LINE_LENGTH_LIMIT = 64 * 1024
+TOO_MANY_SESSIONS = b"421 4.3.2 Too many connections; try again later\r\n"
 
 
 class MailReceiver:
@@ -106,13 +107,29 @@ class SmtpServer:
         tls = _tls_context(services)
         hostname = settings.docket_support_address.rpartition("@")[2] or "docket"
         connections = self._connections
+        limit = settings.docket_smtp_max_sessions
 
         class _Tracked(_SMTP):
+            refused = False
+
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                for known in list(connections):
+                    if known.is_closing():
+                        connections.discard(known)
+                if len(connections) >= limit:
+                    # Each session may hold a whole message in memory: at most `limit` of them.
+                    self.refused = True
+                    logger.warning("refused an SMTP connection: %d sessions open", len(connections))
+                    if isinstance(transport, asyncio.WriteTransport):
+                        transport.write(TOO_MANY_SESSIONS)
+                    transport.close()
+                    return
                 connections.add(transport)
                 super().connection_made(transport)
 
             def connection_lost(self, error: Exception | None) -> None:
+                if self.refused:
+                    return
                 for transport in list(connections):
                     if transport.is_closing():
                         connections.discard(transport)

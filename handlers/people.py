@@ -124,6 +124,7 @@ async def _save_member(
             email=profile.email if profile else None,
             admins=admins,
             at=now,
+            may_claim=profile is not None and profile.team_member,
         )
         if slack_user_id in admins:
             member.active = True
@@ -132,6 +133,21 @@ async def _save_member(
             member.active = False
         session.add(member)
     return member
+
+
+def on_team(member: Member | None) -> bool:
+    """A stored, active member of the support team (not a guest, outsider or unknown)."""
+    return member is not None and member.id is not None and member.active
+
+
+async def team_member(
+    services: Services, slack_user_id: str, *, client: AsyncWebClient | None = None
+) -> Member | None:
+    """The member when they are on the support team, else None (for directory look-ups)."""
+    if not slack_user_id:
+        return None
+    member = await resolve_member(services, slack_user_id, client=client)
+    return member if on_team(member) else None
 
 
 async def assignee_member(services: Services, slack_user_id: str | None) -> Member | None:

@@ -52,7 +52,7 @@ from handlers.docket_cmd import split_subcommand
 from handlers.events import EventRouter
 from handlers.home import refresh_homes
 from handlers.ids import Action, Command, Shortcut, View
-from handlers.people import assignee_member, resolve_member
+from handlers.people import assignee_member, on_team, resolve_member, team_member
 from handlers.respond import for_stored_request
 from handlers.ticket_notifications import (
     Notified,
@@ -265,9 +265,21 @@ async def open_ticket_form(
     *,
     channel_id: str | None = None,
     title: str = "",
+    user_id: str | None = None,
 ) -> None:
-    """Open the new-ticket modal; in a customer's own channel that customer is preselected."""
+    """Open the new-ticket modal; in a customer's own channel that customer is preselected.
+
+    Someone not on the support team (`user_id` given) gets no directory: their own customer
+    when they are a known contact, and no contacts or contracts to choose from.
+    """
     form = TicketForm(title=title)
+    if user_id is not None and not on_team(await resolve_member(services, user_id, client=client)):
+        async with services.read() as session:
+            own = await _own_customer(services, session, user_id)
+        if own is not None and own.id is not None:
+            form = replace(form, customer=Choice(own.id, own.name))
+        await client.views_open(trigger_id=trigger_id, view=build_ticket_modal(form))
+        return
     async with services.read() as session:
         customer = None
         if channel_id:
@@ -276,6 +288,19 @@ async def open_ticket_form(
             )
         form = await _form_for_customer(services, session, form, customer)
     await client.views_open(trigger_id=trigger_id, view=build_ticket_modal(form))
+
+
+async def _own_customer(
+    services: Services, session: AsyncSession, slack_user_id: str
+) -> Customer | None:
+    """The customer whose contact this Slack user is, if any."""
+    contact = await contact_by_slack_user(
+        session=session, workspace_id=services.workspace_id, slack_user_id=slack_user_id
+    )
+    if contact is None:
+        return None
+    customer = await session.get(Customer, contact.customer_id)
+    return customer if customer and customer.workspace_id == services.workspace_id else None
 
 
 async def _edit_form(services: Services, ticket_id: int) -> TicketForm:
@@ -324,7 +349,11 @@ async def handle_ticket_command(
     try:
         if parsed.kind == "form":
             await open_ticket_form(
-                services, client, command["trigger_id"], channel_id=command.get("channel_id")
+                services,
+                client,
+                command["trigger_id"],
+                channel_id=command.get("channel_id"),
+                user_id=user_id,
             )
         elif parsed.kind == "create":
             await _quick_create(services, client, respond, user_id, command, parsed.title)
@@ -338,6 +367,9 @@ async def handle_ticket_command(
                 text="How to use /ticket",
                 response_type="ephemeral",
             )
+    except TicketInputError as exc:
+        # Too long, no title: the person can fix it, so say what the limit is.
+        await _tell(respond, f"Not created: {exc}")
     except Exception:
         logger.exception("/ticket %s failed", parsed.kind)
         await _tell(respond, SORRY)
@@ -506,14 +538,22 @@ async def handle_list_page(
 async def handle_customer_options(
     ack: AsyncAck, payload: dict[str, Any], services: Services
 ) -> None:
-    """Customers whose name contains what was typed (the options are the ack itself)."""
+    """Customers whose name contains what was typed (the options are the ack itself).
+
+    Someone not on the support team sees only their own customer (when they are a contact).
+    """
     try:
+        user_id = str((payload.get("user") or {}).get("id") or "")
         async with services.read() as session:
-            found = await search_customers(
-                session=session,
-                workspace_id=services.workspace_id,
-                text=str(payload.get("value") or "")[:100],
-            )
+            if await team_member(services, user_id) is None:
+                own = await _own_customer(services, session, user_id)
+                found = [own] if own is not None else []
+            else:
+                found = await search_customers(
+                    session=session,
+                    workspace_id=services.workspace_id,
+                    text=str(payload.get("value") or "")[:100],
+                )
         options = customer_options([Choice(c.id, c.name) for c in found if c.id])
     except Exception:
         logger.exception("customer search failed")
@@ -535,6 +575,8 @@ async def handle_customer_changed(
     form = parse_ticket_form(values)
     meta = FormMeta.decode(view.get("private_metadata"))
     try:
+        if await team_member(services, _user(body)[0], client=client) is None:
+            return  # no contacts or contracts for people outside the team
         async with services.read() as session:
             customer = await session.get(Customer, form.customer_id) if form.customer_id else None
             if customer is not None and customer.workspace_id != services.workspace_id:
@@ -669,6 +711,7 @@ async def _save_new(
     meta: FormMeta,
 ) -> SaveResult:
     permalink = await _permalink(client, meta)
+    outsider = not on_team(actor)
     data = TicketCreate(
         title=form.title,
         description=form.description or "",
@@ -681,6 +724,8 @@ async def _save_new(
         source_permalink=permalink,
     )
     async with services.transaction() as session:
+        if outsider:
+            data = await _for_themselves(session, services, actor, data)
         ticket = await create_ticket(
             session=session,
             workspace_id=services.workspace_id,
@@ -692,12 +737,13 @@ async def _save_new(
             session, services, ticket, creator_slack_id=actor.slack_user_id
         )
         # Answer under the source message in channels only (Docket cannot post in people's DMs).
-        if meta.source_channel and meta.source_channel[0] in "CG" and meta.source_ts:
+        source = meta.source_channel
+        if not outsider and source and source[0] in "CG" and meta.source_ts:
             await reply_in_thread(
                 session=session,
                 workspace_id=services.workspace_id,
                 ticket=ticket,
-                channel=meta.source_channel,
+                channel=source,
                 thread_ts=meta.source_thread_ts or meta.source_ts,
                 text=source_reply_text(card),
                 at=services.now(),
@@ -706,7 +752,28 @@ async def _save_new(
         card=card,
         created=True,
         channel=channel,
-        homes={assignee.slack_user_id if assignee else None},
+        homes={assignee.slack_user_id if assignee and not outsider else None},
+    )
+
+
+async def _for_themselves(
+    session: AsyncSession, services: Services, actor: Member, data: TicketCreate
+) -> TicketCreate:
+    """A ticket from someone not on the support team is for themselves only: their own
+    customer (when they are a contact) whatever the form says, no assignee, no contract, and
+    no answer in another channel, so the card goes where their own tickets go."""
+    contact = None
+    if actor.slack_user_id:
+        contact = await contact_by_slack_user(
+            session=session, workspace_id=services.workspace_id, slack_user_id=actor.slack_user_id
+        )
+    return replace(
+        data,
+        customer_id=contact.customer_id if contact else None,
+        contact_id=contact.id if contact else None,
+        contract_id=None,
+        assignee_id=None,
+        requester_email=None if contact else actor.email,
     )
 
 
@@ -1079,7 +1146,7 @@ async def handle_new_ticket(
     """App Home's "New ticket"."""
     await ack()
     try:
-        await open_ticket_form(services, client, body["trigger_id"])
+        await open_ticket_form(services, client, body["trigger_id"], user_id=_user(body)[0])
     except Exception:
         logger.exception("opening the new-ticket form failed")
 

@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.services import Services
 from handlers.blocks.common import Block, context, escape, plain, safe, section
 from handlers.ids import Action, Command, View
-from handlers.people import resolve_member
+from handlers.people import on_team, resolve_member, team_member
 from handlers.respond import for_stored_request
 from models import engine as profit
 from models.directory import list_contracts, list_customers, workspace_today
@@ -442,6 +442,9 @@ async def _refuse(respond: AsyncRespond, reason: str) -> None:
     await _say(respond, [section(f":no_entry: {escape(reason)}")], reason)
 
 
+ONLY_TEAM = "Time logging is for members of the support team."
+
+
 async def handle_time_command(
     ack: AsyncAck,
     command: dict[str, Any],
@@ -478,6 +481,12 @@ async def _run_time_command(
     if isinstance(parsed, TimeHelp):
         await _say(respond, [section(HELP)], "How to log time")
         return
+    member = await resolve_member(
+        services, user_id, client=client, name_hint=str(command.get("user_name") or "")
+    )
+    if not on_team(member):
+        await _refuse(respond, ONLY_TEAM)
+        return
     if isinstance(parsed, OpenForm):
         ticket_id = None
         if parsed.ticket_number is not None:
@@ -491,9 +500,6 @@ async def _run_time_command(
             ticket_id = ticket.id
         await open_log_time_modal(client, str(command.get("trigger_id")), services, ticket_id)
         return
-    member = await resolve_member(
-        services, user_id, client=client, name_hint=str(command.get("user_name") or "")
-    )
     if isinstance(parsed, ListTime):
         async with services.read() as session:
             assert member.id is not None
@@ -614,6 +620,9 @@ async def open_log_time_modal(
 
 async def handle_target_options(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
     """Options for the form's customer / contract select when there are many."""
+    if await team_member(services, str((body.get("user") or {}).get("id") or "")) is None:
+        await ack(options=[])
+        return
     async with services.read() as session:
         customers, contracts = await _target_choices(session, services.workspace_id)
     await ack(options=target_options(customers, contracts, str(body.get("value") or "")))

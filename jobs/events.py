@@ -19,7 +19,9 @@ Dispatch = Callable[[Services, dict[str, Any]], Awaitable[None]]
 async def run(services: Services, dispatch: Dispatch, *, batch: int = 20) -> float | None:
     """Process one batch of pending events; returns 0 when more may be waiting."""
     async with services.transaction() as session:
-        rows = await claim_pending(session=session, now=services.now(), limit=batch)
+        rows = await claim_pending(
+            session=session, team_id=services.team_id, now=services.now(), limit=batch
+        )
         claimed = [(row.id, row.body, row.event_type) for row in rows]
     for row_id, body, event_type in claimed:
         assert row_id is not None

@@ -42,6 +42,7 @@ def inbound_config(services: Services) -> InboundConfig:
         secret=settings.mail_secret(),
         reopen_days=settings.docket_reopen_days,
         hold_unknown=settings.docket_hold_unknown_senders,
+        trusted_authserv_id=settings.docket_mail_trusted_authserv_id or None,
     )
 
 

@@ -169,13 +169,21 @@ class Claimed:
     attempts: int
     created_at: datetime
     target: str | None = None
+    last_error: str | None = None
 
     @classmethod
     def of(cls, row: OutboxMessage) -> Claimed:
         assert row.id is not None
         payload = dict(row.payload or {})
         return cls(
-            row.id, row.workspace_id, row.kind, payload, row.attempts, row.created_at, row.target
+            row.id,
+            row.workspace_id,
+            row.kind,
+            payload,
+            row.attempts,
+            row.created_at,
+            row.target,
+            row.last_error,
         )
 
 
@@ -277,24 +285,48 @@ def delivery_client(
     )
 
 
+# How a Retry after a request that went out but got no answer begins.
+NO_ANSWER = "Slack unreachable (no answer)"
+# The metadata event type that marks a message as an outbox row's (its id in the payload).
+OUTBOX_EVENT = "docket_outbox"
+
+# Slack's Retry-After is honoured up to this; a larger value (a broken proxy, a hostile answer)
+# would block a channel in memory until restart.
+MAX_RETRY_AFTER_SECONDS = 15 * 60
+
+
 def _retry_after(exc: SlackApiError) -> float:
     headers = getattr(exc.response, "headers", None) or {}
     value = headers.get("Retry-After") or headers.get("retry-after")
     try:
-        return max(0.0, float(value)) if value is not None else 1.0
+        seconds = max(0.0, float(value)) if value is not None else 1.0
     except ValueError:
         return 1.0
+    if not seconds <= MAX_RETRY_AFTER_SECONDS:  # also catches nan and inf
+        logger.warning(
+            "Slack asked to wait %.0f s (Retry-After); waiting %d s instead",
+            seconds if seconds == seconds else -1,
+            MAX_RETRY_AFTER_SECONDS,
+        )
+        return float(MAX_RETRY_AFTER_SECONDS)
+    return seconds
 
 
 def classify_slack_error(exc: SlackApiError) -> Outcome:
-    """429 -> wait as told; 5xx and transient errors -> back off; anything else is permanent."""
-    status = int(getattr(exc.response, "status_code", 0) or 0)
-    data = getattr(exc.response, "data", None)
+    """429 -> wait as told (capped); 5xx, a 200 whose body is not Slack's JSON (empty, cut
+    short, an HTML page) and transient errors -> back off; anything else is permanent."""
+    response = exc.response
+    # slack_sdk hands over its own response, or (for a body it cannot parse) aiohttp's.
+    status = int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
+    data = getattr(response, "data", None)
     error = str(data.get("error") or "") if isinstance(data, Mapping) else ""
     if status == 429:
         return Retry(error or "ratelimited", retry_after=_retry_after(exc))
     if status >= 500:
         return Retry(f"HTTP {status} from Slack")
+    if status < 300 and (not isinstance(data, Mapping) or "ok" not in data):
+        # The answer was cut or mangled on its way: Slack may not have acted, try again.
+        return Retry(f"HTTP {status} from Slack with a body that is not Slack's JSON")
     if error in TRANSIENT_SLACK_ERRORS:
         return Retry(error)
     return Dead(error or f"HTTP {status} from Slack")
@@ -429,6 +461,7 @@ class OutboxWorker:
         async with self._transaction() as session:
             rows = await claim_due(
                 session=session,
+                workspace_id=self.services.workspace_id,
                 now=now,
                 owner=self.owner,
                 limit=free,
@@ -442,7 +475,9 @@ class OutboxWorker:
             if len(claimed) < free:
                 # In the same transaction: one round trip fewer per wake-up.
                 in_hand = [*self._lanes, *(item.id for item in claimed)]
-                due = await next_due_at(session=session, exclude=in_hand)
+                due = await next_due_at(
+                    session=session, workspace_id=self.services.workspace_id, exclude=in_hand
+                )
         for item in claimed:
             task = asyncio.ensure_future(self._deliver(item))
             self._lanes[item.id] = task
@@ -625,9 +660,22 @@ class OutboxWorker:
                 args["thread_ts"] = target.thread_ts
         store_for = call.posts_card_of
         channel = args.get("channel") or args.get("user_id")
+        if method == "chat.postMessage":
+            # Marks the message as this row's, so a post whose answer was lost is found again.
+            args.setdefault(
+                "metadata", {"event_type": OUTBOX_EVENT, "event_payload": {"outbox_id": item.id}}
+            )
 
         async def send() -> Outcome:
-            outcome = await self._slack(method, args)
+            outcome: Outcome | None = None
+            posting = method == "chat.postMessage"
+            if posting and (item.last_error or "").startswith(NO_ANSWER):
+                outcome = await self._find_posted(item, args)  # the earlier try may have landed
+            if outcome is None:
+                outcome = await self._slack(method, args)
+            if posting and isinstance(outcome, Retry) and outcome.error.startswith(NO_ANSWER):
+                # Slack may have posted and answered too late: adopt it, do not post twice.
+                outcome = await self._find_posted(item, args) or outcome
             if isinstance(outcome, Delivered) and store_for and method == "chat.postMessage":
                 result = outcome.result
                 if result.get("channel") and result.get("ts"):
@@ -636,6 +684,36 @@ class OutboxWorker:
             return outcome
 
         return _Prepared(calls=[(method, channel)], send=send)
+
+    async def _find_posted(self, item: Claimed, args: dict[str, Any]) -> Delivered | None:
+        """This row's message, when Slack already has it (found by its metadata)."""
+        assert self._client is not None
+        channel = str(args.get("channel") or "")
+        if channel[:1] not in ("C", "G", "D"):
+            return None  # a user id: the DM's channel is only known from Slack's answer
+        try:
+            if args.get("thread_ts"):
+                found = await self._client.conversations_replies(
+                    channel=channel,
+                    ts=str(args["thread_ts"]),
+                    include_all_metadata=True,
+                    limit=200,
+                )
+            else:
+                # The newest 200: a lost answer is retried within minutes.
+                found = await self._client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=200
+                )
+        except Exception as exc:
+            logger.info("outbox: row %s: could not look for an earlier post (%s)", item.id, exc)
+            return None
+        for message in found.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == OUTBOX_EVENT and payload.get("outbox_id") == item.id:
+                logger.info("outbox: row %s was posted already; adopting it", item.id)
+                return Delivered({"ok": True, "channel": channel, "ts": message.get("ts")})
+        return None
 
     async def _slack(self, method: str, args: dict[str, Any]) -> Outcome:
         assert self._client is not None
@@ -654,7 +732,10 @@ class OutboxWorker:
             return outcome
         except SlackRequestError as exc:
             return classify_request_error(exc)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ServerDisconnectedError) as exc:
+            # Sent, but no answer: Slack may have acted (see _find_posted).
+            return Retry(f"{NO_ANSWER}: {type(exc).__name__}: {exc}"[:500])
+        except (aiohttp.ClientError, OSError) as exc:
             return Retry(f"Slack unreachable: {type(exc).__name__}: {exc}"[:500])
         return Delivered(_small_result(response.data))
 

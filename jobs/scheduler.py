@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from sqlmodel import col, select
 
 from bot.services import Services
 from jobs import weekly
@@ -71,11 +70,15 @@ class ReportScheduler:
         return self._locks.setdefault(workspace_id, asyncio.Lock())
 
     async def start(self) -> None:
-        """Start inside the running loop and add every workspace's jobs."""
+        """Start inside the running loop and add the jobs of the workspace this process serves.
+
+        Other workspaces sharing the database are scheduled by their own processes (their
+        reports go out through their own bots).
+        """
         self.scheduler.start()
         async with self.services.read() as session:
-            workspaces = list((await session.exec(select(Workspace))).all())
-        for ws in workspaces:
+            ws = await session.get(Workspace, self.services.workspace_id)
+        if ws is not None:
             self._apply(ws)
 
     async def stop(self) -> None:
@@ -163,22 +166,20 @@ class ReportScheduler:
                 )
 
     async def catch_up(self) -> None:
-        """At start: finish abandoned runs and post missed periods, once each, oldest first."""
-        async with self.services.read() as session:
-            ids = list((await session.exec(select(Workspace.id).order_by(col(Workspace.id)))).all())
-        for workspace_id in ids:
-            assert workspace_id is not None
-            try:
-                async with self._lock(workspace_id):
-                    await self.run_due(
-                        self.services,
-                        workspace_id=workspace_id,
-                        kinds=("weekly", "monthly"),
-                        now=self.services.now(),
-                        resume_older_than=None,
-                    )
-            except Exception:
-                logger.exception("workspace %s: report catch-up failed", workspace_id)
+        """At start: finish abandoned runs and post missed periods, once each, oldest first
+        (for this process's workspace only)."""
+        workspace_id = self.services.workspace_id
+        try:
+            async with self._lock(workspace_id):
+                await self.run_due(
+                    self.services,
+                    workspace_id=workspace_id,
+                    kinds=("weekly", "monthly"),
+                    now=self.services.now(),
+                    resume_older_than=None,
+                )
+        except Exception:
+            logger.exception("workspace %s: report catch-up failed", workspace_id)
 
     async def reschedule(self, workspace_id: int) -> None:
         """Apply changed settings at once, then post anything the new schedule makes due."""

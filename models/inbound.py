@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import can_move
 from models.mail import AutoKind, MailRejected, ParsedMail, parse_message
+from models.mailauth import sender_authenticated
 from models.reply_text import Cut, extract
 from models.sql import dialect, insert_ignore
 from models.tables import (
@@ -93,6 +94,8 @@ class InboundConfig:
     hold_unknown: bool
     flood_limit: int = FLOOD_LIMIT
     flood_window: timedelta = FLOOD_WINDOW
+    # The authserv-id of the mail server whose Authentication-Results are believed.
+    trusted_authserv_id: str | None = None
 
 
 class InboundHooks(Protocol):
@@ -501,8 +504,13 @@ async def count_recent_from(
     subject: str,
     since: datetime,
     until: datetime,
+    verified: bool | None = None,
 ) -> int:
-    """Inbound mails from `sender` with `subject` received in [since, until] (flood check)."""
+    """Inbound mails from `sender` with `subject` received in [since, until] (flood check).
+
+    With `verified`, only the mails whose sender was (or was not) authenticated count: a forger
+    writing a contact's address cannot make the contact's own mail look like a flood.
+    """
     stmt = select(sa.func.count()).where(
         col(EmailMessage.workspace_id) == workspace_id,
         col(EmailMessage.direction) == "in",
@@ -511,6 +519,8 @@ async def count_recent_from(
         col(EmailMessage.received_at) >= since,
         col(EmailMessage.received_at) <= until,
     )
+    if verified is not None:
+        stmt = stmt.where(col(EmailMessage.sender_verified).is_(verified))
     return int((await session.exec(stmt)).one())
 
 
@@ -834,6 +844,11 @@ async def process_mail(
     row.subject = clean_text(parsed.subject, 998)
     row.text = clean_text(parsed.text, MAIL_TEXT_MAX)
     row.attachments = _attachments_meta(parsed)
+    row.sender_verified = sender_authenticated(
+        parsed.auth_results,
+        trusted_authserv_id=config.trusted_authserv_id,
+        from_addr=parsed.from_addr,
+    )
     session.add(row)
     await session.flush()
 
@@ -865,6 +880,7 @@ async def process_mail(
             subject=row.subject or "",
             since=row.received_at - config.flood_window,
             until=row.received_at,
+            verified=row.sender_verified,
         )
         flooding = is_flood(recent, config.flood_limit)
     lookup = await thread_lookup(
@@ -880,6 +896,7 @@ async def process_mail(
         reopen_days=config.reopen_days,
         hold_unknown=config.hold_unknown,
         flooding=flooding,
+        sender_authenticated=row.sender_verified,
     )
     result = await _apply(
         session=session,

@@ -173,6 +173,9 @@ class ParsedMail:
         """The text to look for the new reply in: structure marks included when there are any."""
         return self.marked_text if self.marked_text is not None else self.text
 
+    # `Authentication-Results` header values, topmost first (read by models.mailauth).
+    auth_results: tuple[str, ...] = ()
+
 
 # --------------------------------------------------------------------------- header helpers
 
@@ -761,6 +764,9 @@ def parse_message(
         raise MailRejected(f"unparseable: {type(exc).__name__}") from exc
 
 
+_MAX_AUTH_RESULTS = 20
+
+
 def _parse(
     raw: bytes, *, max_body_chars: int, keep_attachment_bytes: int, envelope_from: str | None
 ) -> ParsedMail:
@@ -867,6 +873,7 @@ def _parse(
         bounce_message_id=bounce_id,
         defects=tuple(defects),
         marked_text=marked_text,
+        auth_results=tuple(headers.all("authentication-results")[:_MAX_AUTH_RESULTS]),
     )
 
 

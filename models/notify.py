@@ -80,6 +80,7 @@ class ReplyNotice:
     assignee_slack_id: str | None = None
     assignee_name: str = ""
     status: str = TicketStatus.OPEN  # the ticket's status when the reply came
+    verified: bool = True  # False: a mail whose sender was not authenticated
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class ReplyPlan:
     fold_minutes: int
     triage_channel: str | None
     reason: str | None = None  # why the assignee cannot be reached (UNREACHABLE only)
+    # An unverified reply is never copied into a customer's channel: the copy goes to triage.
+    thread_in_customer_channel: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,7 @@ async def plan_customer_reply(
         assignee_slack_id=member.slack_user_id if member else None,
         assignee_name=member.name if member else "",
         status=ticket.status,
+        verified=(event.data or {}).get("verified") is not False,
     )
     dm, digest = False, None
     if audience is Audience.ASSIGNEE:
@@ -252,7 +256,23 @@ async def plan_customer_reply(
         fold_minutes=fold_minutes,
         triage_channel=workspace.triage_channel if workspace else None,
         reason=unreachable_reason(member) if audience is Audience.UNREACHABLE else None,
+        thread_in_customer_channel=await _card_in_customer_channel(
+            session, workspace_id, ticket, customer
+        ),
     )
+
+
+async def _card_in_customer_channel(
+    session: AsyncSession, workspace_id: int, ticket: Ticket, customer: Customer | None
+) -> bool:
+    """Whether the card's thread is (or will be) in a customer's own channel."""
+    if ticket.card_channel is None:
+        return bool(customer and customer.slack_channel)
+    stmt = select(sa.func.count()).where(
+        col(Customer.workspace_id) == workspace_id,
+        col(Customer.slack_channel) == ticket.card_channel,
+    )
+    return bool((await session.exec(stmt)).one())
 
 
 def _post(channel: str, message: Message) -> SlackCall:
@@ -307,7 +327,15 @@ async def queue_customer_reply(
         ),
         in_thread_of=notice.ticket_id,
     )
-    await put(f"{base}:thread", thread, ordering_key=order)
+    if notice.verified or not plan.thread_in_customer_channel:
+        await put(f"{base}:thread", thread, ordering_key=order)
+    elif plan.triage_channel:
+        # Unverified mail never reaches a customer's channel (a forger's "new bank details"
+        # would be shown to the customer as if Docket vouched for them): the team sees it.
+        to_triage = replace(
+            thread, in_thread_of=None, args={**thread.args, "channel": plan.triage_channel}
+        )
+        await put(f"{base}:thread", to_triage, ordering_key=order)
 
     digest = plan.digest
     if digest is not None and notice.assignee_slack_id:

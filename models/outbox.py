@@ -285,6 +285,7 @@ def _head_of_line() -> Any:
 async def claim_due(
     *,
     session: AsyncSession,
+    workspace_id: int,
     now: datetime,
     owner: str,
     limit: int = 50,
@@ -293,7 +294,10 @@ async def claim_due(
     per_target: int | None = None,
     in_hand_targets: Mapping[str, int] | None = None,
 ) -> list[OutboxMessage]:
-    """Lease up to `limit` due rows, each the head of its ordering key's line.
+    """Lease up to `limit` due rows of one workspace, each the head of its ordering key's line.
+
+    Only the workspace's own rows: a process delivers with its workspace's bot token, so a row
+    of another workspace sharing the database is left to that workspace's process.
 
     On PostgreSQL `FOR UPDATE SKIP LOCKED` keeps replicas from claiming the same row; the lease
     keeps a crashed worker's rows from being stuck for longer than `lease_seconds`. `exclude`
@@ -302,6 +306,7 @@ async def claim_due(
     `in_hand_targets`), so rows for a channel Slack paces at one a second leave room for others.
     """
     due = [
+        col(OutboxMessage.workspace_id) == workspace_id,
         col(OutboxMessage.status) == OutboxStatus.PENDING,
         col(OutboxMessage.next_attempt_at) <= now,
         sa.or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now),
@@ -352,8 +357,10 @@ async def claim_due(
     return rows
 
 
-async def next_due_at(*, session: AsyncSession, exclude: Collection[int] = ()) -> datetime | None:
-    """When the next row could be claimed (for the worker's sleep), or None when idle.
+async def next_due_at(
+    *, session: AsyncSession, workspace_id: int, exclude: Collection[int] = ()
+) -> datetime | None:
+    """When the workspace's next row could be claimed (for the worker's sleep), or None.
 
     Only heads of line count (a row queued behind another waits for it, not for the clock),
     and a leased row counts from the end of its lease.
@@ -369,7 +376,9 @@ async def next_due_at(*, session: AsyncSession, exclude: Collection[int] = ()) -
         else_=col(OutboxMessage.next_attempt_at),
     )
     stmt = select(sa.func.min(due)).where(
-        OutboxMessage.status == OutboxStatus.PENDING, _head_of_line()
+        OutboxMessage.workspace_id == workspace_id,
+        OutboxMessage.status == OutboxStatus.PENDING,
+        _head_of_line(),
     )
     if exclude:
         stmt = stmt.where(col(OutboxMessage.id).not_in(list(exclude)))

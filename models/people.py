@@ -58,15 +58,18 @@ async def ensure_member(
     email: str | None,
     admins: Iterable[str] = (),
     at: datetime,
+    may_claim: bool = True,
 ) -> Member:
     """Return the member for a Slack user, creating them (or claiming an imported row by email).
 
+    Only a full member of Docket's own workspace may claim an imported row (`may_claim`): a
+    guest or a user of another organisation with the same address gets a row of their own.
     Users named in DOCKET_ADMINS are made admins; nobody else is promoted here.
     """
     member = await member_by_slack_id(
         session=session, workspace_id=workspace_id, slack_user_id=slack_user_id
     )
-    if member is None and email:
+    if member is None and email and may_claim:
         stmt = select(Member).where(
             Member.workspace_id == workspace_id,
             Member.email == email.lower(),

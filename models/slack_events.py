@@ -37,12 +37,18 @@ async def store_event(*, session: AsyncSession, body: dict[str, Any], at: dateti
 
 
 async def claim_pending(
-    *, session: AsyncSession, now: datetime, limit: int = 20, lease_seconds: int = 60
+    *, session: AsyncSession, team_id: str, now: datetime, limit: int = 20, lease_seconds: int = 60
 ) -> list[SlackEvent]:
-    """Lease pending events. `processed_at` doubles as the lease deadline while pending."""
+    """Lease pending events of one Slack team (the one this process serves).
+
+    `processed_at` doubles as the lease deadline while pending. Another team's events in the
+    same database belong to that team's process: processing them here would answer with the
+    wrong bot and store their people in the wrong workspace.
+    """
     stmt = (
         select(SlackEvent)
         .where(
+            SlackEvent.team_id == team_id,
             SlackEvent.status == "pending",
             sa.or_(col(SlackEvent.processed_at).is_(None), col(SlackEvent.processed_at) < now),
         )

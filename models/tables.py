@@ -377,6 +377,9 @@ class EmailMessage(SQLModel, table=True):
     attempts: int = 0
     received_at: datetime = Field(default_factory=utcnow)
     processed_at: datetime | None = None
+    # The trusted mail server authenticated the From domain (models.mailauth); the flood rule
+    # counts a sender's authenticated and unauthenticated mail apart.
+    sender_verified: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class ProfitResult(SQLModel, table=True):

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -343,7 +343,10 @@ def _find_by_headers(
         if ticket is None:
             reasons.append(f"{msgid} names ticket #{number}, which does not exist")
             continue
-        return ticket, f"reply to {msgid} on ticket #{number}"
+        # Only our own signed ids prove anything about the sender; a customer's own
+        # Message-IDs are not secret.
+        signed = "signed " if ref is not None else ""
+        return ticket, f"reply to {signed}{msgid} on ticket #{number}"
     return None
 
 
@@ -431,6 +434,7 @@ def decide_ticket(
     reopen_days: int,
     hold_unknown: bool,
     flooding: bool = False,
+    sender_authenticated: bool = False,
 ) -> Decision:
     """Which ticket a mail belongs to, by these rules in order:
 
@@ -449,6 +453,12 @@ def decide_ticket(
     long closed); a match on a resolved ticket reopens it. Auto-replies, bulk mail and bounces
     only ever attach quietly to a ticket found by (a) or (b), and are otherwise ignored.
     With `flooding` (see `is_flood`) nothing creates a ticket and nothing notifies anyone.
+
+    `verified` (the sender is who the From says) needs proof: the mail answers our signed
+    Message-ID or reply address, or the trusted mail server authenticated the From domain
+    (`sender_authenticated`, see models.mailauth); and a known sender. Anyone can write a
+    contact's address in From and guess a subject tag: such mail still reaches its ticket,
+    unverified.
     """
     reasons: list[str] = []
     sender = mail.from_addr.lower() if mail.from_addr else None
@@ -461,6 +471,7 @@ def decide_ticket(
         mail, lookup, secret=secret, workspace_id=workspace_id, reasons=reasons
     )
     matched_by = "message_id"
+    proven = sender_authenticated or (found is not None and found[1].startswith("reply to signed"))
     if found is None:
         found = _find_by_reply_address(
             mail,
@@ -471,6 +482,7 @@ def decide_ticket(
             reasons=reasons,
         )
         matched_by = "reply_address"
+        proven = sender_authenticated or found is not None
 
     # Machines get no subject-tag match: an auto-reply quoting "[#123]" must not reach a
     # ticket its sender was never part of.
@@ -486,7 +498,7 @@ def decide_ticket(
             tuple(reasons),
             ticket_number=ticket.number,
             customer_id=ticket.customer_id,
-            verified=_sender_known(ticket, sender, lookup),
+            verified=proven and _sender_known(ticket, sender, lookup),
             matched_by=matched_by,
         )
 
@@ -499,6 +511,7 @@ def decide_ticket(
             elif _sender_known(tagged, sender, lookup):
                 found = (tagged, f"subject tag [#{number}] from a person on that ticket")
                 matched_by = "subject_tag"
+                proven = sender_authenticated
             else:
                 reasons.append(
                     f"subject tag [#{number}] ignored: the sender is neither a participant "
@@ -511,7 +524,7 @@ def decide_ticket(
         decision = _existing_ticket(
             ticket,
             matched_by=matched_by,
-            verified=_sender_known(ticket, sender, lookup),
+            verified=proven and _sender_known(ticket, sender, lookup),
             now=now,
             reopen_days=reopen_days,
             reasons=reasons,
@@ -519,6 +532,9 @@ def decide_ticket(
         return _damp_flood(decision) if flooding else decision
 
     decision = _new_ticket(mail, sender, lookup, hold_unknown=hold_unknown, reasons=reasons)
+    if decision.verified and not sender_authenticated:
+        why = "the trusted mail server did not authenticate the sender: unverified"
+        decision = replace(decision, verified=False, reasons=(*decision.reasons, why))
     return _damp_flood(decision) if flooding else decision
 
 

@@ -181,6 +181,7 @@ class TicketCard:
     source_permalink: str | None = None
     card_channel: str | None = None
     card_ts: str | None = None
+    verified: bool = True  # False: opened by mail whose sender was not authenticated
 
 
 _TRACKED = (
@@ -308,6 +309,7 @@ async def load_cards(
                 source_permalink=t.source_permalink,
                 card_channel=t.card_channel,
                 card_ts=t.card_ts,
+                verified=t.verified,
             )
         )
     return cards
@@ -540,7 +542,9 @@ def _check_fields(values: dict[str, Any]) -> None:
             raise TicketInputError("priority", "Pick a priority from the list.") from None
     if len(values.get("description") or "") > DESCRIPTION_MAX:
         raise TicketInputError(
-            "description", f"Keep the description under {DESCRIPTION_MAX} characters."
+            "description",
+            f"Keep the description under {DESCRIPTION_MAX:,} characters "
+            f"(this one has {len(values.get('description') or ''):,}).",
         )
 
 
@@ -921,23 +925,32 @@ class HomeData:
     unassigned: TicketPage
     week_start: date
     minutes_this_week: int
+    # Not on the support team (a guest, a Slack Connect user): only tickets they opened.
+    outsider: bool = False
 
 
 async def home_data(
     *, session: AsyncSession, workspace_id: int, member: Member, at: datetime, limit: int = 10
 ) -> HomeData:
     """My open tickets, mine waiting on the customer, unassigned ones, and my hours this
-    (ISO, workspace-timezone) week."""
+    (ISO, workspace-timezone) week. For a member not on the support team (inactive): only the
+    tickets they opened, and nobody else's."""
     assert member.id is not None
+    outsider = not member.active
     working = [TicketStatus.NEW.value, TicketStatus.OPEN.value]
-    mine = await _assigned(session, workspace_id, member.id, working, limit)
-    waiting = await _assigned(session, workspace_id, member.id, [TicketStatus.WAITING.value], limit)
-    unassigned = await list_tickets(
-        session=session,
-        workspace_id=workspace_id,
-        query=TicketQuery(kind="unassigned"),
-        per_page=limit,
+    mine = await _assigned(session, workspace_id, member.id, working, limit, opened=outsider)
+    waiting = await _assigned(
+        session, workspace_id, member.id, [TicketStatus.WAITING.value], limit, opened=outsider
     )
+    if outsider:
+        unassigned = TicketPage(cards=[], total=0, page=1, per_page=limit)
+    else:
+        unassigned = await list_tickets(
+            session=session,
+            workspace_id=workspace_id,
+            query=TicketQuery(kind="unassigned"),
+            per_page=limit,
+        )
     today = await workspace_today(session=session, workspace_id=workspace_id, at=at)
     monday, sunday = iso_week(today)
     minutes = await minutes_logged(
@@ -950,15 +963,24 @@ async def home_data(
         unassigned=unassigned,
         week_start=monday,
         minutes_this_week=minutes,
+        outsider=outsider,
     )
 
 
 async def _assigned(
-    session: AsyncSession, workspace_id: int, member_id: int, statuses: list[str], limit: int
+    session: AsyncSession,
+    workspace_id: int,
+    member_id: int,
+    statuses: list[str],
+    limit: int,
+    *,
+    opened: bool = False,
 ) -> TicketPage:
+    """Tickets assigned to the member (or, with `opened`, the ones they opened)."""
+    owner = col(Ticket.created_by_id) if opened else col(Ticket.assignee_id)
     where = [
         col(Ticket.workspace_id) == workspace_id,
-        col(Ticket.assignee_id) == member_id,
+        owner == member_id,
         col(Ticket.status).in_(statuses),
     ]
     total = (await session.exec(select(sa.func.count()).select_from(Ticket).where(*where))).one()
@@ -1026,7 +1048,8 @@ async def announce_channel(
     if customer is not None and customer.workspace_id != workspace_id:
         customer = None
     return card_channel(
-        customer_channel=customer.slack_channel if customer else None,
+        # A ticket from an unauthenticated mail never opens in a customer's own channel.
+        customer_channel=customer.slack_channel if customer and ticket.verified else None,
         triage_channel=workspace.triage_channel if workspace else None,
         creator_slack_id=creator_slack_id,
     )

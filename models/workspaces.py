@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import Workspace
@@ -65,3 +66,14 @@ async def get_workspace(*, session: AsyncSession, workspace_id: int) -> Workspac
 
 def workspace_tz(ws: Workspace) -> ZoneInfo:
     return ZoneInfo(ws.timezone)
+
+
+async def probe_write(*, session: AsyncSession, workspace_id: int) -> None:
+    """Write to the workspace's row without changing it (health checks: a read-only file or a
+    full disk fails here, while reads still work)."""
+    await session.execute(
+        sa.update(Workspace)
+        .where(col(Workspace.id) == workspace_id)
+        .values(name=Workspace.name)
+        .execution_options(synchronize_session=False)
+    )

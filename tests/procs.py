@@ -75,9 +75,9 @@ def serve_env(
 
 
 async def start_serve(
-    env: dict[str, str], log_path: Path, *, timeout: float = 30.0
+    env: dict[str, str], log_path: Path, *, timeout: float = 30.0, health: int = 200
 ) -> ServeProcess:
-    """Start `docket serve` on a free port and wait until /healthz answers 200."""
+    """Start `docket serve` on a free port and wait until /healthz answers `health`."""
     port = free_port()
     env = {**env, "PORT": str(port)}
     log = log_path.open("ab")
@@ -92,7 +92,7 @@ async def start_serve(
                 raise RuntimeError(f"docket serve exited with {proc.returncode}:\n{child.log()}")
             try:
                 async with http.get(child.url + "/healthz") as resp:
-                    if resp.status == 200:
+                    if resp.status == health:
                         return child
             except aiohttp.ClientError:
                 pass

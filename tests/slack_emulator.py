@@ -336,6 +336,7 @@ class Call:
     path: str = ""
     status: int = 200
     response: dict[str, Any] | None = None
+    token: str | None = None  # the bot token the call was made with (Web API calls)
 
     @property
     def ok(self) -> bool:
@@ -361,12 +362,14 @@ class Upload:
 
 @dataclass
 class _Fault:
-    kind: Literal["fail", "ratelimit", "server"]
+    kind: Literal["fail", "ratelimit", "server", "body", "late"]
     method: str | None
     remaining: int | None
     error: str = ""
     retry_after: int = 1
     status: int = 500
+    body: bytes = b""
+    delay: float = 0.0
 
 
 class _ApiError(Exception):
@@ -454,7 +457,14 @@ class SlackEmulator:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._cond: asyncio.Condition | None = None
+        self._bots: dict[str, dict[str, Any]] = {}
         self.add_user(bot_user_id, name=bot_name, real_name="Docket", is_bot=True)
+
+    def add_bot(self, token: str, *, team_id: str, team_name: str, bot_user_id: str) -> None:
+        """Accept a second bot token, installed in another workspace: `auth.test` with it
+        answers that team; every call records the token it came with (`Call.token`)."""
+        self._bots[token] = {"team_id": team_id, "team": team_name, "user_id": bot_user_id}
+        self.add_user(bot_user_id, name=self.bot_name, real_name="Docket", is_bot=True)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -706,6 +716,18 @@ class SlackEmulator:
         """Answer the next `count` calls of `method` (None: any API method) with a 5xx page."""
         self._faults.append(_Fault("server", method, count, status=status))
 
+    def bad_body_next(
+        self, method: str | None, body: bytes = b"", *, status: int = 200, count: int | None = 1
+    ) -> None:
+        """Answer the next `count` calls of `method` with `status` and this raw body as
+        application/json (empty, cut short, an HTML page): a proxy or a network fault."""
+        self._faults.append(_Fault("body", method, count, status=status, body=body))
+
+    def answer_late_next(self, method: str, seconds: float, count: int | None = 1) -> None:
+        """Carry out the next `count` calls of `method` (the message is stored), then hold the
+        answer `seconds` before sending it: a client with a shorter timeout sees a timeout."""
+        self._faults.append(_Fault("late", method, count, delay=seconds))
+
     def clear_faults(self) -> None:
         """Drop pending faults, the delay and the channel rate limit (not `set_down`)."""
         self._faults.clear()
@@ -766,9 +788,21 @@ class SlackEmulator:
         # Like Slack: API errors are HTTP 200; only rate limits and outages change the status.
         status, headers = 200, {}
         args: dict[str, Any] = {}
+        token: str | None = None
+        late = 0.0
         try:
             args, token = await _read_args(request)
             fault = self._take_fault(method)
+            if fault is not None and fault.kind == "body":
+                await self._record(
+                    Call(method, args, arrived, _headers(request), request.path, fault.status)
+                )
+                return web.Response(
+                    status=fault.status, body=fault.body, content_type="application/json"
+                )
+            late = fault.delay if fault is not None and fault.kind == "late" else 0.0
+            if late:
+                fault = None
             if fault is not None:
                 if fault.kind == "server":
                     return await self._record_page(request, method, args, arrived, fault.status)
@@ -780,17 +814,21 @@ class SlackEmulator:
                 raise _ApiError("unknown_method", req_method=method)
             if token is None:
                 raise _ApiError("not_authed")
-            if token != self.token:
+            if token != self.token and token not in self._bots:
                 raise _ApiError("invalid_auth")
             body = handler(args)
+            if method == "auth.test" and token in self._bots:
+                body = {**body, **self._bots[token]}
         except _ApiError as error:
             body = error.body
         except _RateLimited as limited:
             status, headers = 429, {"Retry-After": str(limited.retry_after)}
             body = {"ok": False, "error": "ratelimited"}
         await self._record(
-            Call(method, args, arrived, _headers(request), request.path, status, body)
+            Call(method, args, arrived, _headers(request), request.path, status, body, token)
         )
+        if late:
+            await asyncio.sleep(late)
         return web.json_response(body, status=status, headers=headers)
 
     async def _record_page(
@@ -879,6 +917,8 @@ class SlackEmulator:
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "conversations.members": self._conversations_members,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "reactions.add": self._reactions_add,
@@ -1124,6 +1164,34 @@ class SlackEmulator:
         more = start + limit < len(members)
         next_cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
         return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _history(
+        self, channel: str, args: dict[str, Any], keep: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        oldest = float(args.get("oldest") or 0)
+        limit = int(args.get("limit") or 100)
+        with_metadata = _truthy(args.get("include_all_metadata"))
+        found = []
+        for (where, ts), message in self._messages.items():
+            if where == channel and float(ts) >= oldest and keep(message):
+                shown = copy.deepcopy(message)
+                if not with_metadata:
+                    shown.pop("metadata", None)
+                found.append(shown)
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, top-level messages; metadata only with include_all_metadata."""
+        (channel,) = self._require(args, "channel")
+        channel = self._resolve_channel(channel)
+        return self._history(channel, args, lambda m: m.get("thread_ts") in (None, m["ts"]))
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent and replies (newest first here; Slack sorts oldest first)."""
+        channel, ts = self._require(args, "channel", "ts")
+        channel = self._resolve_channel(channel)
+        return self._history(channel, args, lambda m: ts in (m["ts"], m.get("thread_ts")))
 
     def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
         filename, length = self._require(args, "filename", "length")

@@ -42,7 +42,10 @@ def _ticket_list(
 
 def build_home(data: HomeData, *, now: datetime) -> dict[str, Any]:
     """The Home tab: my open tickets, mine waiting on the customer, unassigned tickets, my
-    hours this week, and buttons to create a ticket or log time."""
+    hours this week, and buttons to create a ticket or log time. Someone not on the support
+    team sees only the tickets they opened and a button to open one."""
+    if data.outsider:
+        return _outsider_home(data, now=now)
     blocks: list[Block] = [
         section(f"*Hi {safe(data.member_name, 100)}* — here is your Docket."),
         {
@@ -73,3 +76,30 @@ def build_home(data: HomeData, *, now: datetime) -> dict[str, Any]:
         "Unassigned", data.unassigned, now=now, empty="Every ticket has an owner.", take=True
     )
     return {"type": "home", "blocks": blocks[:100]}
+
+
+def _outsider_home(data: HomeData, *, now: datetime) -> dict[str, Any]:
+    blocks: list[Block] = [
+        section(f"*Hi {safe(data.member_name, 100)}* — here are the tickets you opened."),
+        {
+            "type": "actions",
+            "block_id": "home-actions",
+            "elements": [button("New ticket", Action.NEW_TICKET, "new", style="primary")],
+        },
+        {"type": "divider"},
+    ]
+    blocks += _ticket_list(
+        "Your open tickets", data.mine, now=now, empty="No open tickets.", take=False
+    )
+    blocks += _ticket_list(
+        "Waiting on you", data.waiting, now=now, empty="Nothing is waiting on you.", take=False
+    )
+    return {"type": "home", "blocks": blocks[:100]}
+
+
+NOT_AVAILABLE = "Docket is not available to you here. Ask the support team if you need help."
+
+
+def build_unavailable_home() -> dict[str, Any]:
+    """The Home of someone Docket cannot identify: one plain sentence, nothing of the team's."""
+    return {"type": "home", "blocks": [section(NOT_AVAILABLE)]}

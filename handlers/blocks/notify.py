@@ -21,7 +21,7 @@ from handlers.blocks.common import (
     safe,
     section,
 )
-from handlers.blocks.tickets import status_value
+from handlers.blocks.tickets import UNVERIFIED_SENDER, status_value
 from handlers.ids import Action, View
 from models.inbound import FullMessage
 from models.lifecycle import label, next_statuses
@@ -92,6 +92,10 @@ def _fallback(notice: ReplyNotice, lead: str) -> str:
     return cut(f"{lead}: {escape(notice.text.strip())}", FALLBACK_LIMIT)
 
 
+def _unverified(notice: ReplyNotice) -> list[Block]:
+    return [] if notice.verified else [context(UNVERIFIED_SENDER)]
+
+
 def build_reply_dm(notice: ReplyNotice) -> dict[str, Any]:
     """The assignee's DM: who replied on which ticket, the new text only, and what to do.
 
@@ -100,6 +104,8 @@ def build_reply_dm(notice: ReplyNotice) -> dict[str, Any]:
     """
     customer = escape(notice.customer)
     lead = f"{customer} replied on {_ticket_label(notice)}"
+    if not notice.verified:
+        lead = f"Unverified sender: {lead}"
     buttons = _work_buttons(notice)
     buttons["elements"].append(
         button("Show full message", Action.SHOW_FULL_MESSAGE.value, str(notice.event_id))
@@ -108,6 +114,7 @@ def build_reply_dm(notice: ReplyNotice) -> dict[str, Any]:
         "text": _fallback(notice, lead),
         "blocks": [
             section(f"*{customer}* replied on *{_ticket_label(notice)}*"),
+            *_unverified(notice),
             section(_quote(notice.text)),
             buttons,
         ],
@@ -117,7 +124,11 @@ def build_reply_dm(notice: ReplyNotice) -> dict[str, Any]:
 def build_reply_thread(notice: ReplyNotice, ask_to_take: bool) -> dict[str, Any]:
     """The copy in the ticket card's thread; an unassigned ticket asks who takes it."""
     customer = escape(notice.customer)
-    blocks: list[Block] = [section(f"*{customer}* replied:"), section(_quote(notice.text))]
+    blocks: list[Block] = [
+        section(f"*{customer}* replied:"),
+        *_unverified(notice),
+        section(_quote(notice.text)),
+    ]
     if ask_to_take:
         blocks.append(context("Nobody has this ticket yet. Who takes it?"))
         blocks.append(_take_button(notice))
@@ -132,6 +143,7 @@ def build_reply_triage(notice: ReplyNotice, reason: str) -> dict[str, Any]:
         "text": _fallback(notice, lead),
         "blocks": [
             section(f"*{customer}* replied on *{_ticket_label(notice)}*, but {escape(reason)}."),
+            *_unverified(notice),
             section(_quote(notice.text)),
             context("Who takes it?"),
             _take_button(notice),

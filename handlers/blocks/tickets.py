@@ -172,6 +172,12 @@ def card_actions(card: TicketCard) -> Block:
     return {"type": "actions", "block_id": f"ticket-{card.id}-actions", "elements": elements}
 
 
+UNVERIFIED_SENDER = (
+    ":warning: *Unverified sender*: the mail server did not confirm the From address. "
+    "Check with the customer before acting on payment or account changes."
+)
+
+
 def build_ticket_card(card: TicketCard, *, now: datetime, with_actions: bool = True) -> list[Block]:
     """The ticket card: number, title, customer, contract, priority, status, assignee, age,
     and its buttons."""
@@ -210,6 +216,8 @@ def build_ticket_card(card: TicketCard, *, now: datetime, with_actions: bool = T
             "fields": [{"type": "mrkdwn", "text": cut(f, 2000)} for f in fields],
         },
     ]
+    if not card.verified:
+        blocks.append(context(UNVERIFIED_SENDER))
     if card.description.strip():
         blocks.append(section(safe(card.description, CARD_DESCRIPTION_LIMIT)))
     link = _permalink(card.source_permalink)

@@ -115,22 +115,26 @@ async def test_claims_take_heads_of_line_and_leases_keep_others_off(
         b1 = await _queue(session, workspace.id, "b1", "ticket:2")
         free = await _queue(session, workspace.id, "free", None)
     async with sessions() as session, session.begin():
-        claimed = await claim_due(session=session, now=START, owner="w1")
+        claimed = await claim_due(session=session, workspace_id=workspace.id, now=START, owner="w1")
     assert [r.id for r in claimed] == [a1, b1, free]
     async with sessions() as session, session.begin():
-        assert await claim_due(session=session, now=START, owner="w2") == []
+        assert (
+            await claim_due(session=session, workspace_id=workspace.id, now=START, owner="w2") == []
+        )
         # Nothing is due until the leases end.
-        due = await next_due_at(session=session)
+        due = await next_due_at(session=session, workspace_id=workspace.id)
         assert due == START + timedelta(seconds=120)
     later = START + timedelta(seconds=121)
     async with sessions() as session, session.begin():
-        taken = await claim_due(session=session, now=later, owner="w2")
+        taken = await claim_due(session=session, workspace_id=workspace.id, now=later, owner="w2")
         assert [r.id for r in taken] == [a1, b1, free]
         # The first worker lost its lease: its late result is not recorded over w2's.
         assert not await mark_delivered(session=session, row_id=a1, owner="w1", at=later, result={})
         assert await mark_delivered(session=session, row_id=a1, owner="w2", at=later, result={})
     async with sessions() as session, session.begin():
-        nxt = await claim_due(session=session, now=later, owner="w2", exclude=[b1, free])
+        nxt = await claim_due(
+            session=session, workspace_id=workspace.id, now=later, owner="w2", exclude=[b1, free]
+        )
         assert [r.idempotency_key for r in nxt] == ["a2"]
 
 
@@ -177,7 +181,9 @@ async def test_next_due_counts_only_heads_of_line(
             ordering_key="ticket:1",
         )
     async with sessions() as session:
-        assert await next_due_at(session=session) == START + timedelta(minutes=5)
+        assert await next_due_at(session=session, workspace_id=workspace.id) == START + timedelta(
+            minutes=5
+        )
 
 
 # -- the worker, one row at a time -----------------------------------------------------------
@@ -427,7 +433,9 @@ async def test_leases_are_renewed_while_a_row_waits_so_nobody_else_takes_it(
         for _ in range(4):
             await asyncio.sleep(0.1)  # 5 simulated seconds each
             async with svc.transaction() as session:
-                stolen = await claim_due(session=session, now=clock.now(), owner="thief")
+                stolen = await claim_due(
+                    session=session, workspace_id=svc.workspace_id, now=clock.now(), owner="thief"
+                )
             assert stolen == []
         await wait_until(lambda: all_settled(svc), timeout=3)
     assert len(emulator.calls_to("chat.postMessage")) == 1
@@ -642,6 +650,8 @@ def _slack_error(status: int, body: Any, headers: dict[str, str] | None = None) 
         (200, {"ok": False, "error": "invalid_blocks"}, Dead("invalid_blocks")),
         (200, {"ok": False, "error": "account_inactive"}, Dead("account_inactive")),
         (404, "not json", Dead("HTTP 404 from Slack")),
+        (200, None, Retry("HTTP 200 from Slack with a body that is not Slack's JSON")),
+        (200, {}, Retry("HTTP 200 from Slack with a body that is not Slack's JSON")),
     ],
 )
 def test_slack_errors_are_classified(status: int, body: Any, expected: Any) -> None:

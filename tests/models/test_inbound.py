@@ -48,7 +48,18 @@ from tests.smtp_sink import build_mail
 AT = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 SUPPORT = "support@example.com"
 SECRET = b"test-mail-secret"
-CONFIG = InboundConfig(support_address=SUPPORT, secret=SECRET, reopen_days=14, hold_unknown=False)
+CONFIG = InboundConfig(
+    support_address=SUPPORT,
+    secret=SECRET,
+    reopen_days=14,
+    hold_unknown=False,
+    trusted_authserv_id="mx.docket.test",
+)
+
+
+def passed(domain: str) -> dict[str, str]:
+    """The trusted server's verdict that `domain` passed DMARC."""
+    return {"Authentication-Results": f"mx.docket.test; dmarc=pass header.from={domain}"}
 
 
 @dataclass
@@ -293,6 +304,7 @@ async def test_known_contact_opens_a_verified_ticket_with_attachments(world: Wor
         body="It is really on fire.\n\n-- \nAlice, Acme",
         message_id="<m1@acme.test>",
         attachments=[("photo.jpg", "image/jpeg", b"\xff\xd8" + b"x" * 998)],
+        headers=passed("acme.test"),
     )
     email_id = await _receive(world, raw)
     outcome = await _process(world, email_id, hooks)
@@ -397,9 +409,13 @@ async def test_unknown_sender_is_held_when_configured(world: World) -> None:
 
 
 async def test_known_domain_opens_ticket_for_that_customer(world: World) -> None:
-    outcome = await _mail(world, build_mail(sender="dave@globex.test"), Hooks())
+    mail = build_mail(sender="dave@globex.test", headers=passed("globex.test"))
+    outcome = await _mail(world, mail, Hooks())
     ticket = await _ticket(world, outcome.ticket_number)
     assert (ticket.customer_id, ticket.contact_id, ticket.verified) == (world.globex, None, True)
+    forged = await _mail(world, build_mail(sender="eve@globex.test", subject="Pay here"), Hooks())
+    unverified = await _ticket(world, forged.ticket_number)
+    assert (unverified.customer_id, unverified.verified) == (world.globex, False)
 
 
 async def test_closed_ticket_reopens_within_the_window_else_follow_up(world: World) -> None:

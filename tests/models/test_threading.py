@@ -260,6 +260,9 @@ def decide(mail: MailFacts, lookup: StaticLookup = LOOKUP, **kwargs: object) -> 
         "now": NOW,
         "reopen_days": 14,
         "hold_unknown": False,
+        # The rules below are for mail the trusted server authenticated; see
+        # test_unauthenticated_mail_reaches_its_ticket_unverified for the rest.
+        "sender_authenticated": True,
     }
     args.update(kwargs)
     return decide_ticket(**args)  # type: ignore[arg-type]
@@ -570,3 +573,31 @@ def test_mail_facts_from_parsed_mail() -> None:
     assert mail.to_addrs == (SUPPORT, "bob@acme.example", reply_addr(123))
     assert mail.in_reply_to == our_id(123) and mail.auto_kind is None
     assert decide(mail).ticket_number == 123
+
+
+@pytest.mark.parametrize(
+    ("mail", "kind", "ticket", "verified"),
+    [
+        # Our signed ids and reply addresses prove the sender saw our mail.
+        pytest.param(facts(in_reply_to=our_id(123)), "attach", 123, True, id="signed id"),
+        pytest.param(facts(to_addrs=(reply_addr(123),)), "attach", 123, True, id="reply address"),
+        # Anyone can write a contact's From, guess a tag or quote a customer's own id.
+        pytest.param(
+            facts(in_reply_to="<customer-original@acme.example>"),
+            "attach",
+            123,
+            False,
+            id="a customer's own id",
+        ),
+        pytest.param(facts(subject="[#123] pay here"), "attach", 123, False, id="guessed tag"),
+        pytest.param(facts(subject="hello"), "new_ticket", None, False, id="known contact"),
+        pytest.param(
+            facts(from_addr="dave@globex.example"), "new_ticket", None, False, id="known domain"
+        ),
+    ],
+)
+def test_unauthenticated_mail_reaches_its_ticket_unverified(
+    mail: MailFacts, kind: str, ticket: int | None, verified: bool
+) -> None:
+    decision = decide(mail, sender_authenticated=False)
+    assert (decision.kind, decision.ticket_number, decision.verified) == (kind, ticket, verified)

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, select
 
 import models
-from handlers import directory_admin, outbox_admin, profit_cmd, settings_admin
+from handlers import directory_admin, outbox_admin, profit_cmd, settings_admin, time_cmd
 from handlers.admin import ACCESS_BLOCK, USER_BLOCK
 from handlers.blocks.conversation import REPLY_BLOCK, REPLY_INPUT
 from handlers.ids import Action, View
@@ -57,6 +57,7 @@ REFUSALS = (
     "Only members of the support team can update tickets.",
     "Only Docket admins can see held and quarantined mail.",
     "Your Docket membership is inactive",
+    time_cmd.ONLY_TEAM,
 )
 # Currency amounts, and the words for money (the brief: cost, margin, revenue).
 MONEY = re.compile(
@@ -514,6 +515,7 @@ WRITES = {
     "timelog.mark_members_from",
     "timelog.mark_stale",
     "timelog.retarget_ticket_time",
+    "workspaces.probe_write",
 }
 
 
@@ -950,7 +952,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
     for name, call in reads:
         await check(name, call)
 
-    unclassified = _workspace_functions() - covered - WRITES
+    unclassified = _workspace_functions() - covered - WRITES - CLAIMS
     assert not unclassified, (
         f"functions with a workspace_id not classified here: {sorted(unclassified)}; call a "
         "read function in `reads` above, or add a write to WRITES"
@@ -1051,3 +1053,105 @@ async def test_a_colleague_whose_first_look_up_failed_is_recognised_next_time(do
     )
     answer = await emulator.wait_for(lambda c: c.path.endswith("/" + second), timeout=10)
     assert "Only members of the support team" not in json.dumps(answer.args)
+
+
+# Claims and scans of background work: each takes the scope of the process that runs it (its
+# workspace, or its Slack team for stored events); tested below with both workspaces' work due.
+CLAIMS = {
+    "outbox.claim_due",
+    "outbox.next_due_at",
+    "inbound.claim_received",
+    "inbound.next_retry_at",
+}
+
+# Functions of models/ that take a session but no workspace: each acts only on the rows or ids
+# it is handed (found through a scoped function first) or creates the workspace itself.
+GIVEN_ROWS = {
+    "engine.block_usage_before",  # the contracts it is given
+    "inbound.record_failure",  # one mail by id (claimed for the workspace)
+    "outbox.extend_leases",  # rows this worker holds (by id and owner)
+    "outbox.is_queued",  # one idempotency key (keys name their workspace)
+    "outbox.mark_dead",
+    "outbox.mark_delivered",
+    "outbox.mark_retry",
+    "outbox.release",
+    "outbox.replace_pending_payload",
+    "replies.customer_address",  # the ticket it is given
+    "report_runs.finish_run",  # one claimed run by id
+    "replies.thread_message_ids",
+    "slack_events.finish_event",  # one event by id (claimed for the team)
+    "slack_events.store_event",  # the team is in the body, checked by the server first
+    "sql.insert_ignore",
+}
+SCOPES = ("workspace_id", "team_id", "workspace")
+
+
+def test_every_models_function_is_scoped_or_acts_on_given_rows() -> None:
+    """A new claim or scan that forgets its workspace fails here until it takes one."""
+    unscoped = set()
+    for info in pkgutil.iter_modules(models.__path__):
+        module = importlib.import_module(f"models.{info.name}")
+        for name, fn in inspect.getmembers(module, inspect.iscoroutinefunction):
+            if fn.__module__ != module.__name__ or name.startswith("_"):
+                continue
+            params = inspect.signature(fn).parameters
+            if "session" in params and not any(scope in params for scope in SCOPES):
+                unscoped.add(f"{info.name}.{name}")
+    assert unscoped - GIVEN_ROWS == set(), "functions of models/ with no workspace scope"
+    assert GIVEN_ROWS - unscoped == set(), "GIVEN_ROWS lists functions that are now scoped"
+    assert "team_id" in inspect.signature(models.slack_events.claim_pending).parameters
+
+
+async def test_claims_take_only_their_workspaces_rows(
+    engine: AsyncEngine, workspace: Workspace
+) -> None:
+    """Outbox rows, stored events and received mails of two workspaces, all due: each claim
+    takes its own workspace's (its team's) only, and the next-due scans see only those."""
+    from models import inbound, outbox, slack_events
+    from models.tables import EmailMessage
+
+    assert workspace.id is not None
+    sessions = World(engine, workspace.id).sessions
+    at = datetime(2025, 6, 20, 10, 0, tzinfo=UTC)
+    async with sessions() as s, s.begin():
+        other = Workspace(team_id="TBRAVO", name=BRAVO, currency="USD")
+        s.add(other)
+        await s.flush()
+        assert other.id is not None
+        teams = {workspace.id: workspace.team_id, other.id: other.team_id}
+        for ws, team in teams.items():
+            await outbox.enqueue(
+                session=s,
+                workspace_id=ws,
+                kind=outbox.SLACK,
+                key=f"claim-{ws}",
+                payload=outbox.slack_call("chat.postMessage", channel=f"C{ws}", text="x"),
+                at=at,
+            )
+            await slack_events.store_event(
+                session=s,
+                body={"team_id": team, "event_id": f"Ev{ws}", "event": {"type": "app_mention"}},
+                at=at,
+            )
+            await inbound.store_received(
+                session=s,
+                workspace_id=ws,
+                raw=b"Subject: x\r\n\r\nx",
+                envelope_from="a@b.test",
+                envelope_to=["support@example.com"],
+                at=at,
+            )
+    for ws, team in teams.items():
+        async with sessions() as s, s.begin():
+            rows = await outbox.claim_due(session=s, workspace_id=ws, now=at, owner=f"w{ws}")
+            assert [r.workspace_id for r in rows] == [ws]
+            due = await outbox.next_due_at(session=s, workspace_id=ws, exclude=[rows[0].id or 0])
+            assert due is None
+            events = await slack_events.claim_pending(session=s, team_id=team, now=at)
+            assert [e.team_id for e in events] == [team]
+            assert await inbound.next_retry_at(session=s, workspace_id=ws) is None
+            mails = await inbound.claim_received(session=s, workspace_id=ws, now=at)
+        assert len(mails) == 1
+        async with sessions() as s:
+            mail = await s.get(EmailMessage, mails[0])
+            assert mail is not None and mail.workspace_id == ws

@@ -20,6 +20,7 @@ LISTENER_MODULES = (
     "handlers.profit_cmd",
     "handlers.admin",
     "handlers.conversation",
+    "handlers.customer_channels",
     "handlers.home",
     "handlers.outbox_admin",
     "handlers.settings_admin",

@@ -61,4 +61,5 @@ EVENT_TYPES: tuple[str, ...] = (
     "message",
     "app_mention",
     "member_joined_channel",
+    "reaction_added",
 )

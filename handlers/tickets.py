@@ -48,6 +48,7 @@ from handlers.blocks.tickets import (
     source_reply_text,
     title_from_text,
 )
+from handlers.customer_notices import queue_status_notices
 from handlers.docket_cmd import split_subcommand
 from handlers.events import EventRouter
 from handlers.home import refresh_homes
@@ -55,6 +56,7 @@ from handlers.ids import Action, Command, Shortcut, View
 from handlers.people import assignee_member, resolve_member
 from handlers.time_cmd import open_log_time_modal
 from models import ticket_notify
+from models.customer_channel import card_channel
 from models.lifecycle import LifecycleError
 from models.lifecycle import label as status_label
 from models.people import PermissionDenied, require_agent
@@ -305,16 +307,17 @@ async def _edit_form(services: Services, ticket_id: int) -> TicketForm:
 async def announce_ticket(
     session: AsyncSession, services: Services, ticket: Ticket, *, creator_slack_id: str | None
 ) -> tuple[TicketCard, str | None]:
-    """Queue a new ticket's card, in the caller's transaction: to the customer's own channel,
-    else the triage channel, else the creator's DM; and the card to an assignee by DM."""
+    """Queue a new ticket's card, in the caller's transaction: to the customer's internal
+    channel, else the triage channel, else the creator's DM (never the customer's own
+    channel); and the card to an assignee by DM."""
     at = services.now()
     ws = await session.get(Workspace, services.workspace_id)
     card = await load_card(session=session, workspace_id=services.workspace_id, ticket=ticket)
     customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
-    channel = (
-        (customer.slack_channel if customer else None)
-        or (ws.triage_channel if ws else None)
-        or creator_slack_id
+    channel = card_channel(
+        customer=customer,
+        triage_channel=ws.triage_channel if ws else None,
+        fallback=creator_slack_id,
     )
     blocks = build_ticket_card(card, now=at)
     if channel:
@@ -383,6 +386,7 @@ async def _notify_change(
             blocks=blocks,
             at=at,
         )
+    await queue_status_notices(session, services, change, at=at)
     notified.card = card
     notified.homes = {card.assignee_slack_id}
     if change.assignee_changed and change.previous_assignee_id:

@@ -528,8 +528,13 @@ class SlackEmulator:
         deleted: bool = False,
         tz: str = "Europe/London",
         is_admin: bool = False,
+        team_id: str | None = None,
+        is_stranger: bool = False,
     ) -> dict[str, Any]:
-        """Register a user for users.info and users.lookupByEmail; returns Slack's user object."""
+        """Register a user for users.info and users.lookupByEmail; returns Slack's user object.
+
+        `team_id` of another organisation makes a Slack Connect user; `is_stranger` one whose
+        organisation shares nothing else with ours (Slack answers with few fields)."""
         name = name or user_id.lower()
         real_name = real_name or name
         now = datetime.now(UTC).astimezone(ZoneInfo(tz))
@@ -561,6 +566,12 @@ class SlackEmulator:
             "updated": int(time.time()),
             "profile": profile,
         }
+        if team_id is not None:
+            user["team_id"] = profile["team"] = team_id
+        if is_stranger:
+            # What Slack tells about a user of an organisation we share a channel with only.
+            user = {"id": user_id, "team_id": team_id or "TSTRANGER", "is_stranger": True}
+            user["profile"] = {"real_name": real_name, "display_name": name}
         self.users[user_id] = user
         return user
 
@@ -877,6 +888,8 @@ class SlackEmulator:
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "conversations.members": self._conversations_members,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "reactions.add": self._reactions_add,
@@ -1092,6 +1105,46 @@ class SlackEmulator:
         more = start + limit < len(members)
         next_cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
         return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _channel_messages(self, channel: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Messages of `channel` at or before `latest` (inclusive only when asked), newest first."""
+        latest = args.get("latest")
+        inclusive = _truthy(args.get("inclusive"))
+        found = []
+        for (chan, ts), message in self._messages.items():
+            if chan != channel:
+                continue
+            if latest and (float(ts) > float(latest) or (ts == latest and not inclusive)):
+                continue
+            found.append(copy.deepcopy(message))
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return found[: int(args.get("limit") or 100)]
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(args.get("channel") or "")
+        top = [
+            m
+            for m in self._channel_messages(channel, {**args, "limit": 1000})
+            if m.get("thread_ts") in (None, m["ts"])
+        ]
+        return {"ok": True, "messages": top[: int(args.get("limit") or 100)], "has_more": False}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = self._require(args, "channel", "ts")
+        channel = self._resolve_channel(channel)
+        parent = self._messages.get((channel, ts))
+        if parent is None:
+            raise _ApiError("thread_not_found")
+        root = parent.get("thread_ts") or ts
+        thread = sorted(
+            (
+                copy.deepcopy(m)
+                for (chan, mts), m in self._messages.items()
+                if chan == channel and (mts == root or m.get("thread_ts") == root)
+            ),
+            key=lambda m: float(m["ts"]),
+        )
+        return {"ok": True, "messages": thread, "has_more": False}
 
     def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
         filename, length = self._require(args, "filename", "length")

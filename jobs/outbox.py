@@ -72,6 +72,8 @@ from jobs.ratelimit import Call, RateLimiter
 from models.notify import admin_slack_ids
 from models.outbox import (
     EMAIL,
+    LANE_BULK,
+    LANE_DM,
     SLACK,
     UPLOAD,
     claim_due,
@@ -169,13 +171,21 @@ class Claimed:
     attempts: int
     created_at: datetime
     target: str | None = None
+    lane: int = LANE_BULK
 
     @classmethod
     def of(cls, row: OutboxMessage) -> Claimed:
         assert row.id is not None
         payload = dict(row.payload or {})
         return cls(
-            row.id, row.workspace_id, row.kind, payload, row.attempts, row.created_at, row.target
+            row.id,
+            row.workspace_id,
+            row.kind,
+            payload,
+            row.attempts,
+            row.created_at,
+            row.target,
+            row.lane,
         )
 
 
@@ -555,12 +565,9 @@ class OutboxWorker:
             # Prepared after shutdown began: nothing was sent, so hand it back.
             self._hand_back.add(item.id)
             raise asyncio.CancelledError
-        wait = self.limiter.reserve(prepared.calls)
         self._waiting.add(item.id)
         try:
-            if wait > 0:
-                await self.time.sleep(wait)
-            await self._slots.acquire()
+            await self._take_turn(prepared.calls, urgent=item.lane == LANE_DM)
         finally:
             self._waiting.discard(item.id)
         try:
@@ -571,6 +578,25 @@ class OutboxWorker:
             await self._record(item, outcome)
         finally:
             self._slots.release()
+
+    async def _take_turn(self, calls: list[Call], *, urgent: bool) -> None:
+        """Wait until the limiter has room for `calls` and a delivery slot is free; return
+        holding the slot, with the limiter's slots taken at this moment (so the call leaves
+        at once and never lands closer to its channel's previous message than allowed).
+
+        Nothing is booked ahead: a row waiting for a busy channel keeps no one else waiting.
+        """
+        while True:
+            wait = self.limiter.wait_for(calls, urgent=urgent)
+            if wait > 0:
+                await self.time.sleep(wait)
+                continue
+            await self._slots.acquire()
+            wait = self.limiter.try_take(calls, urgent=urgent)
+            if wait <= 0:
+                return
+            self._slots.release()
+            await self.time.sleep(wait)
 
     @staticmethod
     def _unexpected(item: Claimed, exc: Exception) -> Outcome:

@@ -49,7 +49,7 @@ KINDS = ("members", "customers", "contacts", "contracts", "cost-rates", "charge-
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (required columns, optional columns)
     "members": (("email",), ("name", "slack_user_id", "group", "role")),
-    "customers": (("name",), ("email_domains", "slack_channel")),
+    "customers": (("name",), ("email_domains", "slack_channel", "internal_channel")),
     "contacts": (("customer", "email"), ("name",)),
     "contracts": (
         ("customer", "name", "kind", "start_date"),
@@ -283,6 +283,7 @@ async def _apply_directory_row(
             name=name,
             email_domains=directory.parse_domains(row.get("email_domains")),
             slack_channel=directory.parse_channel(row.get("slack_channel")),
+            internal_channel=directory.parse_channel(row.get("internal_channel")),
             at=at,
         )
         return _key(name), customer

@@ -8,6 +8,13 @@ side by side, at most `concurrency` Slack or SMTP calls at a time, each after th
 (jobs.ratelimit) says its method and channel have room. A row's lease is renewed while it is
 in hand, so a long wait for a busy channel never lets another worker take it.
 
+Lanes. A person's DM (an assignee's reply notice, an alert) is claimed first and waits only
+behind that person's earlier DMs (models.outbox), never behind a card update or a copy in a
+busy channel. The limiter books nothing ahead: a row waiting for a paced channel or method
+holds no place that a DM to someone else would have to wait behind, and a row that is not a DM
+leaves a third of each method's burst to DMs. Card updates superseded by a newer state of the
+same card and thread copies folded into one message were settled when they were queued.
+
 Outcomes. Success is recorded at once, in its own short transaction (with the ticket's card
 location when the row posted the card). A 429 blocks that method or channel for the
 Retry-After Slack sent and puts the row back for then. 5xx answers, timeouts, connection

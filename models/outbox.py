@@ -6,6 +6,13 @@ outcome. Rows sharing an `ordering_key` (e.g. one ticket) are delivered strictly
 only the oldest pending row of a key (the head of its line) can be claimed, and it stays the
 head while it waits for a retry.
 
+Lanes: a person's DM is in the urgent lane (claimed first) and is ordered per person, not per
+ticket; everything else is ordered by the caller's key (a ticket's card is posted before it is
+updated). A newer update of a card supersedes its pending older ones (marked delivered with
+`superseded_by`, never sent); a thread copy queued within THREAD_MERGE_SECONDS of a pending one
+for the same thread is folded into it (marked `merged_into`). Only rows no worker holds are
+superseded or rewritten, so nothing is lost or sent twice.
+
 Replicas: on PostgreSQL claims use `FOR UPDATE SKIP LOCKED` and a lease, so two workers never
 hold the same row. On SQLite every transaction takes the write lock first (BEGIN IMMEDIATE),
 so claims are serialised; Docket runs one delivering process there.

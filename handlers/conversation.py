@@ -578,8 +578,19 @@ async def process_customer_channel_message(services: Services, body: dict[str, A
                 text=text,
                 at=services.now(),
                 slack_ts=ts,
-                data={"via": "slack", "channel": channel, "thread_ts": thread_ts},
+                data={"via": "slack", "channel": channel, "thread_ts": thread_ts, "public": True},
             )
+            if reply is not None:
+                # The team sees the public reply under the card too.
+                copy = reply_copy_text(
+                    agent_slack_id=member.slack_user_id,
+                    agent_name=member.name,
+                    text=reply.event.body,
+                    to="the customer's Slack thread",
+                )
+                await post_in_card_thread(
+                    session, services, reply.ticket, copy, key=f"reply:{reply.event.id}"
+                )
             if reply is not None and reply.change is not None:
                 await update_card(session, services, reply.change.ticket, services.now())
         return

@@ -17,6 +17,7 @@ from sqlmodel import select
 from handlers.blocks.customer import notice_text
 from handlers.customer_channels import message_from
 from handlers.ids import Action
+from handlers.people import profile_from_user
 from models.customer_channel import (
     Notice,
     card_channel,
@@ -109,6 +110,18 @@ def test_external_and_message_lookup() -> None:
     found = message_from(data, "1.0")
     assert found is not None and found.text == "a" and found.user == "U9"
     assert message_from(data, "3.0") is None and message_from(None, "1.0") is None
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        {"id": "UEXT", "team_id": "TOTHERORG", "is_stranger": True},
+        {"id": "UEXT", "team_id": "TOTHERORG", "profile": {"real_name": "Carl"}},
+        {"id": "UEXT", "team_id": "T1", "is_restricted": True},
+    ],
+)
+def test_slack_connect_people_are_never_team_members(user: dict[str, Any]) -> None:
+    assert profile_from_user(user, "T1").team_member is False
 
 
 def test_customer_notices_say_nothing_internal() -> None:
@@ -247,7 +260,10 @@ async def test_shared_channel_ticket_lives_in_triage(docket: Any, acme: int) -> 
     await _processed(docket)
     replies = [e for e in await _events(docket, ticket.id) if e.kind == EventKind.AGENT_REPLY]
     assert [r.body for r in replies] == ["Unplug it please"]
-    assert replies[0].data.get("channel") == SHARED
+    assert replies[0].data.get("channel") == SHARED and replies[0].data.get("public")
+    await emulator.wait_for(
+        lambda c: c.args.get("channel") == "CTRIAGE" and "Unplug it please" in c.args["text"]
+    )
 
     # Resolved: the customer may reopen by replying.
     await docket.interact(status_click(docket, card, ticket.id, "resolved", user=AGENT))

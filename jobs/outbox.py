@@ -582,6 +582,7 @@ class OutboxWorker:
                 outcome = await prepared.send()
             except Exception as exc:
                 outcome = self._unexpected(item, exc)
+            self.limiter.settle(prepared.calls)
             await self._record(item, outcome)
         finally:
             self._slots.release()

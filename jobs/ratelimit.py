@@ -202,6 +202,19 @@ class RateLimiter:
             channels.extend(found[1:])
         return methods, channels
 
+    def settle(self, calls: Iterable[Call]) -> None:
+        """A call just came back: its channel's next message waits a full interval from now.
+
+        A slot is taken when a call may go, but a busy event loop can hold the request back
+        for a while after that; counting the interval again from the answer (which Slack sent
+        after the message arrived) keeps two messages in one channel at least an interval
+        apart at Slack, however late the first one left.
+        """
+        _methods, channels = self._split(calls)
+        now = self._clock()
+        for bucket in channels:
+            bucket.tat = max(bucket.tat, now + bucket.interval)
+
     def penalise(self, method: str, channel: str | None, retry_after: float) -> None:
         """Slack answered 429: block the bucket that hit the limit for `retry_after` seconds.
 

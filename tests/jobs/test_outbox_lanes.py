@@ -104,6 +104,12 @@ def test_urgent_calls_keep_room_in_a_busy_method() -> None:
     assert limiter.try_take(call, urgent=False) == 0
     assert limiter.try_take(call, urgent=False) > 0
     assert limiter.wait_for([("chat.postMessage", "UBOB")], urgent=True) == 0
+    # A call that left late: the channel's next message waits a full interval from its answer.
+    now[0] = 70.0
+    assert limiter.try_take(call, urgent=True) == 0
+    now[0] = 70.9
+    limiter.settle(call)
+    assert limiter.wait_for(call) == pytest.approx(1.1)
 
 
 # -- the queue (both backends) ------------------------------------------------------------------

@@ -123,7 +123,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         # Slack's one message per second per channel: a post that breaks it is answered 429.
         emu.enforce_channel_rate(1.0)
         # The receiver stores and threads the mail; the outbox worker delivers the DM.
-        skip = missing_part("handlers.mail", "start") or missing_part("jobs.outbox", "start")
+        skip = missing_part("jobs.mail", "MailWorker") or missing_part(
+            "jobs.outbox", "OutboxWorker"
+        )
         if skip:
             result["skipped"] = skip
             return result

@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
@@ -114,10 +113,6 @@ async def process_reaction_added(services: Services, body: dict[str, Any]) -> No
         text=message_to_plain(message.text) or "(attachment)",
         thread_ts=message.thread_ts if message.thread_ts != ts else None,
     )
-
-
-def register(app: AsyncApp) -> None:
-    """Nothing to wire on the app: reactions arrive as stored events (register_events)."""
 
 
 def register_events(router: EventRouter) -> None:

@@ -42,18 +42,6 @@ def notice_enabled(customer: Customer, notice: Notice) -> bool:
     return bool(getattr(customer, f"notify_{notice.value}", True))
 
 
-def card_channel(
-    *, customer: Customer | None, triage_channel: str | None, fallback: str | None
-) -> str | None:
-    """Where a ticket's internal card goes: the customer's internal channel, else triage,
-    else `fallback` (the creator's DM). Never the customer's own (shared) channel."""
-    shared = customer.slack_channel if customer is not None else None
-    for channel in (customer.internal_channel if customer else None, triage_channel, fallback):
-        if channel and channel != shared:
-            return channel
-    return None
-
-
 def status_notices(
     *,
     before_status: str | None,

@@ -20,11 +20,11 @@ from handlers.ids import Action
 from handlers.people import profile_from_user
 from models.customer_channel import (
     Notice,
-    card_channel,
     is_external,
     is_ticket_reaction,
     status_notices,
 )
+from models.routing import card_channel
 from models.tables import Customer, EventKind, Member
 from tests.handlers.test_conversation import _events, _processed, _tickets
 from tests.handlers.test_tickets_e2e import card_posted, click, status_click
@@ -53,10 +53,13 @@ INTERNAL_WORDS = ("Contract", "billable", "Priority", "Assignee", "Log time", "A
 def test_card_channel_is_never_the_customers(
     internal: str | None, triage: str | None, fallback: str | None, expected: str | None
 ) -> None:
-    customer = Customer(
-        workspace_id=1, name="Acme", slack_channel=SHARED, internal_channel=internal
+    found = card_channel(
+        customer_channel=SHARED,
+        internal_channel=internal,
+        triage_channel=triage,
+        creator_slack_id=fallback,
     )
-    assert card_channel(customer=customer, triage_channel=triage, fallback=fallback) == expected
+    assert found == expected
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ limiter (on a fast clock) against the emulator.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,14 +20,16 @@ from jobs.ratelimit import RateLimiter
 from models.outbox import (
     LANE_BULK,
     LANE_DM,
-    SLACK,
     THREAD_MERGE_SECONDS,
+    EmailSend,
+    SlackCall,
     claim_due,
     coalesce_key_of,
     delivery_order,
     enqueue,
     lane_of,
     merged_payload,
+    payload_json,
     slack_call,
 )
 from models.tables import OutboxStatus, Workspace
@@ -43,8 +46,8 @@ from tests.jobs.outbox_support import (
 from tests.slack_emulator import SlackEmulator
 
 DM = slack_call("chat.postMessage", channel="UAGNES", text="hi")
-CARD_UPDATE = {**slack_call("chat.update", text="card"), "card_of_ticket": 7}
-THREAD = {**slack_call("chat.postMessage", text="copy"), "thread_of_ticket": 7}
+CARD_UPDATE = replace(slack_call("chat.update", text="card"), updates_card_of=7)
+THREAD = replace(slack_call("chat.postMessage", text="copy"), in_thread_of=7)
 CHANNEL = slack_call("chat.postMessage", channel="CTRIAGE", text="hi")
 
 # -- pure ---------------------------------------------------------------------------------------
@@ -59,32 +62,36 @@ CHANNEL = slack_call("chat.postMessage", channel="CTRIAGE", text="hi")
         (THREAD, LANE_BULK, "ticket:7", "thread:7"),
         (CHANNEL, LANE_BULK, "ticket:7", None),
         (slack_call("views.publish", user_id="UAGNES", view={}), LANE_BULK, "ticket:7", None),
-        ({**DM, "thread_of_ticket": 7}, LANE_BULK, "ticket:7", "thread:7"),
+        (replace(DM, in_thread_of=7), LANE_BULK, "ticket:7", "thread:7"),
+        (replace(DM, posts_card_of=7), LANE_BULK, "ticket:7", None),
     ],
 )
 def test_lanes_orders_and_coalescing(
-    payload: dict[str, Any], lane: int, order: str, coalesce: str | None
+    payload: SlackCall, lane: int, order: str, coalesce: str | None
 ) -> None:
-    assert lane_of(SLACK, payload) == lane
-    assert delivery_order(SLACK, payload, "ticket:7") == order
-    assert coalesce_key_of(SLACK, payload) == coalesce
+    assert lane_of(payload) == lane
+    assert delivery_order(payload, "ticket:7") == order
+    assert coalesce_key_of(payload) == coalesce
 
 
 def test_a_delayed_dm_keeps_its_own_line_and_email_is_bulk() -> None:
-    assert delivery_order(SLACK, DM, "ticket:7:digest", delayed=True) == "ticket:7:digest"
-    assert lane_of("email", {"to": "a@b.test"}) == LANE_BULK
-    assert coalesce_key_of("email", THREAD) is None
+    assert delivery_order(DM, "ticket:7:digest", delayed=True) == "ticket:7:digest"
+    mail = EmailSend(to=("a@b.test",), raw="x")
+    assert lane_of(mail) == LANE_BULK and coalesce_key_of(mail) is None
 
 
 def test_merged_payload() -> None:
-    one = {**slack_call("chat.postMessage", text="a", blocks=[{"type": "divider"}]), "x": 1}
-    two = slack_call("chat.postMessage", text="b", blocks=[{"type": "divider"}] * 2)
+    divider = {"type": "divider"}
+    one = payload_json(
+        replace(slack_call("chat.postMessage", text="a", blocks=[divider]), in_thread_of=7)
+    )
+    two = payload_json(slack_call("chat.postMessage", text="b", blocks=[divider] * 2))
     merged = merged_payload(one, two)
     assert merged is not None
     assert merged["args"]["text"] == "a\nb" and len(merged["args"]["blocks"]) == 3
-    assert merged["x"] == 1 and merged["merged"] == 2
+    assert merged["thread_of_ticket"] == 7
     assert one["args"]["text"] == "a"  # the inputs are left alone
-    too_many = slack_call("chat.postMessage", text="c", blocks=[{"type": "divider"}] * 48)
+    too_many = payload_json(slack_call("chat.postMessage", text="c", blocks=[divider] * 48))
     assert merged_payload(merged, too_many) is None
 
 
@@ -115,11 +122,10 @@ def test_urgent_calls_keep_room_in_a_busy_method() -> None:
 # -- the queue (both backends) ------------------------------------------------------------------
 
 
-async def _enqueue(session: Any, ws: int, key: str, payload: dict[str, Any], **kw: Any) -> Any:
+async def _enqueue(session: Any, ws: int, key: str, payload: SlackCall, **kw: Any) -> Any:
     return await enqueue(
         session=session,
         workspace_id=ws,
-        kind=SLACK,
         key=key,
         payload=payload,
         at=kw.pop("at", START),
@@ -142,7 +148,7 @@ async def test_superseded_card_updates_and_merged_copies(
             session,
             workspace.id,
             "copy2",
-            slack_call("chat.postMessage", text="two") | {"thread_of_ticket": 7},
+            replace(slack_call("chat.postMessage", text="two"), in_thread_of=7),
         )
         # The same copy queued again (a retried change) adds nothing.
         assert await _enqueue(session, workspace.id, "copy2", THREAD) is None
@@ -228,17 +234,13 @@ async def test_dms_overtake_paced_card_updates(svc: Services, emulator: SlackEmu
             assert ticket.id is not None
             key, order = f"t{ticket.id}", f"ticket:{ticket.id}"
             for suffix, payload in (
-                ("card", {**slack_call("chat.update", text="c"), "card_of_ticket": ticket.id}),
-                (
-                    "copy",
-                    {**slack_call("chat.postMessage", text="x"), "thread_of_ticket": ticket.id},
-                ),
+                ("card", replace(CARD_UPDATE, updates_card_of=ticket.id)),
+                ("copy", replace(THREAD, in_thread_of=ticket.id)),
                 ("dm", slack_call("chat.postMessage", channel=f"UA{ticket.id}", text="dm")),
             ):
                 await enqueue(
                     session=session,
                     workspace_id=svc.workspace_id,
-                    kind=SLACK,
                     key=f"{key}:{suffix}",
                     payload=payload,
                     at=clock.now(),
@@ -259,14 +261,14 @@ async def test_dms_overtake_paced_card_updates(svc: Services, emulator: SlackEmu
     # 20 card updates at Tier 3 need about 20 simulated seconds; the DMs far less, and every
     # DM went out before most card updates.
     assert dm_seconds < 10, dm_seconds
-    order = [c.method for c in emulator.calls if c.method in ("chat.update", "chat.postMessage")]
+    methods = [c.method for c in emulator.calls if c.method in ("chat.update", "chat.postMessage")]
     last_dm = max(
         i
         for i, c in enumerate(emulator.calls)
         if c.method == "chat.postMessage" and c.args["channel"].startswith("UA")
     )
     updates_before = sum(1 for c in emulator.calls[:last_dm] if c.method == "chat.update")
-    assert updates_before <= 10, order
+    assert updates_before <= 10, methods
     assert emulator.ratelimited_count == 0
     assert worker.counts["dead"] == 0
     assert len(emulator.calls_to("chat.update")) == 20

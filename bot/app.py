@@ -16,6 +16,7 @@ from bot.services import Services
 from handlers import (
     admin,
     conversation,
+    customer_channels,
     directory_admin,
     docket_cmd,
     events,
@@ -56,6 +57,7 @@ def register_listeners(app: AsyncApp) -> EventRouter:
     mentions.register_events(router)
     tickets.register_events(router)
     conversation.register_events(router)
+    customer_channels.register_events(router)
     home.register_events(router)
     return router
 

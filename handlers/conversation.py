@@ -39,7 +39,6 @@ from handlers.blocks.conversation import (
     parse_reply_text,
     reply_copy_text,
     reply_sent_text,
-    ticket_opened_text,
 )
 from handlers.blocks.tickets import message_to_plain, title_from_text
 from handlers.docket_cmd import split_subcommand, subcommand
@@ -48,11 +47,13 @@ from handlers.ids import Action, Command, View
 from handlers.people import resolve_member
 from handlers.ticket_notifications import (
     SlackHooks,
+    customer_permalink,
     post_in_card_thread,
     post_in_customer_thread,
+    queue_notice,
     refresh_card,
-    reply_in_thread,
 )
+from models.customer_channel import Notice, is_external, message_recorded, source_message
 from models.inbound import (
     HELD,
     QUARANTINED,
@@ -104,18 +105,8 @@ class SlackThread:
 
 async def source_thread(*, session: AsyncSession, ticket: Ticket) -> SlackThread | None:
     """The customer-channel message a ticket was opened from, if it was."""
-    created = (
-        await session.exec(
-            select(TicketEvent).where(
-                TicketEvent.ticket_id == ticket.id, TicketEvent.kind == EventKind.CREATED
-            )
-        )
-    ).first()
-    data = (created.data or {}) if created is not None else {}
-    channel, ts = data.get("channel"), data.get("ts")
-    if data.get("source") == "slack" and isinstance(channel, str) and isinstance(ts, str):
-        return SlackThread(channel, ts)
-    return None
+    found = await source_message(session=session, ticket=ticket)
+    return SlackThread(found.channel, found.ts) if found is not None else None
 
 
 async def ticket_for_thread(
@@ -462,16 +453,16 @@ async def process_customer_channel_message(services: Services, body: dict[str, A
         member = await member_by_slack_id(
             session=session, workspace_id=services.workspace_id, slack_user_id=user
         )
-        done = (
-            await session.exec(
-                select(TicketEvent.id).where(
-                    TicketEvent.workspace_id == services.workspace_id, TicketEvent.slack_ts == ts
-                )
-            )
-        ).first()
-    if done is not None:
+        done = await message_recorded(
+            session=session, workspace_id=services.workspace_id, slack_ts=ts
+        )
+    if done:
         return
-    is_agent = member is not None and member.active
+    # Slack Connect: someone of another organisation is a customer, whatever else we know.
+    external = is_external(
+        user_team=event.get("user_team") or event.get("source_team"), our_team=services.team_id
+    )
+    is_agent = member is not None and member.active and not external
     if not isinstance(thread_ts, str) or thread_ts == ts:
         if not is_agent:
             await _open_from_channel(
@@ -498,8 +489,19 @@ async def process_customer_channel_message(services: Services, body: dict[str, A
                 text=text,
                 at=services.now(),
                 slack_ts=ts,
-                data={"via": "slack", "channel": channel, "thread_ts": thread_ts},
+                data={"via": "slack", "channel": channel, "thread_ts": thread_ts, "public": True},
             )
+            if reply is not None:
+                # The team sees the public reply under the card too.
+                copy = reply_copy_text(
+                    agent_slack_id=member.slack_user_id,
+                    agent_name=member.name,
+                    text=reply.event.body,
+                    to="the customer's Slack thread",
+                )
+                await post_in_card_thread(
+                    session, services, reply.ticket, copy, key=f"reply:{reply.event.id}"
+                )
             if reply is not None and reply.change is not None:
                 await refresh_card(session, services, reply.change.ticket, services.now())
         return
@@ -525,8 +527,17 @@ async def _who(session: AsyncSession, services: Services, user: str) -> tuple[in
 
 
 async def _open_from_channel(
-    services: Services, customer: Customer, *, channel: str, ts: str, user: str, text: str
+    services: Services,
+    customer: Customer,
+    *,
+    channel: str,
+    ts: str,
+    user: str,
+    text: str,
+    thread_ts: str | None = None,
 ) -> Ticket:
+    # Asked before the transaction: a Slack call never holds the database open.
+    permalink = await customer_permalink(services, channel, ts)
     at = services.now()
     async with services.transaction() as session:
         return await _channel_ticket(
@@ -539,6 +550,8 @@ async def _open_from_channel(
             user=user,
             text=text,
             at=at,
+            permalink=permalink,
+            thread_ts=thread_ts,
         )
 
 
@@ -554,8 +567,14 @@ async def _channel_ticket(
     text: str,
     at: datetime,
     follow_up_of: Ticket | None = None,
+    permalink: str | None = None,
+    thread_ts: str | None = None,
 ) -> Ticket:
-    """Open a ticket (or a follow-up) from a customer's channel message; say so in its thread."""
+    """Open a ticket (or a follow-up) from a customer's channel message; say so in its thread.
+
+    The card goes to the team's channel (announce_ticket); the customer only gets the
+    acknowledgement, in the thread of their message (`thread_ts` when it was a reply).
+    """
     contact_id, label = await _who(session, services, user)
     ticket = await open_customer_ticket(
         session=session,
@@ -569,19 +588,18 @@ async def _channel_ticket(
         label=label,
         at=at,
         hooks=SlackHooks(services),
-        source={"source": "slack", "channel": channel, "ts": ts, "slack_user": user},
+        source={
+            "source": "slack",
+            "channel": channel,
+            "ts": ts,
+            "slack_user": user,
+            **({"thread_ts": thread_ts} if thread_ts and thread_ts != ts else {}),
+        },
         follow_up_of=follow_up_of,
         slack_ts=ts,
+        source_permalink=permalink,
     )
-    await reply_in_thread(
-        session=session,
-        workspace_id=services.workspace_id,
-        ticket=ticket,
-        channel=channel,
-        thread_ts=ts,
-        text=ticket_opened_text(ticket.number),
-        at=at,
-    )
+    await queue_notice(session, services, ticket, Notice.ACK, at=at, customer=customer)
     return ticket
 
 
@@ -611,6 +629,7 @@ async def _customer_reply_from_channel(
                 text=text,
                 at=at,
                 follow_up_of=ticket,
+                thread_ts=thread_ts,
             )
             return
         _contact_id, label = await _who(session, services, user)

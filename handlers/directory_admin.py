@@ -165,6 +165,20 @@ def build_customer_modal(customer: Customer | None, name_hint: str = "") -> dict
     }
     if customer is not None and customer.slack_channel:
         channel["element"]["initial_conversation"] = customer.slack_channel
+    internal: Block = {
+        "type": "input",
+        "block_id": "internal",
+        "optional": True,
+        "label": plain("Team channel for their tickets"),
+        "hint": plain("Where this customer's ticket cards go; empty: the triage channel."),
+        "element": {
+            "type": "conversations_select",
+            "action_id": "internal_input",
+            "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+        },
+    }
+    if customer is not None and customer.internal_channel:
+        internal["element"]["initial_conversation"] = customer.internal_channel
     blocks = [
         text_input("name", "Name", initial=customer.name if customer else name_hint or None),
         text_input(
@@ -175,9 +189,37 @@ def build_customer_modal(customer: Customer | None, name_hint: str = "") -> dict
             hint="Mail from these domains is this customer's, e.g. acme.com, acme.de",
         ),
         channel,
+        internal,
+        _notices_input(customer),
     ]
     title = "Edit customer" if customer else "New customer"
     return modal(View.CUSTOMER, title, blocks, {"customer_id": customer.id if customer else None})
+
+
+# What each customer-facing message in the customer's channel is called in the form.
+NOTICE_LABELS = {
+    "ack": "Acknowledge a new ticket",
+    "taken": "Say who took it",
+    "waiting": "Say when it waits on them",
+    "resolved": "Say when it is resolved",
+}
+
+
+def _notices_input(customer: Customer | None) -> Block:
+    options = [_option(NOTICE_LABELS[n], n) for n in d.CUSTOMER_NOTICES]
+    element: dict[str, Any] = {"type": "checkboxes", "action_id": "notices_input"}
+    element["options"] = options
+    chosen = [o for o in options if customer is None or getattr(customer, f"notify_{o['value']}")]
+    if chosen:
+        element["initial_options"] = chosen
+    return {
+        "type": "input",
+        "block_id": "notices",
+        "optional": True,
+        "label": plain("Messages in their channel"),
+        "hint": plain("Short, customer-facing, in the thread of their message."),
+        "element": element,
+    }
 
 
 def customer_options(customers: list[Customer]) -> list[dict[str, Any]] | None:
@@ -735,6 +777,14 @@ async def handle_customer_submission(
         await ack(response_action="errors", errors=errors)
         return
     channel = field(values, "channel").get("selected_conversation") or None
+    internal = field(values, "internal").get("selected_conversation") or None
+    if internal and internal == channel:
+        await ack(
+            response_action="errors",
+            errors={"internal": "Choose the team's own channel, not the customer's."},
+        )
+        return
+    picked = {o.get("value") for o in field(values, "notices").get("selected_options") or []}
     try:
         async with services.transaction() as session:
             await d.save_customer(
@@ -743,6 +793,8 @@ async def handle_customer_submission(
                 name=name,
                 email_domains=domains,
                 slack_channel=channel,
+                internal_channel=internal,
+                notices={n: n in picked for n in d.CUSTOMER_NOTICES},
                 customer_id=_metadata(view).get("customer_id"),
                 at=services.now(),
             )

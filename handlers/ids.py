@@ -63,4 +63,5 @@ EVENT_TYPES: tuple[str, ...] = (
     "message",
     "app_mention",
     "member_joined_channel",
+    "reaction_added",
 )

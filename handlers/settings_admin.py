@@ -1,9 +1,11 @@
 """`/docket settings`: admins set the time zone, report schedule, managers' channel, target
-margin, currency and monthly post. A saved change reschedules the reports at once."""
+margin, currency, monthly post and the ticket reaction. A saved change reschedules the reports
+at once."""
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 NOT_ADMIN = "Only Docket admins can change the settings."
 MONTHLY_OPTION = "monthly"
+_EMOJI_NAME = re.compile(r"[a-z0-9_+'-]{1,64}")
 
 
 class Field(StrEnum):
@@ -46,6 +49,7 @@ class Field(StrEnum):
     TARGET = "settings_target"
     CURRENCY = "settings_currency"
     MONTHLY = "settings_monthly"
+    REACTION = "settings_reaction"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class SettingsInput:
     target_margin_pct: int
     currency: str
     monthly_post: bool
+    ticket_reaction: str = "ticket"
 
 
 def _input(field: Field, label: str, element: dict[str, Any], hint: str | None = None) -> Block:
@@ -140,6 +145,13 @@ def build_settings_modal(ws: Workspace) -> dict[str, Any]:
             "label": plain("Monthly report"),
             "element": {**monthly, "action_id": Field.MONTHLY.value},
         },
+        _input(
+            Field.REACTION,
+            "Ticket reaction",
+            {"type": "plain_text_input", "initial_value": ws.ticket_reaction, "max_length": 64},
+            "A team member's reaction with this emoji on a message in a customer's channel "
+            "turns it into a ticket, e.g. ticket.",
+        ),
     ]
     return {
         "type": "modal",
@@ -185,6 +197,10 @@ def parse_settings(values: dict[str, Any]) -> tuple[SettingsInput | None, dict[s
         errors[Field.CURRENCY] = "A 3-letter ISO code such as EUR, USD or GBP."
     selected = _state(values, Field.MONTHLY).get("selected_options") or []
     monthly = any(isinstance(o, dict) and o.get("value") == MONTHLY_OPTION for o in selected)
+    reaction = str(_state(values, Field.REACTION).get("value") or "ticket").strip().strip(":")
+    reaction = reaction.lower()
+    if not _EMOJI_NAME.fullmatch(reaction):
+        errors[Field.REACTION] = "An emoji name such as ticket or raising_hand."
     if errors:
         return None, errors
     return (
@@ -196,6 +212,7 @@ def parse_settings(values: dict[str, Any]) -> tuple[SettingsInput | None, dict[s
             target_margin_pct=target,
             currency=currency,
             monthly_post=monthly,
+            ticket_reaction=reaction,
         ),
         {},
     )
@@ -214,6 +231,7 @@ def apply_settings(ws: Workspace, data: SettingsInput, *, now: datetime) -> bool
     ws.target_margin_pct = data.target_margin_pct
     ws.currency = data.currency
     ws.monthly_post = data.monthly_post
+    ws.ticket_reaction = data.ticket_reaction
     after = (ws.timezone, ws.report_weekday, ws.report_time, ws.monthly_post, ws.managers_channel)
     return before != after
 

@@ -7,8 +7,10 @@ a customer's mail or Slack message, an agent's reply):
   in models/routing.py), updated in place after each change (`refresh_card`), and sent to a new
   assignee's DM;
 - the card's thread: copies of replies and notices (`post_in_card_thread`);
-- the customer-facing side: the answer under the message a ticket came from
-  (`reply_in_thread`) and an agent's reply in the customer's own thread
+- the customer-facing side, in the thread of the customer's channel message a ticket came from
+  and nowhere else in their channel: the acknowledgement and the status notices ("taken by",
+  "waiting on you", "resolved"), each switchable per customer (`queue_notice`,
+  `queue_status_notices`; models/customer_channel.py has the model), and an agent's reply
   (`post_in_customer_thread`);
 - a customer's reply: the assignee's DM (or digest), the thread copy and the triage post
   (`queue_customer_reply_notifications`; who hears what is models/notify.py's rule).
@@ -22,26 +24,31 @@ reprocessed message queues nothing twice.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.blocks.common import section
 from handlers.blocks.conversation import bounce_text, customer_thread_text
+from handlers.blocks.customer import notice_text
 from handlers.blocks.notify import RENDERERS
 from handlers.blocks.tickets import assigned_text, build_ticket_card, card_text
+from models.customer_channel import Notice, notice_enabled, source_message, status_notices
 from models.inbound import InboundHooks
 from models.notify import ReplyPlan, notify_customer_reply, ordering_key
 from models.outbox import enqueue, is_queued, slack_call
 from models.people import member_by_id
 from models.replies import sent_mail
-from models.tables import Member, Ticket, TicketEvent
+from models.tables import Customer, Member, Ticket, TicketEvent
 from models.tickets import TicketCard, TicketChange, announce_channel, load_card
 
 Blocks = list[dict[str, Any]]
+logger = logging.getLogger(__name__)
 
 
 def announce_key(ticket_id: int) -> str:
@@ -303,6 +310,7 @@ async def notify_change(
             blocks=blocks,
             at=at,
         )
+    await queue_status_notices(session, services, change, at=at)
     notified.card = card
     notified.homes = {card.assignee_slack_id}
     if change.assignee_changed and change.previous_assignee_id:
@@ -357,6 +365,80 @@ async def queue_customer_reply_notifications(
         fold_minutes=settings.docket_fold_minutes,
         render=RENDERERS,
     )
+
+
+# -- the customer-facing side -----------------------------------------------------------------
+
+
+async def queue_notice(
+    session: AsyncSession,
+    services: Services,
+    ticket: Ticket,
+    notice: Notice,
+    *,
+    at: datetime,
+    name: str = "",
+    customer: Customer | None = None,
+) -> int | None:
+    """Queue `notice` in the thread of the customer's channel message the ticket came from.
+
+    Nothing when the ticket did not come from a customer's channel or the customer switched
+    this notice off. One notice per ticket version and kind (safe to call twice).
+    """
+    if customer is None and ticket.customer_id is not None:
+        customer = await session.get(Customer, ticket.customer_id)
+    if customer is None or not notice_enabled(customer, notice):
+        return None
+    source = await source_message(session=session, ticket=ticket)
+    if source is None or source.channel != customer.slack_channel:
+        return None
+    purpose = "source" if notice is Notice.ACK else f"v{ticket.version}:{notice.value}"
+    return await reply_in_thread(
+        session=session,
+        workspace_id=services.workspace_id,
+        ticket=ticket,
+        channel=source.channel,
+        thread_ts=source.ts,
+        text=notice_text(notice, ticket.number, name=name),
+        at=at,
+        purpose=purpose,
+    )
+
+
+async def queue_status_notices(
+    session: AsyncSession, services: Services, change: TicketChange, *, at: datetime
+) -> None:
+    """The customer-facing notices for a team member's change of a ticket (in its transaction)."""
+    ticket = change.ticket
+    if ticket.customer_id is None or not change.changed:
+        return
+    notices = status_notices(
+        before_status=change.before.get("status"),
+        after_status=ticket.status,
+        assignee_changed=change.assignee_changed,
+        has_assignee=ticket.assignee_id is not None,
+    )
+    if not notices:
+        return
+    assignee = await session.get(Member, ticket.assignee_id) if ticket.assignee_id else None
+    for notice in notices:
+        await queue_notice(
+            session, services, ticket, notice, at=at, name=assignee.name if assignee else ""
+        )
+
+
+async def customer_permalink(services: Services, channel: str, ts: str) -> str | None:
+    """A link to the customer's message for the internal card; None when Slack cannot say."""
+    try:
+        response = await services.slack.chat_getPermalink(channel=channel, message_ts=ts)
+    except SlackApiError as exc:
+        logger.warning("chat.getPermalink failed: %s", exc.response.get("error"))
+        return None
+    except Exception:
+        logger.exception("chat.getPermalink failed")
+        return None
+    link = response.get("permalink")
+    return link if isinstance(link, str) else None
 
 
 @dataclass

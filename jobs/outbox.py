@@ -8,6 +8,13 @@ side by side, at most `concurrency` Slack or SMTP calls at a time, each after th
 (jobs.ratelimit) says its method and channel have room. A row's lease is renewed while it is
 in hand, so a long wait for a busy channel never lets another worker take it.
 
+Lanes. A person's DM (an assignee's reply notice, an alert) is claimed first and waits only
+behind that person's earlier DMs (models.outbox), never behind a card update or a copy in a
+busy channel. The limiter books nothing ahead: a row waiting for a paced channel or method
+holds no place that a DM to someone else would have to wait behind, and a row that is not a DM
+leaves a third of each method's burst to DMs. Card updates superseded by a newer state of the
+same card and thread copies folded into one message were settled when they were queued.
+
 Outcomes. Success is recorded at once, in its own short transaction (with the ticket's card
 location when the row posted the card). A 429 blocks that method or channel for the
 Retry-After Slack sent and puts the row back for then. 5xx answers, timeouts, connection
@@ -70,6 +77,8 @@ from jobs.ratelimit import Call, RateLimiter
 from models.notify import admin_slack_ids
 from models.outbox import (
     EMAIL,
+    LANE_BULK,
+    LANE_DM,
     EmailSend,
     FileUpload,
     PayloadError,
@@ -170,6 +179,7 @@ class Claimed:
     created_at: datetime
     target: str | None = None
     last_error: str | None = None
+    lane: int = LANE_BULK
 
     @classmethod
     def of(cls, row: OutboxMessage) -> Claimed:
@@ -184,6 +194,7 @@ class Claimed:
             row.created_at,
             row.target,
             row.last_error,
+            row.lane,
         )
 
 
@@ -590,12 +601,9 @@ class OutboxWorker:
             # Prepared after shutdown began: nothing was sent, so hand it back.
             self._hand_back.add(item.id)
             raise asyncio.CancelledError
-        wait = self.limiter.reserve(prepared.calls)
         self._waiting.add(item.id)
         try:
-            if wait > 0:
-                await self.time.sleep(wait)
-            await self._slots.acquire()
+            await self._take_turn(prepared.calls, urgent=item.lane == LANE_DM)
         finally:
             self._waiting.discard(item.id)
         try:
@@ -603,9 +611,29 @@ class OutboxWorker:
                 outcome = await prepared.send()
             except Exception as exc:
                 outcome = self._unexpected(item, exc)
+            self.limiter.settle(prepared.calls)
             await self._record(item, outcome)
         finally:
             self._slots.release()
+
+    async def _take_turn(self, calls: list[Call], *, urgent: bool) -> None:
+        """Wait until the limiter has room for `calls` and a delivery slot is free; return
+        holding the slot, with the limiter's slots taken at this moment (so the call leaves
+        at once and never lands closer to its channel's previous message than allowed).
+
+        Nothing is booked ahead: a row waiting for a busy channel keeps no one else waiting.
+        """
+        while True:
+            wait = self.limiter.wait_for(calls, urgent=urgent)
+            if wait > 0:
+                await self.time.sleep(wait)
+                continue
+            await self._slots.acquire()
+            wait = self.limiter.try_take(calls, urgent=urgent)
+            if wait <= 0:
+                return
+            self._slots.release()
+            await self.time.sleep(wait)
 
     @staticmethod
     def _unexpected(item: Claimed, exc: Exception) -> Outcome:

@@ -61,6 +61,9 @@ CHANNEL_INTERVAL = 1.0
 # messages never land less than a second apart at Slack.
 CHANNEL_MARGIN = 0.1
 
+# A call that is not urgent leaves this share of its method's burst (1/3) to urgent calls.
+URGENT_RESERVE_SHARE = 3
+
 # (method, channel or None): one Web API call as the limiter sees it.
 Call = tuple[str, str | None]
 
@@ -81,8 +84,10 @@ class Bucket:
         # burst at once, then (limit - burst) more within the minute.
         return cls(interval=60.0 / max(1, limit - burst + 1), burst=burst)
 
-    def ready_at(self) -> float:
-        return max(self.tat - (self.burst - 1) * self.interval, self.blocked_until)
+    def ready_at(self, keep: int = 0) -> float:
+        """When a call may go; `keep` burst slots are left for urgent calls."""
+        usable = max(0, self.burst - 1 - keep)
+        return max(self.tat - usable * self.interval, self.blocked_until)
 
     def take(self, at: float) -> None:
         self.tat = max(self.tat, at) + self.interval
@@ -157,6 +162,58 @@ class RateLimiter:
         for bucket in buckets:
             bucket.take(at)
         return at - now
+
+    def try_take(self, calls: Iterable[Call], *, urgent: bool = True) -> float:
+        """Take `calls`' slots now if they all have room, returning 0; else the seconds to wait
+        before asking again, taking nothing.
+
+        Unlike `reserve`, nothing is booked for the future: a call waiting for a busy channel
+        holds no place in its method's bucket, so a DM to someone else is never kept waiting
+        behind it. A call that is not `urgent` leaves URGENT_RESERVE of each method's burst
+        free, so a person's DM finds room even while card copies queue up.
+        """
+        method_buckets, channel_buckets = self._split(calls)
+        wait = self._wait(method_buckets, channel_buckets, urgent)
+        if wait > 0:
+            return wait
+        now = self._clock()
+        for bucket in (*method_buckets, *channel_buckets):
+            bucket.take(now)
+        return 0.0
+
+    def wait_for(self, calls: Iterable[Call], *, urgent: bool = True) -> float:
+        """Seconds until `try_take` could take `calls` (0: now), taking nothing."""
+        return self._wait(*self._split(calls), urgent)
+
+    def _wait(self, methods: list[Bucket], channels: list[Bucket], urgent: bool) -> float:
+        now = self._clock()
+        ready = [b.ready_at() for b in channels]
+        for bucket in methods:
+            keep = 0 if urgent else max(1, bucket.burst // URGENT_RESERVE_SHARE)
+            ready.append(bucket.ready_at(min(keep, bucket.burst - 1)))
+        return max([0.0, *(at - now for at in ready)])
+
+    def _split(self, calls: Iterable[Call]) -> tuple[list[Bucket], list[Bucket]]:
+        methods: list[Bucket] = []
+        channels: list[Bucket] = []
+        for method, channel in calls:
+            found = self._buckets([(method, channel)])
+            methods.append(found[0])
+            channels.extend(found[1:])
+        return methods, channels
+
+    def settle(self, calls: Iterable[Call]) -> None:
+        """A call just came back: its channel's next message waits a full interval from now.
+
+        A slot is taken when a call may go, but a busy event loop can hold the request back
+        for a while after that; counting the interval again from the answer (which Slack sent
+        after the message arrived) keeps two messages in one channel at least an interval
+        apart at Slack, however late the first one left.
+        """
+        _methods, channels = self._split(calls)
+        now = self._clock()
+        for bucket in channels:
+            bucket.tat = max(bucket.tat, now + bucket.interval)
 
     def penalise(self, method: str, channel: str | None, retry_after: float) -> None:
         """Slack answered 429: block the bucket that hit the limit for `retry_after` seconds.

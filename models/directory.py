@@ -10,7 +10,7 @@ group) mark the affected customer-periods stale (models.timelog) in the same tra
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.customer_channel import Notice
 from models.people import ensure_group
 from models.periods import local_date
 from models.tables import (
@@ -249,6 +250,10 @@ async def list_customers(
     return sorted((await session.exec(stmt)).all(), key=lambda c: c.name.casefold())
 
 
+# The customer-facing messages in a customer's channel that can be switched off, in order.
+CUSTOMER_NOTICES = tuple(notice.value for notice in Notice)
+
+
 async def save_customer(
     *,
     session: AsyncSession,
@@ -259,9 +264,23 @@ async def save_customer(
     active: bool = True,
     customer_id: int | None = None,
     at: datetime,
+    internal_channel: str | None = None,
+    notices: Mapping[str, bool] | None = None,
 ) -> Customer:
-    """Create or update a customer (by id, else by name ignoring case)."""
+    """Create or update a customer (by id, else by name ignoring case).
+
+    `internal_channel` is the team's channel for this customer's ticket cards (None: the
+    triage channel); it can never be the customer's own channel. `notices` switches the
+    customer-facing messages in their channel (ack, taken, waiting, resolved); None keeps them.
+    """
     name = clean_name(name, "customer name")
+    if internal_channel and internal_channel == slack_channel:
+        raise DirectoryError(
+            "The internal channel must be the team's own, not the customer's linked channel."
+        )
+    unknown = set(notices or {}) - set(CUSTOMER_NOTICES)
+    if unknown:
+        raise DirectoryError(f"Unknown customer notices: {', '.join(sorted(unknown))}.")
     customer: Customer | None
     if customer_id is not None:
         customer = await session.get(Customer, customer_id)
@@ -279,6 +298,9 @@ async def save_customer(
     if len(customer.email_domains) > 1000:
         raise DirectoryError("Too many email domains (1,000 characters at most).")
     customer.slack_channel = slack_channel
+    customer.internal_channel = internal_channel
+    for notice, enabled in (notices or {}).items():
+        setattr(customer, f"notify_{notice}", bool(enabled))
     customer.active = active
     session.add(customer)
     await session.flush()

@@ -55,7 +55,10 @@ FULL_KINDS = ("members", "customers", "contacts", "contracts")
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (required columns, optional columns)
     "members": (("email",), ("name", "slack_user_id", "group", "role", "external_id")),
-    "customers": (("name",), ("email_domains", "slack_channel", "external_id")),
+    "customers": (
+        ("name",),
+        ("email_domains", "slack_channel", "internal_channel", "external_id"),
+    ),
     "contacts": (("customer", "email"), ("name", "external_id")),
     "contracts": (
         ("customer", "name", "kind", "start_date"),
@@ -308,6 +311,7 @@ async def _apply_directory_row(
             email_domains=directory.parse_domains(row.get("email_domains")),
             slack_channel=directory.parse_channel(row.get("slack_channel")),
             customer_id=None if match is None else match.id,
+            internal_channel=directory.parse_channel(row.get("internal_channel")),
             at=at,
         )
         return _key(name), customer

@@ -679,6 +679,7 @@ async def open_customer_ticket(
     follow_up_of: Ticket | None = None,
     last_message_id: str | None = None,
     slack_ts: str | None = None,
+    source_permalink: str | None = None,
 ) -> Ticket:
     """A ticket raised by a customer (mail or their Slack channel), announced through `hooks`.
 
@@ -706,6 +707,7 @@ async def open_customer_ticket(
             contact_id=contact_id,
             contract_id=contract_id,
             requester_email=_clean_opt(requester_email, 320),
+            source_permalink=_clean_opt(source_permalink, 500),
         ),
         actor=None,
         at=at,

@@ -6,6 +6,13 @@ outcome. Rows sharing an `ordering_key` (e.g. one ticket) are delivered strictly
 only the oldest pending row of a key (the head of its line) can be claimed, and it stays the
 head while it waits for a retry.
 
+Lanes: a person's DM is in the urgent lane (claimed first) and is ordered per person, not per
+ticket; everything else is ordered by the caller's key (a ticket's card is posted before it is
+updated). A newer update of a card supersedes its pending older ones (marked delivered with
+`superseded_by`, never sent); a thread copy queued within THREAD_MERGE_SECONDS of a pending one
+for the same thread is folded into it (marked `merged_into`). Only rows no worker holds are
+superseded or rewritten, so nothing is lost or sent twice.
+
 Replicas: on PostgreSQL claims use `FOR UPDATE SKIP LOCKED` and a lease, so two workers never
 hold the same row. On SQLite every transaction takes the write lock first (BEGIN IMMEDIATE),
 so claims are serialised; Docket runs one delivering process there.
@@ -220,9 +227,16 @@ async def enqueue(
 
     The row's kind is the payload's (`kind`, when given, must agree). `not_before` delays
     delivery (a digest waits for the end of its window).
+
+    Lanes (see `lane_of`, `delivery_order`, `coalesce_key_of`): a person's DM goes in the
+    urgent lane, ordered per person rather than behind its ticket's card updates; a card update
+    supersedes the same card's pending updates; a thread copy joins a pending copy for the same
+    thread queued within THREAD_MERGE_SECONDS.
     """
     if kind is not None and kind != payload.kind:
         raise ValueError(f"a {type(payload).__name__} payload is not of kind {kind!r}")
+    coalesce = coalesce_key_of(payload) if not_before is None else None
+    stored = payload_json(payload)
     new_id = await insert_ignore(
         session,
         OutboxMessage,
@@ -230,18 +244,165 @@ async def enqueue(
             "workspace_id": workspace_id,
             "idempotency_key": key,
             "kind": payload.kind,
-            "ordering_key": ordering_key,
+            "ordering_key": delivery_order(payload, ordering_key, delayed=bool(not_before)),
             "target": delivery_target(payload),
-            "payload": payload_json(payload),
+            "payload": stored,
             "status": OutboxStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": not_before or at,
             "created_at": at,
+            "lane": lane_of(payload),
+            "coalesce_key": coalesce,
         },
         conflict=["idempotency_key"],
     )
     session.info["outbox_dirty"] = True
+    if new_id is not None and coalesce is not None:
+        if coalesce.startswith(CARD_PREFIX):
+            await _supersede(session, workspace_id, coalesce, new_id, at)
+        else:
+            await _merge_thread_copy(session, workspace_id, coalesce, new_id, stored, at)
     return new_id
+
+
+# -- lanes and coalescing -------------------------------------------------------------------
+
+LANE_DM = 0  # a person's DM: claimed first, never queued behind cards or channel copies
+LANE_BULK = 1  # card posts and updates, channel and thread posts, uploads, email
+CARD_PREFIX = "card:"
+THREAD_PREFIX = "thread:"
+# Thread copies queued for one thread within this many seconds go as one message.
+THREAD_MERGE_SECONDS = 30
+MERGED_BLOCKS_MAX = 50  # Slack's limit per message
+MERGED_TEXT_MAX = 12000
+_DM_CHANNEL = ("U", "W", "D")
+_MESSAGE_METHODS = ("chat.postMessage", "chat.postEphemeral")
+
+
+def dm_recipient(payload: OutboxPayload) -> str | None:
+    """The person (user or DM channel id) a Slack message is a DM to, else None."""
+    if not isinstance(payload, SlackCall) or payload.method not in _MESSAGE_METHODS:
+        return None
+    if payload.in_thread_of or payload.updates_card_of or payload.posts_card_of:
+        return None
+    channel = payload.args.get("channel")
+    if isinstance(channel, str) and channel.startswith(_DM_CHANNEL):
+        return channel
+    return None
+
+
+def lane_of(payload: OutboxPayload) -> int:
+    """A person's DM is urgent; everything else waits its turn behind DMs."""
+    return LANE_DM if dm_recipient(payload) else LANE_BULK
+
+
+def delivery_order(
+    payload: OutboxPayload, ordering_key: str | None, *, delayed: bool = False
+) -> str | None:
+    """The line a row waits in: a person's DMs are ordered per person (whatever ticket they
+    are about), never behind a card; a delayed row (a digest) keeps its own line so it blocks
+    nobody; everything else keeps the caller's key (a ticket's card: posted, then updated)."""
+    person = dm_recipient(payload)
+    if person is None or delayed:
+        return ordering_key
+    return f"dm:{person}"[:100]
+
+
+def coalesce_key_of(payload: OutboxPayload) -> str | None:
+    """Rows that may be folded while pending: one card's updates, one ticket thread's copies."""
+    if not isinstance(payload, SlackCall):
+        return None
+    if payload.updates_card_of and payload.method == "chat.update":
+        return f"{CARD_PREFIX}{payload.updates_card_of}"
+    if payload.in_thread_of and payload.method == "chat.postMessage":
+        return f"{THREAD_PREFIX}{payload.in_thread_of}"
+    return None
+
+
+def _waiting(workspace_id: int, coalesce: str, before_id: int) -> list[Any]:
+    """Pending rows of `coalesce` older than `before_id` that no worker holds."""
+    return [
+        col(OutboxMessage.workspace_id) == workspace_id,
+        col(OutboxMessage.coalesce_key) == coalesce,
+        col(OutboxMessage.status) == OutboxStatus.PENDING,
+        col(OutboxMessage.lease_until).is_(None),
+        col(OutboxMessage.id) < before_id,
+    ]
+
+
+async def _supersede(
+    session: AsyncSession, workspace_id: int, coalesce: str, new_id: int, at: datetime
+) -> int:
+    """Drop the card's older pending updates: the new one carries the card's latest state."""
+    stmt = (
+        sa.update(OutboxMessage)
+        .where(*_waiting(workspace_id, coalesce, new_id))
+        .values(status=OutboxStatus.DELIVERED, delivered_at=at, result={"superseded_by": new_id})
+    )
+    result = await session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def merged_payload(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any] | None:
+    """One thread message saying both (older first), or None when it would be too long."""
+    old_args, new_args = dict(older.get("args") or {}), newer.get("args") or {}
+    blocks = [*(old_args.get("blocks") or []), *(new_args.get("blocks") or [])]
+    text = "\n".join(t for t in (old_args.get("text"), new_args.get("text")) if t)
+    if len(blocks) > MERGED_BLOCKS_MAX or len(text) > MERGED_TEXT_MAX:
+        return None
+    if blocks:
+        old_args["blocks"] = blocks
+    old_args["text"] = text
+    merged = dict(older)
+    merged["args"] = old_args
+    return merged
+
+
+async def _merge_thread_copy(
+    session: AsyncSession,
+    workspace_id: int,
+    coalesce: str,
+    new_id: int,
+    payload: dict[str, Any],
+    at: datetime,
+) -> bool:
+    """Fold a new thread copy into a pending one for the same thread, queued moments ago.
+
+    The new row stays (its key keeps a retried change from queueing it again), marked as sent
+    within the older one; the older one is only rewritten while no worker holds it.
+    """
+    since = at - timedelta(seconds=THREAD_MERGE_SECONDS)
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            *_waiting(workspace_id, coalesce, new_id),
+            col(OutboxMessage.created_at) >= since,
+            col(OutboxMessage.attempts) == 0,
+        )
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(1)
+    )
+    if dialect(session) == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    older = (await session.exec(stmt)).first()
+    if older is None or older.id is None:
+        return False
+    merged = merged_payload(older.payload or {}, payload)
+    if merged is None:
+        return False
+    grown = await session.execute(
+        sa.update(OutboxMessage)
+        .where(col(OutboxMessage.id) == older.id, *_waiting(workspace_id, coalesce, new_id))
+        .values(payload=merged)
+    )
+    if not grown.rowcount:  # type: ignore[attr-defined]
+        return False
+    await session.execute(
+        sa.update(OutboxMessage)
+        .where(col(OutboxMessage.id) == new_id)
+        .values(status=OutboxStatus.DELIVERED, delivered_at=at, result={"merged_into": older.id})
+    )
+    return True
 
 
 def delivery_target(payload: OutboxPayload) -> str | None:
@@ -344,7 +505,8 @@ async def claim_due(
         # The conditions stay on the outer row too: PostgreSQL re-checks them on a row another
         # replica changed while we waited, which it would not do for the subquery alone.
         stmt = stmt.where(*due, col(OutboxMessage.id).in_(chosen))
-    stmt = stmt.order_by(col(OutboxMessage.id)).limit(limit)
+    # The urgent lane first (a person's DM), then by age.
+    stmt = stmt.order_by(col(OutboxMessage.lane), col(OutboxMessage.id)).limit(limit)
     if dialect(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list((await session.exec(stmt)).all())

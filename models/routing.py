@@ -1,7 +1,9 @@
 """Where a ticket's messages go: pure rules over plain values (no I/O).
 
-- The card: the customer's own channel when they have one, else the team's triage channel,
-  else the DM of the person who created the ticket (so a new ticket is never silent).
+- The card: the customer's internal channel (the team's own channel for that customer) when
+  one is set, else the team's triage channel, else the DM of the person who created the ticket
+  (so a new ticket is never silent); never the customer's own (shared) channel, where the
+  customer would see the team's internals (models/customer_channel.py).
 - A post "in the card's thread": the card's channel and ts once it is posted; before that (or
   when it never could be), the triage channel, unthreaded.
 """
@@ -12,10 +14,17 @@ from dataclasses import dataclass
 
 
 def card_channel(
-    *, customer_channel: str | None, triage_channel: str | None, creator_slack_id: str | None
+    *,
+    customer_channel: str | None,
+    triage_channel: str | None,
+    creator_slack_id: str | None,
+    internal_channel: str | None = None,
 ) -> str | None:
     """The channel a new ticket's card is posted in; None when there is nowhere to post it."""
-    return customer_channel or triage_channel or creator_slack_id
+    for channel in (internal_channel, triage_channel, creator_slack_id):
+        if channel and channel != customer_channel:
+            return channel
+    return None
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,10 @@ class Workspace(SQLModel, table=True):
     next_ticket_number: int = 1
     settings: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow)
+    # The reaction (emoji name, no colons) that turns a customer-channel message into a ticket.
+    ticket_reaction: str = Field(
+        default="ticket", max_length=64, sa_column_kwargs={"server_default": "ticket"}
+    )
 
 
 class MemberGroup(SQLModel, table=True):
@@ -137,6 +141,13 @@ class Customer(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # The customer's id in the CRM or accounting system (imports match on it first).
     external_id: str | None = Field(default=None, max_length=100)
+    # Where this customer's ticket cards go (the team's own channel); None: the triage channel.
+    internal_channel: str | None = Field(default=None, max_length=32)
+    # Which customer-facing messages Docket posts in the thread of their channel message.
+    notify_ack: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    notify_taken: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    notify_waiting: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    notify_resolved: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
 
 
 class Contact(SQLModel, table=True):
@@ -325,6 +336,11 @@ class OutboxMessage(SQLModel, table=True):
     result: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+    # Delivery lane: 0 for a person's DM (claimed first), 1 for cards and channel posts.
+    lane: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # Rows with the same key may be folded while pending: a newer card update replaces an
+    # older one; thread copies for one thread are sent as one message.
+    coalesce_key: str | None = Field(default=None, max_length=100, index=True)
 
 
 class SlackEvent(SQLModel, table=True):

@@ -1052,4 +1052,5 @@ async def announce_channel(
         customer_channel=customer.slack_channel if customer and ticket.verified else None,
         triage_channel=workspace.triage_channel if workspace else None,
         creator_slack_id=creator_slack_id,
+        internal_channel=customer.internal_channel if customer else None,
     )

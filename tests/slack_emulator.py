@@ -539,8 +539,13 @@ class SlackEmulator:
         deleted: bool = False,
         tz: str = "Europe/London",
         is_admin: bool = False,
+        team_id: str | None = None,
+        is_stranger: bool = False,
     ) -> dict[str, Any]:
-        """Register a user for users.info and users.lookupByEmail; returns Slack's user object."""
+        """Register a user for users.info and users.lookupByEmail; returns Slack's user object.
+
+        `team_id` of another organisation makes a Slack Connect user; `is_stranger` one whose
+        organisation shares nothing else with ours (Slack answers with few fields)."""
         name = name or user_id.lower()
         real_name = real_name or name
         now = datetime.now(UTC).astimezone(ZoneInfo(tz))
@@ -572,6 +577,12 @@ class SlackEmulator:
             "updated": int(time.time()),
             "profile": profile,
         }
+        if team_id is not None:
+            user["team_id"] = profile["team"] = team_id
+        if is_stranger:
+            # What Slack tells about a user of an organisation we share a channel with only.
+            user = {"id": user_id, "team_id": team_id or "TSTRANGER", "is_stranger": True}
+            user["profile"] = {"real_name": real_name, "display_name": name}
         self.users[user_id] = user
         return user
 
@@ -1165,33 +1176,59 @@ class SlackEmulator:
         next_cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
         return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
 
-    def _history(
-        self, channel: str, args: dict[str, Any], keep: Callable[[dict[str, Any]], bool]
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _shown(message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+        """A copy of a stored message as a read returns it: metadata only when asked for."""
+        shown = copy.deepcopy(message)
+        if not _truthy(args.get("include_all_metadata")):
+            shown.pop("metadata", None)
+        return shown
+
+    def _channel_messages(self, channel: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Messages of `channel` from `oldest` to `latest` (`latest` itself only when
+        `inclusive`), newest first."""
+        latest = args.get("latest")
         oldest = float(args.get("oldest") or 0)
-        limit = int(args.get("limit") or 100)
-        with_metadata = _truthy(args.get("include_all_metadata"))
+        inclusive = _truthy(args.get("inclusive"))
         found = []
-        for (where, ts), message in self._messages.items():
-            if where == channel and float(ts) >= oldest and keep(message):
-                shown = copy.deepcopy(message)
-                if not with_metadata:
-                    shown.pop("metadata", None)
-                found.append(shown)
+        for (chan, ts), message in self._messages.items():
+            if chan != channel or float(ts) < oldest:
+                continue
+            if latest and (float(ts) > float(latest) or (ts == latest and not inclusive)):
+                continue
+            found.append(self._shown(message, args))
         found.sort(key=lambda m: float(m["ts"]), reverse=True)
-        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+        return found
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         """Newest first, top-level messages; metadata only with include_all_metadata."""
         (channel,) = self._require(args, "channel")
         channel = self._resolve_channel(channel)
-        return self._history(channel, args, lambda m: m.get("thread_ts") in (None, m["ts"]))
+        limit = int(args.get("limit") or 100)
+        top = [
+            m
+            for m in self._channel_messages(channel, args)
+            if m.get("thread_ts") in (None, m["ts"])
+        ]
+        return {"ok": True, "messages": top[:limit], "has_more": len(top) > limit}
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
-        """A thread: its parent and replies (newest first here; Slack sorts oldest first)."""
+        """A thread, oldest first as Slack sorts it: its parent and replies."""
         channel, ts = self._require(args, "channel", "ts")
         channel = self._resolve_channel(channel)
-        return self._history(channel, args, lambda m: ts in (m["ts"], m.get("thread_ts")))
+        parent = self._messages.get((channel, ts))
+        if parent is None:
+            raise _ApiError("thread_not_found")
+        root = parent.get("thread_ts") or ts
+        thread = sorted(
+            (
+                self._shown(m, args)
+                for (chan, mts), m in self._messages.items()
+                if chan == channel and (mts == root or m.get("thread_ts") == root)
+            ),
+            key=lambda m: float(m["ts"]),
+        )
+        return {"ok": True, "messages": thread, "has_more": False}
 
     def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
         filename, length = self._require(args, "filename", "length")

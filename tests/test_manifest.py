@@ -25,6 +25,7 @@ BOT_EVENTS = [
     "message.channels",
     "message.groups",
     "message.im",
+    "reaction_added",
 ]
 COMMANDS = ["/ticket", "/time", "/profit", "/docket"]
 BOT_SCOPES = {
@@ -43,6 +44,7 @@ BOT_SCOPES = {
     "groups:read",
     "files:write",
     "channels:join",
+    "reactions:read",
     "reactions:write",
 }
 # Slack delivers an event only when the app holds these scopes.
@@ -53,6 +55,7 @@ EVENT_SCOPES = {
     "message.channels": {"channels:history"},
     "message.groups": {"groups:history"},
     "message.im": {"im:history"},
+    "reaction_added": {"reactions:read"},
 }
 
 

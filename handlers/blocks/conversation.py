@@ -126,14 +126,6 @@ def bounce_text(*, to: str | None, subject: str | None) -> str:
     )
 
 
-def ticket_opened_text(number: int) -> str:
-    """Docket's answer under a customer's message that opened a ticket."""
-    return (
-        f":ticket: Thanks, this is ticket *{ref(number)}*. "
-        "We'll answer in this thread; add anything else here too."
-    )
-
-
 def reply_sent_text(number: int, to: str) -> str:
     return f":white_check_mark: Your reply on {ref(number)} is on its way to {safe(to, 320)}."
 

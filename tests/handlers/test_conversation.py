@@ -213,14 +213,19 @@ async def test_customer_channel_conversation(docket: Any, setup: Setup) -> None:
             and f"#{ticket.number}" in c.args["text"]
         )
     )
-    # The card itself goes to the customer's channel (the tickets module's announce rule).
+    # The card itself goes to the team's triage channel, never the customer's.
     await emulator.wait_for(
         lambda c: (
             c.method == "chat.postMessage"
-            and c.args["channel"] == CUSTOMER_CHANNEL
+            and c.args["channel"] == "CTRIAGE"
             and "thread_ts" not in c.args
         )
     )
+    assert not [
+        c
+        for c in emulator.calls
+        if c.args.get("channel") == CUSTOMER_CHANNEL and "blocks" in c.args
+    ]
 
     # Someone from the support team answers in the thread: an agent reply, no email.
     async with docket.services.transaction() as session:

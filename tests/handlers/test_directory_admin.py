@@ -165,6 +165,33 @@ async def test_an_admin_adds_a_customer_and_a_contract(docket: Any) -> None:
     async with docket.services.read() as s:
         acme = (await s.exec(select(Customer))).one()
     assert (acme.email_domains, acme.slack_channel) == ("acme.com,acme.de", "C0ACME")
+    assert acme.internal_channel is None and not acme.notify_ack  # nothing ticked
+
+    # The team's channel for their cards, and which customer-facing messages they get.
+    conversation = {"type": "conversations_select"}
+    values = _v(
+        name="Acme",
+        channel={**conversation, "selected_conversation": "C0ACME"},
+        internal={**conversation, "selected_conversation": "C0ACME"},
+        notices={
+            "type": "checkboxes",
+            "selected_options": [{"value": "ack"}, {"value": "resolved"}],
+        },
+    )
+    refused = await docket.interact(
+        docket.requests.view_submission(View.CUSTOMER.value, values, user_id="UADMIN", view=view)
+    )
+    assert "internal" in refused.json()["errors"]
+    values["internal"] = {"internal_input": {**conversation, "selected_conversation": "C0ACMEINT"}}
+    saved = await docket.interact(
+        docket.requests.view_submission(View.CUSTOMER.value, values, user_id="UADMIN", view=view)
+    )
+    assert saved.json()["response_action"] == "update"
+    async with docket.services.read() as s:
+        acme = (await s.exec(select(Customer))).one()
+    assert acme.internal_channel == "C0ACMEINT"
+    switches = (acme.notify_ack, acme.notify_taken, acme.notify_waiting, acme.notify_resolved)
+    assert switches == (True, False, False, True)
 
     await _docket(docket, "contracts", "UADMIN")
     view = await _opened(docket, View.CONTRACT)

@@ -31,6 +31,7 @@ def form(
     target: str = "35",
     currency: str = "usd",
     monthly: bool = False,
+    reaction: str | None = None,
 ) -> dict[str, Any]:
     """Slack's view.state.values for the settings modal."""
     options = [{"value": "monthly", "text": {"type": "plain_text", "text": "x"}}] if monthly else []
@@ -46,6 +47,7 @@ def form(
         Field.TARGET: {Field.TARGET: {"type": "number_input", "value": target}},
         Field.CURRENCY: {Field.CURRENCY: {"type": "plain_text_input", "value": currency}},
         Field.MONTHLY: {Field.MONTHLY: {"type": "checkboxes", "selected_options": options}},
+        Field.REACTION: {Field.REACTION: {"type": "plain_text_input", "value": reaction}},
     }
 
 
@@ -70,6 +72,7 @@ def test_the_modal_is_valid_and_shows_the_current_settings() -> None:
     assert elements[Field.CHANNEL]["initial_conversation"] == "CMGRS"
     assert elements[Field.TARGET]["initial_value"] == "25"
     assert elements[Field.MONTHLY]["initial_options"][0]["value"] == "monthly"
+    assert elements[Field.REACTION]["initial_value"] == "ticket"
 
 
 def test_valid_settings_are_read() -> None:
@@ -78,6 +81,12 @@ def test_valid_settings_are_read() -> None:
     assert (data.timezone, data.report_weekday, data.report_time) == ("Europe/Berlin", 4, "09:30")
     assert (data.managers_channel, data.target_margin_pct, data.currency) == ("CMGRS2", 35, "USD")
     assert data.monthly_post is True
+    assert data.ticket_reaction == "ticket"  # left empty: the default
+    named, _ = parse_settings(form(reaction=" :Raising_Hand: "))
+    assert named is not None and named.ticket_reaction == "raising_hand"
+    ws = Workspace(team_id="T1")
+    apply_settings(ws, named, now=NOW)
+    assert ws.ticket_reaction == "raising_hand"
 
 
 @pytest.mark.parametrize(
@@ -89,6 +98,7 @@ def test_valid_settings_are_read() -> None:
         ({"currency": "EURO"}, Field.CURRENCY, "3-letter"),
         ({"target": "101"}, Field.TARGET, "0 to 100"),
         ({"weekday": "9"}, Field.WEEKDAY, "Pick a day"),
+        ({"reaction": "<!channel>"}, Field.REACTION, "emoji name"),
     ],
 )
 def test_bad_values_are_field_errors(values: dict[str, str], field: Field, words: str) -> None:

@@ -375,9 +375,9 @@ async def test_quick_create_answers_with_the_card_and_an_edit_button(docket: Any
     await card_posted(docket, 1)
 
     # In a customer's own channel the customer (and its only contract) are the defaults,
-    # and the card goes to that channel.
+    # and the card goes to the team's triage channel, never the customer's own.
     await quick_create(docket, "Mail bounces", channel="CACME")
-    await card_posted(docket, 2, channel="CACME")
+    await card_posted(docket, 2, channel="CTRIAGE")
     second = await ticket_no(docket, 2)
     assert second.customer_id == customer_id and second.contract_id is not None
     assert_all_calls_ok(docket)
@@ -781,9 +781,9 @@ async def test_thread_replies_become_notes(docket: Any) -> None:
     await eventually(was_deleted)
     assert len(await notes()) == 1
 
-    # In a customer's own channel thread replies are customer conversation, not notes.
+    # A customer's own channel never holds a card: what is said there is never a note.
     await quick_create(docket, "Their printer", channel="CACME")
-    customer_card = await card_posted(docket, 2, channel="CACME")
+    customer_card = await card_posted(docket, 2, channel="CTRIAGE")
     other = await ticket_no(docket, 2)
     await docket.event(
         docket.requests.message_event(

@@ -30,9 +30,9 @@ alice@provider.test,Alice,UALICE,techs,manager
 Bob@Provider.test,Bob,,techs,
 carol@provider.test,Carol,UCAROL,,agent
 """
-CUSTOMERS = """name,email_domains,slack_channel
-Acme,"acme.com, acme.de",C0ACME
-Globex,globex.com,
+CUSTOMERS = """name,email_domains,slack_channel,internal_channel
+Acme,"acme.com, acme.de",C0ACME,C0ACMEINT
+Globex,globex.com,,
 """
 CONTACTS = """customer,email,name
 Acme,jane@acme.com,Jane Doe
@@ -128,6 +128,7 @@ async def test_directory_files_import_and_reimport_changes_nothing(imp: Importer
         assert members["bob@provider.test"].slack_user_id is None
         acme = (await s.exec(select(Customer).where(Customer.name == "Acme"))).one()
         assert (acme.email_domains, acme.slack_channel) == ("acme.com,acme.de", "C0ACME")
+        assert acme.internal_channel == "C0ACMEINT" and acme.notify_ack
         contracts = {c.name: c for c in (await s.exec(select(Contract))).all()}
         assert contracts["Managed"].monthly_fee_minor == 300000
         assert contracts["Managed"].monthly_direct_cost_minor == 30000

@@ -22,6 +22,7 @@ from models.notify import (
     should_fold,
     unreachable_reason,
 )
+from models.outbox import LANE_DM
 from models.tables import (
     Customer,
     EventKind,
@@ -162,7 +163,9 @@ async def test_assigned_reply_queues_a_dm_with_only_the_new_text_and_a_thread_co
     }
     assert thread.payload["thread_of_ticket"] == world.ticket_id
     assert "channel" not in thread.payload["args"]  # filled in from the card at delivery
-    assert {dm.ordering_key, thread.ordering_key} == {ordering_key(world.ticket_id)}
+    # The DM waits only behind the person's earlier DMs, never behind the ticket's card.
+    assert thread.ordering_key == ordering_key(world.ticket_id)
+    assert dm.ordering_key == "dm:UASSIGNEE" and dm.lane == LANE_DM < thread.lane
 
 
 async def test_notifying_the_same_reply_twice_queues_nothing_new(world: World) -> None:

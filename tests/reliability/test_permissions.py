@@ -589,6 +589,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
     engine: AsyncEngine, workspace: Workspace
 ) -> None:
     from models import (
+        customer_channel,
         directory,
         inbound,
         notify,
@@ -604,6 +605,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
     from models import engine as profit
     from models.inbound import InboundConfig
     from models.periods import parse_period
+    from models.tables import EventKind, TicketEvent
     from models.threading import MailFacts
     from models.tickets import TicketQuery
 
@@ -643,6 +645,11 @@ async def test_no_read_function_returns_another_workspaces_rows(
         bravo_ticket = await s.get(Ticket, bt)
         bravo_member = await s.get(Member, bm)
     assert alpha_ticket is not None and bravo_ticket is not None and bravo_member is not None
+    async with sessions() as s, s.begin():
+        # A Slack message only the other workspace has recorded.
+        s.add(
+            TicketEvent(workspace_id=bravo, ticket_id=bt, kind=EventKind.NOTE, slack_ts="8.BRAVO")
+        )
     mail = MailFacts(
         from_addr=f"pat@{BRAVO.lower()}.test",
         to_addrs=("support@example.com",),
@@ -947,6 +954,12 @@ async def test_no_read_function_returns_another_workspaces_rows(
         (
             "tickets.card_thread_target",
             lambda s: tickets.card_thread_target(session=s, workspace_id=ws, ticket_id=bt),
+        ),
+        (
+            "customer_channel.message_recorded",
+            lambda s: _zero(
+                customer_channel.message_recorded(session=s, workspace_id=ws, slack_ts="8.BRAVO")
+            ),
         ),
     ]
     for name, call in reads:

@@ -335,9 +335,7 @@ def _first_response_segment(clock: TicketClock, now: datetime) -> tuple[Segment,
     return (clock.created_at, None), False
 
 
-def _reach(
-    cal: Calendar, segments: Sequence[Segment], seconds: int, now: datetime
-) -> datetime | None:
+def _reach(cal: Calendar, segments: Sequence[Segment], seconds: int) -> datetime | None:
     """The instant the counted time reaches `seconds`, running the open span into the future."""
     done = 0
     for start, end in segments:

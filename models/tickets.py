@@ -24,6 +24,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import ACTIVE, check_move
+from models.sla_store import refresh_ticket_sla
 from models.sql import insert_ignore
 from models.tables import (
     Contact,
@@ -622,6 +623,7 @@ async def create_ticket(
         )
     )
     await session.flush()
+    await refresh_ticket_sla(session=session, workspace_id=workspace_id, ticket_id=ticket.id, at=at)
     return ticket
 
 
@@ -694,6 +696,10 @@ async def update_ticket(
     for event in events:
         session.add(event)
     await session.flush()
+    if "status" in diff or "priority" in diff or "contract_id" in diff:
+        await refresh_ticket_sla(
+            session=session, workspace_id=workspace_id, ticket_id=ticket_id, at=at
+        )
     if "customer_id" in diff or "contract_id" in diff:
         # Time already logged follows the ticket, so its customer's figures stay right.
         await retarget_ticket_time(

@@ -1,0 +1,551 @@
+"""Service levels in the database: calendars, policies, each ticket's clocks and its notices.
+
+The rules are in models.sla; this module feeds them a ticket's history and keeps the result
+in `ticket_sla` (with `next_check_at`, the next moment the scan must look at the ticket).
+Every ticket change calls `refresh_ticket_sla` in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.outbox import SLACK, enqueue, slack_call
+from models.sla import (
+    CALENDAR_KINDS,
+    DEFAULT_HOURS,
+    DEFAULT_POLICY,
+    DEFAULT_WARNING_PCT,
+    PRIORITIES,
+    Calendar,
+    DurationError,
+    Mark,
+    MarkKind,
+    Policy,
+    PriorityTargets,
+    Target,
+    TargetState,
+    TargetStatus,
+    TicketClock,
+    check_duration,
+    evaluate,
+)
+from models.sql import insert_ignore
+from models.tables import (
+    Contract,
+    EventKind,
+    SlaHoliday,
+    SlaHours,
+    SlaNotice,
+    SlaPolicy,
+    SlaTarget,
+    Ticket,
+    TicketEvent,
+    TicketSla,
+    Workspace,
+)
+
+# Where a customer-opened ticket came from ("created" entry's `source`).
+CUSTOMER_SOURCES = frozenset({"email", "slack"})
+
+States = dict[Target, TargetState]
+
+
+@dataclass
+class SlaSettings:
+    """A workspace's calendar, policies and warning share, read once per scan or change."""
+
+    calendar: Calendar
+    policies: dict[str, tuple[int, Policy]] = field(default_factory=dict)
+    contract_policy: dict[int, str] = field(default_factory=dict)
+    warning_pct: int = DEFAULT_WARNING_PCT
+
+    def policy_for(self, contract_id: int | None) -> tuple[int, Policy] | None:
+        """The contract's policy, else the workspace default, else None (no SLA)."""
+        name = self.contract_policy.get(contract_id) if contract_id is not None else None
+        found = self.policies.get(name) if name else None
+        return found or self.policies.get(DEFAULT_POLICY)
+
+
+def _clock_time(text: str) -> time:
+    hour, minute = text.split(":")
+    return time(int(hour), int(minute)) if hour != "24" else time(23, 59, 59, 999999)
+
+
+async def workspace_calendar(*, session: AsyncSession, workspace_id: int) -> Calendar:
+    """The workspace's business hours and holidays in its time zone."""
+    workspace = await session.get(Workspace, workspace_id)
+    zone = ZoneInfo(workspace.timezone if workspace is not None else "UTC")
+    rows = (await session.exec(select(SlaHours).where(SlaHours.workspace_id == workspace_id))).all()
+    hours = (
+        {r.weekday: (_clock_time(r.start), _clock_time(r.end)) for r in rows}
+        if rows
+        else dict(DEFAULT_HOURS)
+    )
+    days = (
+        await session.exec(select(SlaHoliday).where(SlaHoliday.workspace_id == workspace_id))
+    ).all()
+    return Calendar(zone=zone, hours=hours, holidays=frozenset(d.day for d in days))
+
+
+async def has_policies(*, session: AsyncSession, workspace_id: int) -> bool:
+    """Whether any SLA policy exists (without one, no ticket has a clock)."""
+    stmt = select(SlaPolicy.id).where(SlaPolicy.workspace_id == workspace_id).limit(1)
+    return (await session.exec(stmt)).first() is not None
+
+
+async def workspace_policies(
+    *, session: AsyncSession, workspace_id: int
+) -> dict[str, tuple[int, Policy]]:
+    """Every policy of the workspace by name, with its targets."""
+    policies = (
+        await session.exec(select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id))
+    ).all()
+    targets = (
+        await session.exec(select(SlaTarget).where(SlaTarget.workspace_id == workspace_id))
+    ).all()
+    by_policy: dict[int, dict[str, PriorityTargets]] = {}
+    for t in targets:
+        by_policy.setdefault(t.policy_id, {})[t.priority] = PriorityTargets(
+            t.first_response, t.resolution
+        )
+    out: dict[str, tuple[int, Policy]] = {}
+    for p in policies:
+        assert p.id is not None
+        out[p.name] = (p.id, Policy(p.name, p.calendar, by_policy.get(p.id, {})))
+    return out
+
+
+async def sla_settings(*, session: AsyncSession, workspace_id: int) -> SlaSettings:
+    """Everything the rules need from the workspace."""
+    workspace = await session.get(Workspace, workspace_id)
+    contracts = (
+        await session.exec(
+            select(Contract.id, Contract.sla_policy).where(
+                Contract.workspace_id == workspace_id, col(Contract.sla_policy).is_not(None)
+            )
+        )
+    ).all()
+    return SlaSettings(
+        calendar=await workspace_calendar(session=session, workspace_id=workspace_id),
+        policies=await workspace_policies(session=session, workspace_id=workspace_id),
+        contract_policy={cid: name for cid, name in contracts if cid is not None and name},
+        warning_pct=workspace.sla_warning_pct if workspace is not None else DEFAULT_WARNING_PCT,
+    )
+
+
+def clock_from_events(ticket: Ticket, events: Iterable[TicketEvent]) -> TicketClock:
+    """A ticket's SLA history from its audit trail (created, status moves, priority edits,
+    public replies by the team)."""
+    status, priority, customer = ticket.status, ticket.priority, False
+    marks: list[Mark] = []
+    for event in events:
+        data: dict[str, Any] = event.data or {}
+        if event.kind == EventKind.CREATED:
+            status = str(data.get("status") or status)
+            priority = str(data.get("priority") or priority)
+            customer = data.get("source") in CUSTOMER_SOURCES
+        elif event.kind == EventKind.STATUS and data.get("to"):
+            marks.append(Mark(event.created_at, MarkKind.STATUS, str(data["to"])))
+        elif event.kind == EventKind.EDITED:
+            change = (data.get("changes") or {}).get("priority")
+            if isinstance(change, list) and len(change) == 2:
+                marks.append(Mark(event.created_at, MarkKind.PRIORITY, str(change[1])))
+        elif event.kind == EventKind.AGENT_REPLY and not event.deleted:
+            marks.append(Mark(event.created_at, MarkKind.REPLY))
+    return TicketClock(
+        created_at=ticket.created_at,
+        status=status,
+        priority=priority,
+        customer_opened=customer,
+        marks=marks,
+    )
+
+
+_CLOCK_KINDS = (EventKind.CREATED, EventKind.STATUS, EventKind.EDITED, EventKind.AGENT_REPLY)
+
+
+async def ticket_clocks(
+    *, session: AsyncSession, workspace_id: int, tickets: Sequence[Ticket]
+) -> dict[int, TicketClock]:
+    """The SLA history of several tickets, read in one query."""
+    ids = [t.id for t in tickets if t.id is not None]
+    events: dict[int, list[TicketEvent]] = {i: [] for i in ids}
+    for chunk in range(0, len(ids), 500):
+        rows = (
+            await session.exec(
+                select(TicketEvent)
+                .where(
+                    TicketEvent.workspace_id == workspace_id,
+                    col(TicketEvent.ticket_id).in_(ids[chunk : chunk + 500]),
+                    col(TicketEvent.kind).in_([k.value for k in _CLOCK_KINDS]),
+                )
+                .order_by(col(TicketEvent.id))
+            )
+        ).all()
+        for row in rows:
+            events[row.ticket_id].append(row)
+    return {t.id: clock_from_events(t, events[t.id]) for t in tickets if t.id is not None}
+
+
+def evaluate_ticket(
+    settings: SlaSettings, ticket: Ticket, clock: TicketClock, now: datetime
+) -> tuple[int | None, States]:
+    """The policy id and both targets' state of one ticket at `now`."""
+    found = settings.policy_for(ticket.contract_id)
+    policy_id, policy = found if found is not None else (None, None)
+    states = evaluate(clock, policy, settings.calendar, now, warning_pct=settings.warning_pct)
+    return policy_id, states
+
+
+def next_check(states: States, now: datetime) -> datetime | None:
+    """When the scan must next look: the earliest warning or due instant of a running target
+    (now, for one already breached, so its notice is claimed)."""
+    moments: list[datetime] = []
+    for state in states.values():
+        if state.status == TargetStatus.BREACHED and state.stopped_at is None:
+            moments.append(now)
+        elif state.status == TargetStatus.RUNNING:
+            moments.extend(m for m in (state.warn_at, state.due) if m is not None and m > now)
+            if state.warn_at is not None and state.warn_at <= now:
+                moments.append(now)
+    return min(moments) if moments else None
+
+
+def after_scan(states: States, now: datetime) -> datetime | None:
+    """The next check once everything due at `now` has been claimed."""
+    moments = [
+        m
+        for state in states.values()
+        if state.status == TargetStatus.RUNNING
+        for m in (state.warn_at, state.due)
+        if m is not None and m > now
+    ]
+    return min(moments) if moments else None
+
+
+def _row_values(policy_id: int | None, states: States, now: datetime) -> dict[str, Any]:
+    first, resolution = states[Target.FIRST_RESPONSE], states[Target.RESOLUTION]
+    return {
+        "policy_id": policy_id,
+        "first_response_status": first.status.value,
+        "first_response_due": first.due,
+        "resolution_status": resolution.status.value,
+        "resolution_due": resolution.due,
+        "evaluated_at": now,
+    }
+
+
+async def store_states(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    ticket_id: int,
+    policy_id: int | None,
+    states: States,
+    next_check_at: datetime | None,
+    now: datetime,
+) -> None:
+    """Write a ticket's evaluated clocks (insert or update its one row)."""
+    values = {**_row_values(policy_id, states, now), "next_check_at": next_check_at}
+    table = TicketSla.__table__  # type: ignore[attr-defined]
+    updated = await session.execute(
+        sa.update(table)
+        .where(table.c.ticket_id == ticket_id, table.c.workspace_id == workspace_id)
+        .values(**values)
+    )
+    if updated.rowcount == 0:  # type: ignore[attr-defined]
+        await insert_ignore(
+            session,
+            TicketSla,
+            {"workspace_id": workspace_id, "ticket_id": ticket_id, **values},
+            conflict=["ticket_id"],
+        )
+
+
+async def refresh_ticket_sla(
+    *, session: AsyncSession, workspace_id: int, ticket_id: int, at: datetime
+) -> States | None:
+    """Re-evaluate one ticket's clocks after a change (None when the workspace has no SLA)."""
+    if not await has_policies(session=session, workspace_id=workspace_id):
+        return None
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is None or ticket.workspace_id != workspace_id:
+        return None
+    settings = await sla_settings(session=session, workspace_id=workspace_id)
+    clocks = await ticket_clocks(session=session, workspace_id=workspace_id, tickets=[ticket])
+    policy_id, states = evaluate_ticket(settings, ticket, clocks[ticket_id], at)
+    await store_states(
+        session=session,
+        workspace_id=workspace_id,
+        ticket_id=ticket_id,
+        policy_id=policy_id,
+        states=states,
+        next_check_at=next_check(states, at),
+        now=at,
+    )
+    return states
+
+
+async def refresh_open_tickets(*, session: AsyncSession, workspace_id: int, at: datetime) -> int:
+    """Re-evaluate every unfinished ticket (after the calendar or a policy changed)."""
+    settings = await sla_settings(session=session, workspace_id=workspace_id)
+    tickets = (
+        await session.exec(
+            select(Ticket).where(
+                Ticket.workspace_id == workspace_id,
+                col(Ticket.status).in_(["new", "open", "waiting"]),
+            )
+        )
+    ).all()
+    clocks = await ticket_clocks(session=session, workspace_id=workspace_id, tickets=tickets)
+    for ticket in tickets:
+        assert ticket.id is not None
+        policy_id, states = evaluate_ticket(settings, ticket, clocks[ticket.id], at)
+        await store_states(
+            session=session,
+            workspace_id=workspace_id,
+            ticket_id=ticket.id,
+            policy_id=policy_id,
+            states=states,
+            next_check_at=next_check(states, at),
+            now=at,
+        )
+    return len(tickets)
+
+
+async def ticket_states(
+    *, session: AsyncSession, workspace_id: int, tickets: Sequence[Ticket], now: datetime
+) -> dict[int, States]:
+    """The clocks of some tickets at `now`, from their history (what cards and reports show)."""
+    settings = await sla_settings(session=session, workspace_id=workspace_id)
+    clocks = await ticket_clocks(session=session, workspace_id=workspace_id, tickets=tickets)
+    out: dict[int, States] = {}
+    for ticket in tickets:
+        if ticket.id is not None:
+            out[ticket.id] = evaluate_ticket(settings, ticket, clocks[ticket.id], now)[1]
+    return out
+
+
+async def due_checks(
+    *, session: AsyncSession, workspace_id: int, now: datetime, limit: int = 500
+) -> list[int]:
+    """Ids of tickets whose next check is due (oldest first)."""
+    stmt = (
+        select(TicketSla.ticket_id)
+        .where(
+            TicketSla.workspace_id == workspace_id,
+            col(TicketSla.next_check_at).is_not(None),
+            col(TicketSla.next_check_at) <= now,
+        )
+        .order_by(col(TicketSla.next_check_at))
+        .limit(limit)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def set_next_check(
+    *, session: AsyncSession, workspace_id: int, ticket_id: int, at: datetime | None
+) -> None:
+    """Move a ticket's next check (after the scan handled it)."""
+    table = TicketSla.__table__  # type: ignore[attr-defined]
+    await session.execute(
+        sa.update(table)
+        .where(table.c.ticket_id == ticket_id, table.c.workspace_id == workspace_id)
+        .values(next_check_at=at)
+    )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A warning or breach to send: who gets it and what it says."""
+
+    ticket: Ticket
+    target: Target
+    kind: str  # "warning" / "breach"
+    round: int
+    assignee_slack_id: str | None
+    text: str
+
+
+async def queue_notice(
+    *, session: AsyncSession, workspace_id: int, notice: Notice, at: datetime
+) -> bool:
+    """Claim the notice (once per ticket, target, kind and reopening) and queue its messages.
+
+    A warning goes to the assignee's DM, or the card's thread when unassigned; a breach to the
+    card's thread and the assignee's DM. False when another scan claimed it first.
+    """
+    ticket_id = notice.ticket.id
+    assert ticket_id is not None
+    claimed = await insert_ignore(
+        session,
+        SlaNotice,
+        {
+            "workspace_id": workspace_id,
+            "ticket_id": ticket_id,
+            "target": notice.target.value,
+            "kind": notice.kind,
+            "round": notice.round,
+            "created_at": at,
+        },
+        conflict=["ticket_id", "target", "kind", "round"],
+    )
+    if claimed is None:
+        return False
+    key = f"sla:{ticket_id}:{notice.target.value}:{notice.kind}:{notice.round}"
+    order = f"ticket:{ticket_id}"
+    if notice.kind == "breach" or not notice.assignee_slack_id:
+        thread = slack_call("chat.postMessage", text=notice.text, unfurl_links=False)
+        thread["thread_of_ticket"] = ticket_id
+        await enqueue(
+            session=session,
+            workspace_id=workspace_id,
+            kind=SLACK,
+            key=f"{key}:thread",
+            payload=thread,
+            at=at,
+            ordering_key=order,
+        )
+    if notice.assignee_slack_id:
+        dm = slack_call(
+            "chat.postMessage",
+            channel=notice.assignee_slack_id,
+            text=notice.text,
+            unfurl_links=False,
+        )
+        await enqueue(
+            session=session,
+            workspace_id=workspace_id,
+            kind=SLACK,
+            key=f"{key}:dm",
+            payload=dm,
+            at=at,
+            ordering_key=order,
+        )
+    return True
+
+
+def local_day(settings: SlaSettings, at: datetime) -> date:
+    """The workspace's date at an instant."""
+    return at.astimezone(settings.calendar.zone).date()
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class SlaInputError(ValueError):
+    """A calendar or policy value that cannot be saved; the message says which and why."""
+
+
+def check_clock(text: str) -> str:
+    """`9:00` -> `09:00`; SlaInputError for anything that is not a time of day (24:00 is)."""
+    try:
+        hour, minute = (int(part) for part in text.strip().split(":"))
+    except ValueError:
+        raise SlaInputError(f"{text!r} is not a time like 09:00") from None
+    if not (0 <= hour <= 24 and 0 <= minute < 60) or (hour == 24 and minute):
+        raise SlaInputError(f"{text!r} is not a time like 09:00")
+    return f"{hour:02d}:{minute:02d}"
+
+
+async def replace_business_hours(
+    *, session: AsyncSession, workspace_id: int, hours: dict[int, tuple[str, str]]
+) -> None:
+    """Set the business hours (weekday 0 = Monday); a weekday not given is closed."""
+    for weekday, (start, end) in hours.items():
+        if not 0 <= weekday <= 6:
+            raise SlaInputError(f"weekday {weekday} is not 0-6")
+        if check_clock(end) <= check_clock(start):
+            raise SlaInputError(f"hours end ({end}) must be after they start ({start})")
+    await session.execute(sa.delete(SlaHours).where(col(SlaHours.workspace_id) == workspace_id))
+    for weekday, (start, end) in sorted(hours.items()):
+        session.add(
+            SlaHours(
+                workspace_id=workspace_id,
+                weekday=weekday,
+                start=check_clock(start),
+                end=check_clock(end),
+            )
+        )
+    await session.flush()
+
+
+async def save_holiday(*, session: AsyncSession, workspace_id: int, day: date, name: str) -> None:
+    """Add a holiday (or rename an existing one)."""
+    existing = (
+        await session.exec(
+            select(SlaHoliday).where(SlaHoliday.workspace_id == workspace_id, SlaHoliday.day == day)
+        )
+    ).first()
+    holiday = existing or SlaHoliday(workspace_id=workspace_id, day=day)
+    holiday.name = name.strip()[:200]
+    session.add(holiday)
+    await session.flush()
+
+
+async def save_policy(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    name: str,
+    calendar: str,
+    targets: dict[str, PriorityTargets],
+) -> int:
+    """Create or replace a policy's calendar kind and its targets for the priorities given."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise SlaInputError("a policy needs a name of up to 100 characters")
+    if calendar not in CALENDAR_KINDS:
+        raise SlaInputError(f"calendar {calendar!r} is not business or 24x7")
+    clean: dict[str, PriorityTargets] = {}
+    for priority, entry in targets.items():
+        if priority not in PRIORITIES:
+            raise SlaInputError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
+        try:
+            clean[priority] = PriorityTargets(
+                check_duration(entry.first_response) if entry.first_response else None,
+                check_duration(entry.resolution) if entry.resolution else None,
+            )
+        except DurationError as exc:
+            raise SlaInputError(str(exc)) from None
+    policy = (
+        await session.exec(
+            select(SlaPolicy).where(SlaPolicy.workspace_id == workspace_id, SlaPolicy.name == name)
+        )
+    ).first() or SlaPolicy(workspace_id=workspace_id, name=name)
+    policy.calendar = calendar
+    session.add(policy)
+    await session.flush()
+    assert policy.id is not None
+    for priority, entry in clean.items():
+        row = (
+            await session.exec(
+                select(SlaTarget).where(
+                    SlaTarget.policy_id == policy.id, SlaTarget.priority == priority
+                )
+            )
+        ).first() or SlaTarget(workspace_id=workspace_id, policy_id=policy.id, priority=priority)
+        row.first_response, row.resolution = entry.first_response, entry.resolution
+        session.add(row)
+    await session.flush()
+    return policy.id
+
+
+async def set_warning_pct(*, session: AsyncSession, workspace_id: int, pct: int) -> None:
+    """The share of a target's time at which the assignee is warned (1-99)."""
+    if not 1 <= pct <= 99:
+        raise SlaInputError("the warning share is a percentage from 1 to 99")
+    workspace = await session.get(Workspace, workspace_id)
+    if workspace is None:
+        raise LookupError(f"workspace {workspace_id} does not exist")
+    workspace.sla_warning_pct = pct
+    session.add(workspace)
+    await session.flush()

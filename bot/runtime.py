@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 # Optional parts: each is a module with `async def start(runtime) -> stopper | None`.
 STOP_GRACE_SECONDS = 10.0
-OPTIONAL_PARTS = ("jobs.outbox", "jobs.profit", "jobs.scheduler", "handlers.mail")
+OPTIONAL_PARTS = ("jobs.outbox", "jobs.profit", "jobs.scheduler", "handlers.mail", "jobs.sla")
 
 
 def make_slack_client(settings: Settings) -> AsyncWebClient:

@@ -27,6 +27,7 @@ class Wakeups:
     events: asyncio.Event = field(default_factory=asyncio.Event)
     mail: asyncio.Event = field(default_factory=asyncio.Event)
     profit: asyncio.Event = field(default_factory=asyncio.Event)
+    sla: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass

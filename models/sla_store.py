@@ -7,17 +7,18 @@ Every ticket change calls `refresh_ticket_sla` in the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.outbox import SLACK, enqueue, slack_call
+from models.outbox import SLACK, delivery_target, slack_call
 from models.sla import (
     CALENDAR_KINDS,
     DEFAULT_HOURS,
@@ -37,10 +38,13 @@ from models.sla import (
     check_duration,
     evaluate,
 )
-from models.sql import insert_ignore
+from models.sql import dialect, insert_ignore
 from models.tables import (
     Contract,
     EventKind,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
     SlaHoliday,
     SlaHours,
     SlaNotice,
@@ -375,45 +379,26 @@ class Notice:
     text: str
 
 
-async def queue_notice(
-    *, session: AsyncSession, workspace_id: int, notice: Notice, at: datetime
-) -> bool:
-    """Claim the notice (once per ticket, target, kind and reopening) and queue its messages.
-
-    A warning goes to the assignee's DM, or the card's thread when unassigned; a breach to the
-    card's thread and the assignee's DM. False when another scan claimed it first.
-    """
-    ticket_id = notice.ticket.id
-    assert ticket_id is not None
-    claimed = await insert_ignore(
-        session,
-        SlaNotice,
-        {
-            "workspace_id": workspace_id,
-            "ticket_id": ticket_id,
-            "target": notice.target.value,
-            "kind": notice.kind,
-            "round": notice.round,
-            "created_at": at,
-        },
-        conflict=["ticket_id", "target", "kind", "round"],
+def _insert_ignore_many(
+    session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]], conflict: list[str]
+) -> Any:
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    ins: Any = (
+        postgresql.insert(table) if dialect(session) == "postgresql" else sqlite.insert(table)
     )
-    if claimed is None:
-        return False
+    return ins.values(rows).on_conflict_do_nothing(index_elements=conflict)
+
+
+def _notice_messages(notice: Notice, at: datetime) -> list[dict[str, Any]]:
+    """The outbox rows of one notice: the card's thread and/or the assignee's DM."""
+    ticket_id = notice.ticket.id
+    workspace_id = notice.ticket.workspace_id
     key = f"sla:{ticket_id}:{notice.target.value}:{notice.kind}:{notice.round}"
-    order = f"ticket:{ticket_id}"
+    payloads: list[tuple[str, dict[str, Any]]] = []
     if notice.kind == "breach" or not notice.assignee_slack_id:
         thread = slack_call("chat.postMessage", text=notice.text, unfurl_links=False)
         thread["thread_of_ticket"] = ticket_id
-        await enqueue(
-            session=session,
-            workspace_id=workspace_id,
-            kind=SLACK,
-            key=f"{key}:thread",
-            payload=thread,
-            at=at,
-            ordering_key=order,
-        )
+        payloads.append((f"{key}:thread", thread))
     if notice.assignee_slack_id:
         dm = slack_call(
             "chat.postMessage",
@@ -421,16 +406,70 @@ async def queue_notice(
             text=notice.text,
             unfurl_links=False,
         )
-        await enqueue(
-            session=session,
-            workspace_id=workspace_id,
-            kind=SLACK,
-            key=f"{key}:dm",
-            payload=dm,
-            at=at,
-            ordering_key=order,
+        payloads.append((f"{key}:dm", dm))
+    return [
+        {
+            "workspace_id": workspace_id,
+            "idempotency_key": idem,
+            "kind": SLACK,
+            "ordering_key": f"ticket:{ticket_id}",
+            "target": delivery_target(SLACK, payload),
+            "payload": payload,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        }
+        for idem, payload in payloads
+    ]
+
+
+async def queue_notices(
+    *, session: AsyncSession, workspace_id: int, notices: Sequence[Notice], at: datetime
+) -> list[Notice]:
+    """Claim notices (once per ticket, target, kind and reopening) and queue their messages;
+    returns the ones claimed here (another scanner may have claimed the rest first).
+
+    A warning goes to the assignee's DM, or the card's thread when unassigned; a breach to the
+    card's thread and the assignee's DM. Claims and messages are written in two statements
+    whatever the number of notices.
+    """
+    if not notices:
+        return []
+    by_key = {(n.ticket.id, n.target.value, n.kind, n.round): n for n in notices}
+    claims = [
+        {
+            "workspace_id": workspace_id,
+            "ticket_id": ticket_id,
+            "target": target,
+            "kind": kind,
+            "round": round_,
+            "created_at": at,
+        }
+        for ticket_id, target, kind, round_ in by_key
+    ]
+    table: sa.Table = SlaNotice.__table__  # type: ignore[attr-defined]
+    stmt = _insert_ignore_many(
+        session, SlaNotice, claims, ["ticket_id", "target", "kind", "round"]
+    ).returning(table.c.ticket_id, table.c.target, table.c.kind, table.c.round)
+    claimed = [by_key[tuple(row)] for row in (await session.execute(stmt)).all()]  # type: ignore[index]
+    messages = [m for notice in claimed for m in _notice_messages(notice, at)]
+    if messages:
+        await session.execute(
+            _insert_ignore_many(session, OutboxMessage, messages, ["idempotency_key"])
         )
-    return True
+        session.info["outbox_dirty"] = True
+    return claimed
+
+
+async def queue_notice(
+    *, session: AsyncSession, workspace_id: int, notice: Notice, at: datetime
+) -> bool:
+    """Claim and queue one notice; False when it was claimed before."""
+    claimed = await queue_notices(
+        session=session, workspace_id=workspace_id, notices=[notice], at=at
+    )
+    return bool(claimed)
 
 
 def local_day(settings: SlaSettings, at: datetime) -> date:
@@ -549,3 +588,114 @@ async def set_warning_pct(*, session: AsyncSession, workspace_id: int, pct: int)
     workspace.sla_warning_pct = pct
     session.add(workspace)
     await session.flush()
+
+
+# --------------------------------------------------------------------------- the scan
+
+
+@dataclass(frozen=True)
+class NoticeFacts:
+    """What a warning or breach message says (rendered by the caller)."""
+
+    ticket: Ticket
+    state: TargetState
+    kind: str  # "warning" / "breach"
+    zone: ZoneInfo
+    now: datetime
+
+
+@dataclass
+class ScanResult:
+    checked: int = 0
+    queued: int = 0
+    more: bool = False
+
+
+def notices_due(states: States, now: datetime) -> list[tuple[TargetState, str]]:
+    """The notices a ticket's running targets call for at `now`: a breach once past due, a
+    warning once past the warning share but not yet due."""
+    out: list[tuple[TargetState, str]] = []
+    for state in states.values():
+        if state.stopped_at is not None or state.paused:
+            continue
+        if state.status == TargetStatus.BREACHED:
+            out.append((state, "breach"))
+        elif state.status == TargetStatus.RUNNING and state.warn_at and state.warn_at <= now:
+            out.append((state, "warning"))
+    return out
+
+
+async def scan_due(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    now: datetime,
+    render: Callable[[NoticeFacts], str],
+    limit: int = 500,
+) -> ScanResult:
+    """Evaluate the tickets whose next check is due, claim and queue their notices, and move
+    their next check on. Several scanners may run at once: each notice is claimed once."""
+    stmt = (
+        select(TicketSla)
+        .where(
+            TicketSla.workspace_id == workspace_id,
+            col(TicketSla.next_check_at).is_not(None),
+            col(TicketSla.next_check_at) <= now,
+        )
+        .order_by(col(TicketSla.next_check_at))
+        .limit(limit)
+    )
+    if dialect(session) == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = (await session.exec(stmt)).all()
+    result = ScanResult(checked=len(rows), more=len(rows) == limit)
+    if not rows:
+        return result
+    settings = await sla_settings(session=session, workspace_id=workspace_id)
+    ids = [r.ticket_id for r in rows]
+    tickets = (
+        await session.exec(
+            select(Ticket).where(Ticket.workspace_id == workspace_id, col(Ticket.id).in_(ids))
+        )
+    ).all()
+    assignees = {t.assignee_id for t in tickets if t.assignee_id is not None}
+    slack_ids = dict(
+        (
+            await session.exec(
+                select(Member.id, Member.slack_user_id).where(
+                    Member.workspace_id == workspace_id,
+                    col(Member.id).in_(assignees),
+                    col(Member.active).is_(True),
+                )
+            )
+        ).all()
+    )
+    clocks = await ticket_clocks(session=session, workspace_id=workspace_id, tickets=tickets)
+    table = TicketSla.__table__  # type: ignore[attr-defined]
+    updates: list[dict[str, Any]] = []
+    notices: list[Notice] = []
+    for ticket in tickets:
+        assert ticket.id is not None
+        policy_id, states = evaluate_ticket(settings, ticket, clocks[ticket.id], now)
+        for state, kind in notices_due(states, now):
+            facts = NoticeFacts(ticket, state, kind, settings.calendar.zone, now)
+            assignee = slack_ids.get(ticket.assignee_id) if ticket.assignee_id else None
+            notices.append(Notice(ticket, state.target, kind, state.round, assignee, render(facts)))
+        updates.append(
+            {
+                "b_ticket_id": ticket.id,
+                **_row_values(policy_id, states, now),
+                "next_check_at": after_scan(states, now),
+            }
+        )
+    claimed = await queue_notices(
+        session=session, workspace_id=workspace_id, notices=notices, at=now
+    )
+    result.queued = len(claimed)
+    if updates:
+        await session.execute(
+            sa.update(table).where(table.c.ticket_id == sa.bindparam("b_ticket_id")),
+            updates,
+            execution_options={"synchronize_session": False},
+        )
+    return result

@@ -39,6 +39,7 @@ def run(module: str, *args: str, timeout: float = 50) -> str:
         ("bench.profit", "== Profitability", "Docket full rebuild"),
         ("bench.notify", "== Notifications", "delivered rate"),
         ("bench.mail_dm", "== Email to DM", "mail -> DM p99"),
+        ("bench.sla_scan", "== SLA scan", "scan pass"),
     ],
 )
 def test_script_runs_small(module: str, title: str, docket_row: str) -> None:

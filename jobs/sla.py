@@ -1,0 +1,71 @@
+"""The SLA scan: finds warnings and breaches that are due and queues their notices.
+
+It runs at start-up and then every few seconds against the wall clock (`services.now()`), so
+a suspended host or a clock step catches up on the next pass instead of skipping a notice.
+Each pass is one short transaction over the tickets whose next check is due (an indexed
+read); every notice is claimed by a unique row, so replicas sharing PostgreSQL send it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.services import Services
+from handlers.blocks.sla import notice_text
+from jobs.loop import run_worker
+from models.sla_store import ScanResult, scan_due
+
+logger = logging.getLogger(__name__)
+
+SCAN_EVERY_SECONDS = 15.0
+"""How long an idle scan sleeps: well under the minute the rules promise."""
+
+BATCH = 500
+"""Tickets evaluated per transaction."""
+
+
+class SlaScanWorker:
+    """One workspace's scan loop (`step` is what jobs.loop.run_worker calls)."""
+
+    def __init__(self, services: Services, *, batch: int = BATCH) -> None:
+        self.services = services
+        self.batch = batch
+
+    async def scan_once(self) -> ScanResult:
+        """One pass: claim and queue what is due now."""
+        services = self.services
+        async with services.transaction() as session:
+            result = await scan_due(
+                session=session,
+                workspace_id=services.workspace_id,
+                now=services.now(),
+                render=notice_text,
+                limit=self.batch,
+            )
+        if result.queued:
+            logger.info("sla: %s notice(s) queued", result.queued)
+        return result
+
+    async def step(self) -> float | None:
+        """Scan; 0 when more tickets are due at once, else sleep until the next pass."""
+        result = await self.scan_once()
+        return 0 if result.more else SCAN_EVERY_SECONDS
+
+
+async def start(runtime: Any) -> Callable[[], Awaitable[None]] | None:
+    """Run the scan with `docket serve` (bot.runtime.OPTIONAL_PARTS)."""
+    services: Services = runtime.services
+    worker = SlaScanWorker(services)
+    runtime.spawn(
+        "sla",
+        run_worker(
+            "sla",
+            worker.step,
+            services.wake.sla,
+            runtime.stop_event,
+            idle_poll=SCAN_EVERY_SECONDS,
+        ),
+    )
+    return None

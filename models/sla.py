@@ -453,3 +453,18 @@ def _paused(state: TargetState) -> TargetState:
         paused=True,
         round=state.round,
     )
+
+
+@dataclass(frozen=True)
+class SlaInput:
+    """Everything needed to evaluate one ticket's clocks at any moment (carried by its card,
+    so the card is evaluated at the moment it is drawn)."""
+
+    clock: TicketClock
+    policy: Policy | None
+    calendar: Calendar
+    warning_pct: int = DEFAULT_WARNING_PCT
+
+    def states(self, now: datetime) -> dict[Target, TargetState]:
+        """Both targets at `now`."""
+        return evaluate(self.clock, self.policy, self.calendar, now, warning_pct=self.warning_pct)

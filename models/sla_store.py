@@ -31,6 +31,7 @@ from models.sla import (
     MarkKind,
     Policy,
     PriorityTargets,
+    SlaInput,
     Target,
     TargetState,
     TargetStatus,
@@ -699,3 +700,26 @@ async def scan_due(
             execution_options={"synchronize_session": False},
         )
     return result
+
+
+async def sla_inputs(
+    *, session: AsyncSession, workspace_id: int, tickets: Sequence[Ticket]
+) -> dict[int, SlaInput]:
+    """What each ticket's card needs to show its clocks; empty when the workspace has no SLA
+    policy (one cheap query then)."""
+    if not tickets or not await has_policies(session=session, workspace_id=workspace_id):
+        return {}
+    settings = await sla_settings(session=session, workspace_id=workspace_id)
+    clocks = await ticket_clocks(session=session, workspace_id=workspace_id, tickets=tickets)
+    out: dict[int, SlaInput] = {}
+    for ticket in tickets:
+        assert ticket.id is not None
+        found = settings.policy_for(ticket.contract_id)
+        policy = found[1] if found is not None else None
+        out[ticket.id] = SlaInput(
+            clock=clocks[ticket.id],
+            policy=policy,
+            calendar=settings.calendar,
+            warning_pct=settings.warning_pct,
+        )
+    return out

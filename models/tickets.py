@@ -24,7 +24,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import ACTIVE, check_move
-from models.sla_store import refresh_ticket_sla
+from models.sla import SlaInput
+from models.sla_store import refresh_ticket_sla, sla_inputs
 from models.sql import insert_ignore
 from models.tables import (
     Contact,
@@ -181,6 +182,7 @@ class TicketCard:
     source_permalink: str | None = None
     card_channel: str | None = None
     card_ts: str | None = None
+    sla: SlaInput | None = None  # None: the workspace has no SLA policy
 
 
 _TRACKED = (
@@ -278,6 +280,7 @@ async def load_cards(
     contacts = await _by_id(session, Contact, workspace_id, contact_ids)
     contracts = await _by_id(session, Contract, workspace_id, contract_ids)
     members = await _by_id(session, Member, workspace_id, member_ids)
+    sla = await sla_inputs(session=session, workspace_id=workspace_id, tickets=tickets)
     cards = []
     for t in tickets:
         assert t.id is not None
@@ -308,6 +311,7 @@ async def load_cards(
                 source_permalink=t.source_permalink,
                 card_channel=t.card_channel,
                 card_ts=t.card_ts,
+                sla=sla.get(t.id),
             )
         )
     return cards

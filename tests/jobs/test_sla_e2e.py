@@ -20,9 +20,11 @@ from handlers.ids import Action, View
 from models.periods import week_of
 from models.sla import PriorityTargets
 from models.sla_store import save_policy
-from models.tables import Ticket
+from models.tables import SlaNotice, Ticket, utcnow
 from models.tickets import load_card
+from tests.conftest import SIGNING_SECRET
 from tests.handlers.test_mail_e2e import AGENT, MailDocket, mail_docket
+from tests.harness import running_docket
 from tests.slack_emulator import SlackEmulator
 from tests.smtp_sink import build_mail
 
@@ -185,3 +187,61 @@ async def test_warning_and_breach_arrive_once_and_the_report_agrees(
             "median_first_response_minutes": 65,
         }
     ]
+
+
+async def test_two_replicas_send_each_notice_once(
+    database_url: str, emulator: SlackEmulator
+) -> None:
+    """Two `docket serve` runtimes on one database scan together: one notice per ticket."""
+    async with mail_docket(database_url, emulator) as mail:
+        first = mail.docket.services
+        settings = first.settings.model_copy(update={"docket_smtp_port": 0})
+        async with running_docket(settings, emulator, SIGNING_SECRET) as second_docket:
+            second = second_docket.services
+            offset = [timedelta(0)]
+            for services in (first, second):
+                services.clock = lambda: utcnow() + offset[0]
+
+            async def at_minute(minutes: int) -> None:
+                offset[0] = timedelta(minutes=minutes)
+                for _ in range(3):
+                    first.wake.sla.set()
+                    second.wake.sla.set()
+                    await asyncio.sleep(0.2)
+
+            async with first.transaction() as session:
+                await save_policy(
+                    session=session,
+                    workspace_id=first.workspace_id,
+                    name="default",
+                    calendar="24x7",
+                    targets={"normal": PriorityTargets("1h", "1d")},
+                )
+            for n in range(4):
+                await mail.send(
+                    build_mail(
+                        sender="alice@acme.test",
+                        subject=f"Outage {n}",
+                        body="Help",
+                        message_id=f"<r{n}@acme.test>",
+                    )
+                )
+            await mail.settled(4)
+            await at_minute(46)
+            await emulator.wait_for(_sla_post("SLA warning", thread=True), timeout=15, count=4)
+            await at_minute(61)
+            await emulator.wait_for(_sla_post("SLA breached", thread=True), timeout=15, count=4)
+            await at_minute(90)
+            await asyncio.sleep(1.0)
+            warnings = [
+                c for c in emulator.calls_to("chat.postMessage") if _sla_post("SLA warning")(c)
+            ]
+            breaches = [
+                c for c in emulator.calls_to("chat.postMessage") if _sla_post("SLA breached")(c)
+            ]
+            assert len(warnings) == len(breaches) == 4
+            numbers = sorted(str(c.args["text"]).split("#")[1].split()[0] for c in warnings)
+            assert numbers == ["1", "2", "3", "4"]
+            async with first.read() as session:
+                notices = (await session.exec(select(SlaNotice))).all()
+            assert len(notices) == 8

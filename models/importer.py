@@ -33,6 +33,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import directory
 from models.money import parse_amount
+from models.sla_import import (
+    SLA_COLUMNS,
+    SLA_KINDS,
+    apply_sla_row,
+    policy_exists,
+    start_sla_import,
+)
+from models.sla_store import refresh_open_tickets
 from models.sql import dialect
 from models.tables import (
     Contract,
@@ -44,7 +52,16 @@ from models.tables import (
 )
 from models.timelog import EntryKey, mark_entry_changes
 
-KINDS = ("members", "customers", "contacts", "contracts", "cost-rates", "charge-rates", "time")
+KINDS = (
+    "members",
+    "customers",
+    "contacts",
+    "contracts",
+    "cost-rates",
+    "charge-rates",
+    "time",
+    *SLA_KINDS,
+)
 
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (required columns, optional columns)
@@ -61,6 +78,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "block_price",
             "overage_rate",
             "monthly_direct_cost",
+            "sla_policy",
         ),
     ),
     "cost-rates": (("subject", "effective_from", "hourly_cost"), ()),
@@ -69,6 +87,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("member", "work_date", "hours"),
         ("customer", "contract", "ticket", "billable", "note", "id"),
     ),
+    **SLA_COLUMNS,
 }
 
 MAX_REPORTED_ERRORS = 200
@@ -334,6 +353,13 @@ async def _apply_directory_row(
             at=at,
         )
         assert contract.id is not None
+        policy = row.get("sla_policy", "").strip() or None
+        if policy and not await policy_exists(
+            session=session, workspace_id=workspace_id, name=policy
+        ):
+            raise ValueError(f"no SLA policy named {policy!r} (import sla-policies first)")
+        contract.sla_policy = policy
+        session.add(contract)
         refs.contracts[(customer_id, terms.name.casefold())] = contract.id
         return _key(str(customer_id), terms.name), contract
     if kind == "cost-rates":
@@ -391,6 +417,9 @@ async def _apply_directory_row(
             at=at,
         )
         return _key(str(found[0]), since.isoformat()), charge
+    if kind in SLA_KINDS:
+        key = await apply_sla_row(session=session, workspace_id=workspace_id, kind=kind, row=row)
+        return key, None
     raise ValueError(f"unknown kind {kind!r}")  # pragma: no cover - checked by the caller
 
 
@@ -405,6 +434,7 @@ async def _import_directory(
     result = ImportResult(kind=kind)
     errors: list[RowError] = []
     refs = await _refs(session, workspace_id)
+    await start_sla_import(session=session, workspace_id=workspace_id, kind=kind)
     seen: dict[str, int] = {}
     with opener() as stream:
         for line, row in _rows(stream, kind):
@@ -774,4 +804,8 @@ async def import_csv(
         raise ImportFailed([RowError(0, f"unknown kind {kind!r}: use {', '.join(KINDS)}")])
     if kind == "time":
         return await _import_time(session, workspace_id, opener, at, today, progress)
-    return await _import_directory(session, workspace_id, kind, opener, at, progress)
+    result = await _import_directory(session, workspace_id, kind, opener, at, progress)
+    if kind in (*SLA_KINDS, "contracts"):
+        # The clocks of unfinished tickets follow the new calendar and policies.
+        await refresh_open_tickets(session=session, workspace_id=workspace_id, at=at)
+    return result

@@ -301,6 +301,8 @@ async def refresh_ticket_sla(
 
 async def refresh_open_tickets(*, session: AsyncSession, workspace_id: int, at: datetime) -> int:
     """Re-evaluate every unfinished ticket (after the calendar or a policy changed)."""
+    if not await has_policies(session=session, workspace_id=workspace_id):
+        return 0
     settings = await sla_settings(session=session, workspace_id=workspace_id)
     tickets = (
         await session.exec(

@@ -57,7 +57,7 @@ async def apply_sla_row(
                         SlaHours.workspace_id == workspace_id, SlaHours.weekday == weekday
                     )
                 )
-            ).first() or SlaHours(workspace_id=workspace_id, weekday=weekday)
+            ).first() or SlaHours(workspace_id=workspace_id, weekday=weekday, start=start, end=end)
             hours.start, hours.end = start, end
             session.add(hours)
             await session.flush()

@@ -236,16 +236,34 @@ def after_scan(states: States, now: datetime) -> datetime | None:
     return min(moments) if moments else None
 
 
+def _running_due(state: TargetState) -> datetime | None:
+    # Stored only while the clock runs, so "overdue" and "due today" are plain comparisons.
+    return state.due if state.stopped_at is None and not state.paused else None
+
+
 def _row_values(policy_id: int | None, states: States, now: datetime) -> dict[str, Any]:
     first, resolution = states[Target.FIRST_RESPONSE], states[Target.RESOLUTION]
     return {
         "policy_id": policy_id,
         "first_response_status": first.status.value,
-        "first_response_due": first.due,
+        "first_response_due": _running_due(first),
         "resolution_status": resolution.status.value,
-        "resolution_due": resolution.due,
+        "resolution_due": _running_due(resolution),
         "evaluated_at": now,
     }
+
+
+def sla_due_between(start: datetime | None, end: datetime) -> Any:
+    """A ticket filter: a running target falls due in [start, end) (any time before `end`
+    when `start` is None: overdue)."""
+
+    def window(due: Any) -> Any:
+        return sa.and_(due >= start, due < end) if start is not None else due <= end
+
+    return sa.exists().where(
+        col(TicketSla.ticket_id) == col(Ticket.id),
+        sa.or_(window(col(TicketSla.first_response_due)), window(col(TicketSla.resolution_due))),
+    )
 
 
 async def store_states(

@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import ACTIVE, check_move
 from models.sla import SlaInput
-from models.sla_store import refresh_ticket_sla, sla_inputs
+from models.sla_store import refresh_ticket_sla, sla_due_between, sla_inputs
 from models.sql import insert_ignore
 from models.tables import (
     Contact,
@@ -331,7 +331,9 @@ async def _by_id(
     return {row.id: row for row in (await session.exec(stmt)).all()}
 
 
-ListKind = Literal["active", "mine", "open", "waiting", "customer", "unassigned"]
+ListKind = Literal[
+    "active", "mine", "open", "waiting", "customer", "unassigned", "overdue", "due-today"
+]
 
 
 @dataclass(frozen=True)
@@ -341,6 +343,8 @@ class TicketQuery:
     kind: ListKind = "active"
     member_id: int | None = None
     customer_id: int | None = None
+    at: datetime | None = None  # overdue / due-today: now
+    until: datetime | None = None  # due-today: the end of the workspace's day
 
 
 @dataclass(frozen=True)
@@ -370,6 +374,10 @@ def _query_filter(query: TicketQuery) -> list[Any]:
         return [active, col(Ticket.customer_id) == query.customer_id]
     if query.kind == "unassigned":
         return [active, col(Ticket.assignee_id).is_(None)]
+    if query.kind == "overdue" and query.at is not None:
+        return [active, sla_due_between(None, query.at)]
+    if query.kind == "due-today" and query.at is not None and query.until is not None:
+        return [active, sla_due_between(query.at, query.until)]
     return [active]
 
 

@@ -149,6 +149,14 @@ async def test_warning_and_breach_arrive_once_and_the_report_agrees(
         assert _count(emulator, _sla_post("SLA breached", channel=AGENT)) == 1
         assert _count(emulator, _sla_post(f"#{answered.number} ")) == 0
 
+        # `/ticket list overdue` names the breached ticket and not the answered one.
+        await docket.command(
+            "/ticket", "list overdue", user_id=AGENT, response_url=emulator.response_url("over")
+        )
+        listed = await emulator.wait_for(lambda c: c.path.endswith("/over"))
+        assert "Printer on fire" in str(listed.args["blocks"])
+        assert "Mouse broken" not in str(listed.args["blocks"])
+
         # The report, as of this moment, says what the cards say.
         now = services.now()
         async with services.read() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -33,7 +34,14 @@ from models.tables import (
     TicketSla,
     Workspace,
 )
-from models.tickets import TicketCreate, TicketUpdate, create_ticket, update_ticket
+from models.tickets import (
+    TicketCreate,
+    TicketQuery,
+    TicketUpdate,
+    create_ticket,
+    list_tickets,
+    update_ticket,
+)
 from tests.models.test_inbound import Hooks
 
 # Monday 2 June 2025, 11:00 in Berlin (the test workspace's zone).
@@ -242,3 +250,27 @@ async def test_calendar_settings(sessions: Sessions, workspace: Workspace) -> No
                 calendar="business",
                 targets={"normal": PriorityTargets("4 hours", None)},
             )
+
+
+async def test_overdue_and_due_today_lists(sessions: Sessions, workspace: Workspace) -> None:
+    ws = _id(workspace.id)
+    async with sessions() as session, session.begin():
+        await _policies(session, ws)
+        customer = Customer(workspace_id=ws, name="Acme")
+        session.add(customer)
+        await session.flush()
+        ticket = await _open(session, ws, _id(customer.id), AT)
+
+        async def numbers(kind: Any, at: datetime, until: datetime | None = None) -> list[int]:
+            page = await list_tickets(
+                session=session,
+                workspace_id=ws,
+                query=TicketQuery(kind=kind, at=at, until=until),
+            )
+            return [c.number for c in page.cards]
+
+        assert await numbers("overdue", AT + timedelta(minutes=30)) == []
+        assert await numbers("overdue", AT + timedelta(minutes=61)) == [ticket.number]
+        end_of_day = AT + timedelta(hours=13)
+        assert await numbers("due-today", AT, end_of_day) == [ticket.number]
+        assert await numbers("due-today", AT + timedelta(hours=5), end_of_day) == []

@@ -24,6 +24,7 @@ LISTENER_MODULES = (
     "handlers.outbox_admin",
     "handlers.settings_admin",
     "handlers.directory_admin",
+    "handlers.sla_admin",
     "handlers.docket_cmd",  # last: its help answers any /docket text nobody else matched
 )
 

@@ -6,11 +6,21 @@ Pure builders: states in, text out (times in the workspace zone, passed in).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from handlers.blocks.common import escape
-from models.sla import TARGET_LABELS, Target, TargetState, TargetStatus, format_minutes
+from handlers.blocks.common import Block, context, escape, header, section
+from models.sla import (
+    PRIORITIES,
+    TARGET_LABELS,
+    WEEKDAYS,
+    Calendar,
+    Policy,
+    Target,
+    TargetState,
+    TargetStatus,
+    format_minutes,
+)
 from models.sla_store import NoticeFacts
 
 
@@ -71,3 +81,43 @@ def notice_text(facts: NoticeFacts) -> str:
     if facts.kind == "breach":
         return f":rotating_light: SLA breached on {subject}: {line} (target {target})."
     return f":hourglass_flowing_sand: SLA warning on {subject}: {line} (target {target})."
+
+
+def build_sla_settings(
+    *,
+    calendar: Calendar,
+    policies: list[Policy],
+    holidays: list[tuple[date, str]],
+    warning_pct: int,
+    usage: str,
+) -> list[Block]:
+    """What `/docket sla` shows: hours, holidays, policies, the warning share, and how to
+    change them."""
+    days = []
+    for index, name in enumerate(WEEKDAYS):
+        hours = calendar.hours.get(index)
+        when = f"{hours[0].strftime('%H:%M')}-{hours[1].strftime('%H:%M')}" if hours else "closed"
+        days.append(f"{name.capitalize()} {when}")
+    lines = [
+        f"*Business hours* ({escape(calendar.zone.key)}): " + " · ".join(days),
+        "*Holidays*: "
+        + (", ".join(f"{d.isoformat()} {escape(n)}".rstrip() for d, n in holidays[:30]) or "none"),
+        f"*Warning* at {warning_pct}% of a target",
+    ]
+    blocks: list[Block] = [header("Service levels"), section("\n".join(lines))]
+    if not policies:
+        blocks.append(section("*Policies*: none yet, so no ticket has an SLA clock."))
+    for policy in sorted(policies, key=lambda p: p.name)[:40]:
+        targets = [
+            f"{priority}: {t.first_response or '-'} / {t.resolution or '-'}"
+            for priority in PRIORITIES
+            if (t := policy.targets.get(priority)) is not None
+        ]
+        blocks.append(
+            section(
+                f"*{escape(policy.name)}* ({policy.calendar}; first response / resolution) "
+                + (" · ".join(targets) or "no targets")
+            )
+        )
+    blocks.append(context(usage))
+    return blocks

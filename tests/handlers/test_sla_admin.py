@@ -55,3 +55,41 @@ async def test_bad_input_and_agents_are_refused(docket: Any) -> None:
     services = docket.services
     async with services.read() as session:
         assert await workspace_policies(session=session, workspace_id=services.workspace_id) == {}
+
+
+async def test_contract_form_names_a_policy(docket: Any) -> None:
+    from sqlmodel import select
+
+    from handlers.ids import Action, View
+    from models.tables import Contract, Customer
+    from tests.handlers.test_directory_admin import _docket, _opened, _select, _setup, _v
+
+    _setup(docket)
+    services = docket.services
+    async with services.transaction() as session:
+        acme = Customer(workspace_id=services.workspace_id, name="Acme")
+        session.add(acme)
+    await _sla(docket, "policy gold 24x7 urgent 15m 2h")
+    await _docket(docket, "contracts", "UADMIN")
+    view = await _opened(docket, View.CONTRACT)
+    assert "SLA policy" in str(view["blocks"])
+    values = _v(
+        name="Gold support",
+        hourly_rate="100",
+        sla_policy="platinum",
+        start={"type": "datepicker", "selected_date": "2025-06-01"},
+    )
+    values["customer"] = {Action.DIRECTORY_CUSTOMER.value: _select(str(acme.id))}
+    values["kind"] = {"kind_input": _select("hourly")}
+    refused = await docket.interact(
+        docket.requests.view_submission(View.CONTRACT.value, values, user_id="UADMIN", view=view)
+    )
+    assert "No SLA policy is named platinum" in refused.json()["errors"]["sla_policy"]
+    values["sla_policy"] = {"sla_policy_input": {"type": "plain_text_input", "value": "gold"}}
+    done = await docket.interact(
+        docket.requests.view_submission(View.CONTRACT.value, values, user_id="UADMIN", view=view)
+    )
+    assert done.json()["response_action"] == "update"
+    async with services.read() as session:
+        contract = (await session.exec(select(Contract))).one()
+    assert contract.sla_policy == "gold"

@@ -239,3 +239,8 @@ def render_sla(report: SlaReport, fmt: str) -> str:
     if fmt == "csv":
         return render_sla_csv(report)
     raise ValueError(f"unknown format {fmt!r}: use table, json or csv")
+
+
+def margins_by_customer(report: Any) -> dict[str, Any]:
+    """Margin % by customer name from a profitability report (models.engine.Report)."""
+    return {line.customer: line.presented.margin_pct for line in report.customers}

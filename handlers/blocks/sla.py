@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from handlers.blocks.common import Block, context, escape, header, section
@@ -21,6 +22,7 @@ from models.sla import (
     TargetStatus,
     format_minutes,
 )
+from models.sla_report import SlaReport
 from models.sla_store import NoticeFacts
 
 
@@ -121,3 +123,52 @@ def build_sla_settings(
         )
     blocks.append(context(usage))
     return blocks
+
+
+def _pct(met: int, breached: int) -> str:
+    return f"{round(100 * met / (met + breached))}%" if met + breached else "–"
+
+
+def build_service_levels(
+    report: SlaReport, margins: Mapping[str, Decimal | None], *, limit: int = 10
+) -> list[Block]:
+    """The "Service levels" section of the managers' post and `/profit`: targets met, and the
+    customers with breaches beside their margin. Empty when no ticket had an SLA."""
+    counts = {(t, s): 0 for t in Target for s in TargetStatus}
+    for customer in report.customers:
+        for key, n in customer.counts.items():
+            counts[key] += n
+    met = {t: counts[(t, TargetStatus.MET)] for t in Target}
+    breached = {t: counts[(t, TargetStatus.BREACHED)] for t in Target}
+    running = sum(counts[(t, TargetStatus.RUNNING)] for t in Target)
+    finished = sum(met.values()) + sum(breached.values())
+    if finished + running == 0:
+        return []
+    fr, res = Target.FIRST_RESPONSE, Target.RESOLUTION
+    lines = [
+        f"*Service levels* ({report.period.key}): {_pct(sum(met.values()), sum(breached.values()))}"
+        f" of {finished} finished targets met (first response {_pct(met[fr], breached[fr])}, "
+        f"resolution {_pct(met[res], breached[res])}); {running} still running."
+    ]
+    breaching = sorted(
+        (
+            c
+            for c in report.customers
+            if c.count(fr, TargetStatus.BREACHED) + c.count(res, TargetStatus.BREACHED)
+        ),
+        key=lambda c: -(c.count(fr, TargetStatus.BREACHED) + c.count(res, TargetStatus.BREACHED)),
+    )
+    for c in breaching[:limit]:
+        n = c.count(fr, TargetStatus.BREACHED) + c.count(res, TargetStatus.BREACHED)
+        margin = margins.get(c.customer)
+        median = c.median_first_response
+        parts = [
+            f"{n} breached",
+            f"{_pct(c.count(fr, TargetStatus.MET) + c.count(res, TargetStatus.MET), n)} met",
+            f"median first response {format_minutes(int(median))}" if median is not None else "",
+            f"margin {margin}%" if margin is not None else "margin –",
+        ]
+        lines.append(f"• {escape(c.customer)}: " + " · ".join(p for p in parts if p))
+    if not breaching:
+        lines.append("No breaches.")
+    return [section("\n".join(lines))]

@@ -61,3 +61,28 @@ def test_no_policy_says_so_and_lists_show_the_clock() -> None:
     assert "First response due Mon 10:00 (in 40m)" in list_line(card(), now=now)
     plain = TicketCard(7, 12, "VPN down", "", "open", "high", 1, OPENED)
     assert "due" not in list_line(plain, now=now)
+
+
+def test_service_levels_section() -> None:
+    from decimal import Decimal
+
+    from handlers.blocks.sla import build_service_levels
+    from models.periods import week_of
+    from models.sla import Target, TargetStatus
+    from models.sla_report import CustomerLine, SlaReport
+
+    fr, res = Target.FIRST_RESPONSE, Target.RESOLUTION
+    acme = CustomerLine("Acme", {(fr, TargetStatus.MET): 3, (fr, TargetStatus.BREACHED): 1})
+    acme.first_response_minutes.extend([10, 20, 30, 95])
+    globex = CustomerLine("Globex", {(res, TargetStatus.MET): 2, (res, TargetStatus.RUNNING): 1})
+    report = SlaReport(week_of(OPENED.date()), "UTC", OPENED, [], [acme, globex])
+    (block,) = build_service_levels(report, {"Acme": Decimal("31.5"), "Globex": None})
+    text = block["text"]["text"]
+    assert (
+        "83% of 6 finished targets met (first response 75%, resolution 100%); 1 still running"
+        in text
+    )
+    assert "• Acme: 1 breached · 75% met · median first response 25m · margin 31.5%" in text
+    assert "Globex" not in text
+    empty = SlaReport(week_of(OPENED.date()), "UTC", OPENED, [], [CustomerLine("Acme")])
+    assert build_service_levels(empty, {}) == []

@@ -157,6 +157,16 @@ async def test_warning_and_breach_arrive_once_and_the_report_agrees(
         assert "Printer on fire" in str(listed.args["blocks"])
         assert "Mouse broken" not in str(listed.args["blocks"])
 
+        # `/profit Acme week` shows the same service levels beside the margin.
+        await docket.command(
+            "/profit", "Acme week", user_id="UADMIN", response_url=emulator.response_url("prof")
+        )
+        profit = await emulator.wait_for(lambda c: c.path.endswith("/prof"))
+        assert "of 2 finished targets met (first response 50%" in str(profit.args["blocks"])
+        assert "Acme: 1 breached · 50% met · median first response 1h 5m" in str(
+            profit.args["blocks"]
+        )
+
         # The report, as of this moment, says what the cards say.
         now = services.now()
         async with services.read() as session:

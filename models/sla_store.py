@@ -293,44 +293,12 @@ async def store_states(
         )
 
 
-async def refresh_ticket_sla(
-    *, session: AsyncSession, workspace_id: int, ticket_id: int, at: datetime
-) -> States | None:
-    """Re-evaluate one ticket's clocks after a change (None when the workspace has no SLA)."""
-    if not await has_policies(session=session, workspace_id=workspace_id):
-        return None
-    ticket = await session.get(Ticket, ticket_id)
-    if ticket is None or ticket.workspace_id != workspace_id:
-        return None
+async def _refresh(
+    session: AsyncSession, workspace_id: int, tickets: Sequence[Ticket], at: datetime
+) -> dict[int, States]:
     settings = await sla_settings(session=session, workspace_id=workspace_id)
-    clocks = await ticket_clocks(session=session, workspace_id=workspace_id, tickets=[ticket])
-    policy_id, states = evaluate_ticket(settings, ticket, clocks[ticket_id], at)
-    await store_states(
-        session=session,
-        workspace_id=workspace_id,
-        ticket_id=ticket_id,
-        policy_id=policy_id,
-        states=states,
-        next_check_at=next_check(states, at),
-        now=at,
-    )
-    return states
-
-
-async def refresh_open_tickets(*, session: AsyncSession, workspace_id: int, at: datetime) -> int:
-    """Re-evaluate every unfinished ticket (after the calendar or a policy changed)."""
-    if not await has_policies(session=session, workspace_id=workspace_id):
-        return 0
-    settings = await sla_settings(session=session, workspace_id=workspace_id)
-    tickets = (
-        await session.exec(
-            select(Ticket).where(
-                Ticket.workspace_id == workspace_id,
-                col(Ticket.status).in_(["new", "open", "waiting"]),
-            )
-        )
-    ).all()
     clocks = await ticket_clocks(session=session, workspace_id=workspace_id, tickets=tickets)
+    out: dict[int, States] = {}
     for ticket in tickets:
         assert ticket.id is not None
         policy_id, states = evaluate_ticket(settings, ticket, clocks[ticket.id], at)
@@ -343,7 +311,35 @@ async def refresh_open_tickets(*, session: AsyncSession, workspace_id: int, at: 
             next_check_at=next_check(states, at),
             now=at,
         )
-    return len(tickets)
+        out[ticket.id] = states
+    return out
+
+
+async def refresh_ticket_sla(
+    *, session: AsyncSession, workspace_id: int, ticket_id: int, at: datetime
+) -> States | None:
+    """Re-evaluate one ticket's clocks after a change (None when the workspace has no SLA)."""
+    if not await has_policies(session=session, workspace_id=workspace_id):
+        return None
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is None or ticket.workspace_id != workspace_id:
+        return None
+    return (await _refresh(session, workspace_id, [ticket], at))[ticket_id]
+
+
+async def refresh_open_tickets(*, session: AsyncSession, workspace_id: int, at: datetime) -> int:
+    """Re-evaluate every unfinished ticket (after the calendar or a policy changed)."""
+    if not await has_policies(session=session, workspace_id=workspace_id):
+        return 0
+    tickets = (
+        await session.exec(
+            select(Ticket).where(
+                Ticket.workspace_id == workspace_id,
+                col(Ticket.status).in_(["new", "open", "waiting"]),
+            )
+        )
+    ).all()
+    return len(await _refresh(session, workspace_id, tickets, at))
 
 
 async def ticket_states(

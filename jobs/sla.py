@@ -14,8 +14,10 @@ from typing import Any
 
 from bot.services import Services
 from handlers.blocks.sla import notice_text
+from handlers.blocks.tickets import build_ticket_card, card_text
 from jobs.loop import run_worker
-from models.sla_store import ScanResult, scan_due
+from models.sla_store import ScanResult, queue_card_refresh, scan_due
+from models.tickets import load_cards
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +38,31 @@ class SlaScanWorker:
     async def scan_once(self) -> ScanResult:
         """One pass: claim and queue what is due now."""
         services = self.services
+        now = services.now()
         async with services.transaction() as session:
             result = await scan_due(
                 session=session,
                 workspace_id=services.workspace_id,
-                now=services.now(),
+                now=now,
                 render=notice_text,
                 limit=self.batch,
             )
+            # The cards of the tickets just warned or breached show it too.
+            tickets = list({n.ticket.id: n.ticket for n in result.claimed}.values())
+            cards = await load_cards(
+                session=session, workspace_id=services.workspace_id, tickets=tickets
+            )
+            for ticket, card in zip(tickets, cards, strict=True):
+                notice = next(n for n in result.claimed if n.ticket.id == ticket.id)
+                await queue_card_refresh(
+                    session=session,
+                    workspace_id=services.workspace_id,
+                    ticket=ticket,
+                    key=f"sla:{ticket.id}:{notice.target.value}:{notice.kind}:{notice.round}",
+                    text=card_text(card),
+                    blocks=build_ticket_card(card, now=now),
+                    at=now,
+                )
         if result.queued:
             logger.info("sla: %s notice(s) queued", result.queued)
         return result

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.outbox import SLACK, delivery_target, slack_call
+from models.outbox import SLACK, delivery_target, enqueue, slack_call
 from models.sla import (
     CALENDAR_KINDS,
     DEFAULT_HOURS,
@@ -56,6 +56,7 @@ from models.tables import (
     TicketSla,
     Workspace,
 )
+from models.ticket_notify import has_card
 
 # Where a customer-opened ticket came from ("created" entry's `source`).
 CUSTOMER_SOURCES = frozenset({"email", "slack"})
@@ -626,6 +627,7 @@ class ScanResult:
     checked: int = 0
     queued: int = 0
     more: bool = False
+    claimed: list[Notice] = field(default_factory=list)
 
 
 def notices_due(states: States, now: datetime) -> list[tuple[TargetState, str]]:
@@ -709,6 +711,7 @@ async def scan_due(
         session=session, workspace_id=workspace_id, notices=notices, at=now
     )
     result.queued = len(claimed)
+    result.claimed = claimed
     if updates:
         await session.execute(
             sa.update(table).where(table.c.ticket_id == sa.bindparam("b_ticket_id")),
@@ -739,3 +742,30 @@ async def sla_inputs(
             warning_pct=settings.warning_pct,
         )
     return out
+
+
+async def queue_card_refresh(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    ticket: Ticket,
+    key: str,
+    text: str,
+    blocks: list[dict[str, Any]],
+    at: datetime,
+) -> int | None:
+    """Redraw the ticket's card after a notice (so it shows the warning or breach); keyed by
+    the notice, since the ticket's version has not changed. Nothing without a card."""
+    if not await has_card(session=session, ticket=ticket):
+        return None
+    payload = slack_call("chat.update", text=text, blocks=blocks)
+    payload["card_of_ticket"] = ticket.id
+    return await enqueue(
+        session=session,
+        workspace_id=workspace_id,
+        kind=SLACK,
+        key=f"{key}:card",
+        payload=payload,
+        at=at,
+        ordering_key=f"ticket:{ticket.id}",
+    )

@@ -141,6 +141,13 @@ async def test_warning_and_breach_arrive_once_and_the_report_agrees(
         await at_minute(61)
         await emulator.wait_for(_sla_post("SLA breached", thread=True), timeout=10)
         await emulator.wait_for(_sla_post("SLA breached", channel=AGENT), timeout=10)
+        # The card is redrawn with the breach.
+        await emulator.wait_for(
+            lambda c: (
+                c.method == "chat.update" and "First response breached" in str(c.args.get("blocks"))
+            ),
+            timeout=10,
+        )
         for minute in (62, 75, 120):
             await at_minute(minute)
         await asyncio.sleep(1.0)

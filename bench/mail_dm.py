@@ -115,7 +115,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["floor_ms"] = [x * 1000 for x in floor]
         emu.clear()
         # The receiver stores and threads the mail; the outbox worker delivers the DM.
-        skip = missing_part("handlers.mail", "start") or missing_part("jobs.outbox", "start")
+        skip = missing_part("jobs.mail", "MailWorker") or missing_part(
+            "jobs.outbox", "OutboxWorker"
+        )
         if skip:
             result["skipped"] = skip
             return result

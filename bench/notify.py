@@ -52,13 +52,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         floor = await direct_floor(emu.api_url, TOKEN, args.n, args.channels)
         result["floor_seconds"] = floor
         emu.clear()
-        skip = missing_part("jobs.outbox", "start")
+        skip = missing_part("jobs.outbox", "OutboxWorker")
         if skip:
             result["skipped"] = skip
             return result
 
-        import jobs.outbox as outbox_job
         from jobs import ratelimit
+        from jobs.outbox import OutboxWorker
 
         result["workspace_pace_per_minute"] = ratelimit.PER_MINUTE.get(SLACK_OK_METHOD)
 
@@ -85,7 +85,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         emu.enforce_channel_rate(1.0)
         runtime = Runtime(services=services)
         started = time.perf_counter()
-        stopper = await outbox_job.start(runtime)
+        worker = OutboxWorker(services, owner=f"{runtime.instance}:outbox")
+        runtime.spawn("outbox", worker.run(runtime.stop_event))
         try:
             ok = lambda c: c.method == SLACK_OK_METHOD and c.ok  # noqa: E731
             await emu.wait_for(ok, timeout=args.timeout, count=args.n)
@@ -93,8 +94,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             result["error"] = str(exc)[:300]
         finally:
             elapsed = time.perf_counter() - started
-            if stopper is not None:
-                await stopper()
+            await worker.close()
             await runtime.stop()
         delivered = [c for c in emu.calls if c.method == SLACK_OK_METHOD and c.ok]
         result.update(

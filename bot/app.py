@@ -12,11 +12,50 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-import handlers
 from bot.services import Services
+from handlers import (
+    admin,
+    conversation,
+    directory_admin,
+    docket_cmd,
+    events,
+    home,
+    mentions,
+    outbox_admin,
+    profit_cmd,
+    settings_admin,
+    sla_admin,
+    tickets,
+    time_cmd,
+)
 from handlers.events import EventRouter
 
 logger = logging.getLogger(__name__)
+
+
+def register_listeners(app: AsyncApp) -> EventRouter:
+    """Wire every handler package's listeners into `app`; returns the stored-event router."""
+    events.register(app)
+    mentions.register(app)
+    tickets.register(app)
+    time_cmd.register(app)
+    profit_cmd.register(app)
+    admin.register(app)
+    conversation.register(app)
+    home.register(app)
+    outbox_admin.register(app)
+    settings_admin.register(app)
+    directory_admin.register(app)
+    sla_admin.register(app)
+    # Last: its help answers any /docket text no other listener matched.
+    docket_cmd.register(app)
+
+    router = EventRouter()
+    mentions.register_events(router)
+    tickets.register_events(router)
+    conversation.register_events(router)
+    home.register_events(router)
+    return router
 
 
 def build_app(services: Services) -> tuple[AsyncApp, EventRouter]:
@@ -63,5 +102,5 @@ def build_app(services: Services) -> tuple[AsyncApp, EventRouter]:
     async def on_error(error: Exception, request: AsyncBoltRequest) -> None:
         logger.error("listener failed: %s", type(error).__name__, exc_info=error)
 
-    router = handlers.register(app)
+    router = register_listeners(app)
     return app, router

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
 import sys
@@ -12,18 +11,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.demo import command_demo
+from bot.importer import command_import
+from bot.outbox_cli import command_outbox
+from bot.reports import command_rebuild, command_report
 
 logger = logging.getLogger("docket")
 
-# Sub-commands defined in other modules: name -> "module:function". Each module offers
-# `add_arguments(parser)` via the function attribute `configure`, and the function takes
-# (settings, args) and returns an exit status.
-EXTRA_COMMANDS: dict[str, str] = {
-    "demo": "bot.demo:command_demo",
-    "report": "bot.reports:command_report",
-    "rebuild": "bot.reports:command_rebuild",
-    "import": "bot.importer:command_import",
-    "outbox": "bot.outbox_cli:command_outbox",
+# Sub-commands defined in other modules. Each takes (settings, args) and returns an exit
+# status; its `configure` attribute, when present, adds its arguments to its parser.
+EXTRA_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "demo": command_demo,
+    "report": command_report,
+    "rebuild": command_rebuild,
+    "import": command_import,
+    "outbox": command_outbox,
 }
 
 
@@ -40,11 +42,12 @@ def configure_logging(level: str) -> None:
 async def _serve(settings: Settings) -> int:
     from bot import runtime as rt
 
-    runtime = await rt.start(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # Before start-up: a SIGTERM that comes as soon as /healthz answers still stops cleanly.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    runtime = await rt.start(settings)
     print(f"Docket is running (HTTP port {runtime.port}).", flush=True)
     await stop.wait()
     logger.info("stopping")
@@ -74,18 +77,6 @@ def command_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve(target: str) -> Callable[..., int] | None:
-    module_name, _, func_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
-    func: Callable[..., int] = getattr(module, func_name)
-    return func
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="docket", description="Slack-first helpdesk and profitability."
@@ -93,10 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the Slack app, workers, scheduler and mail receiver")
     sub.add_parser("migrate", help="apply database migrations")
-    for name, target in EXTRA_COMMANDS.items():
-        func = _resolve(target)
-        if func is None:
-            continue
+    for name, func in EXTRA_COMMANDS.items():
         configure: Callable[[argparse.ArgumentParser], None] | None = getattr(
             func, "configure", None
         )
@@ -121,9 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in commands:
             return int(commands[args.command](settings, args))
-        func = _resolve(EXTRA_COMMANDS[args.command])
-        assert func is not None
-        return int(func(settings, args))
+        return int(EXTRA_COMMANDS[args.command](settings, args))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2

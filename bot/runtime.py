@@ -20,15 +20,19 @@ from bot.db import make_engine, make_sessionmaker
 from bot.migrate import upgrade
 from bot.server import build_web_app
 from bot.services import Services
-from jobs import events as event_jobs
-from jobs.loop import run_worker
+from handlers.mail import SmtpServer
+from handlers.ticket_notifications import SlackHooks
+from jobs.events import EventWorker
+from jobs.mail import MailWorker
+from jobs.outbox import OutboxWorker
+from jobs.profit import ProfitWorker
+from jobs.scheduler import ReportScheduler
+from jobs.sla import SlaScanWorker
 from models.workspaces import ensure_workspace
 
 logger = logging.getLogger(__name__)
 
-# Optional parts: each is a module with `async def start(runtime) -> stopper | None`.
 STOP_GRACE_SECONDS = 10.0
-OPTIONAL_PARTS = ("jobs.outbox", "jobs.profit", "jobs.scheduler", "handlers.mail", "jobs.sla")
 
 
 def make_slack_client(settings: Settings) -> AsyncWebClient:
@@ -109,6 +113,19 @@ async def build_services(settings: Settings) -> Services:
     )
 
 
+async def start_reports(services: Services) -> ReportScheduler | None:
+    """Start the report scheduler (unless DOCKET_SCHEDULER is off) and catch up missed posts;
+    settings changes reschedule a workspace's posts through `services.on_reschedule`."""
+    if not services.settings.docket_scheduler:
+        logger.info("report scheduler is off (DOCKET_SCHEDULER=false)")
+        return None
+    reports = ReportScheduler(services)
+    await reports.start()
+    services.on_reschedule = reports.request_reschedule
+    reports.spawn_catch_up()
+    return reports
+
+
 async def start(settings: Settings, *, services: Services | None = None) -> Runtime:
     """Start Docket: HTTP (or Socket Mode), event worker, outbox, scheduler, SMTP."""
     if services is None:
@@ -117,25 +134,31 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
     bolt, router = build_app(services)
 
     if settings.docket_process_events:
-        runtime.spawn(
-            "events",
-            run_worker(
-                "events",
-                lambda: event_jobs.run(services, router.dispatch),
-                services.wake.events,
-                runtime.stop_event,
-            ),
-        )
-    for name in OPTIONAL_PARTS:
-        try:
-            module = __import__(name, fromlist=["start"])
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        stopper = await module.start(runtime)
-        if stopper is not None:
-            runtime.stoppers.append(stopper)
+        runtime.spawn("events", EventWorker(services, router.dispatch).run(runtime.stop_event))
+
+    outbox = OutboxWorker(services, owner=f"{runtime.instance}:outbox")
+    runtime.spawn("outbox", outbox.run(runtime.stop_event))
+    runtime.stoppers.append(outbox.close)
+
+    profit = ProfitWorker(services)
+    runtime.spawn("profit", profit.run(runtime.stop_event))
+    runtime.stoppers.append(profit.close)
+
+    sla = SlaScanWorker(services)
+    runtime.spawn("sla", sla.run(runtime.stop_event))
+    runtime.stoppers.append(sla.close)
+
+    reports = await start_reports(services)
+    if reports is not None:
+        runtime.stoppers.append(reports.stop)
+
+    # What a mail causes in Slack is queued through the ticket-notification hooks.
+    mail = MailWorker(services, hooks=SlackHooks(services))
+    runtime.spawn("mail", mail.run(runtime.stop_event))
+    if settings.docket_smtp_port != 0:
+        smtp = SmtpServer(services)
+        runtime.smtp_port = await smtp.start()
+        runtime.stoppers.append(smtp.stop)
 
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler

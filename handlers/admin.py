@@ -22,7 +22,8 @@ from handlers.blocks.common import Block, context, cut, plain, safe, section
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
 from handlers.people import resolve_member
-from models.people import PermissionDenied, ensure_group, require_admin
+from models.directory import DirectoryError, LastAdminError, change_member_access
+from models.people import PermissionDenied, require_admin
 from models.tables import Member, MemberGroup, Role
 
 logger = logging.getLogger(__name__)
@@ -247,36 +248,24 @@ async def _save_member(
         return {"response_action": "errors", "errors": {USER_BLOCK: str(exc)}}
     assert form.slack_user_id is not None
     target = await resolve_member(services, form.slack_user_id, client=client)
-    async with services.transaction() as session:
-        member = await session.get(Member, target.id)
-        assert member is not None
-        if member.role == Role.ADMIN and member.active and form.access != Role.ADMIN:
-            if await _active_admins(session, services.workspace_id) <= 1:
-                return {
-                    "response_action": "errors",
-                    "errors": {ACCESS_BLOCK: "Docket needs at least one admin."},
-                }
-        group = None
-        if form.group:
-            group = await ensure_group(
-                session=session, workspace_id=services.workspace_id, name=form.group
+    assert target.id is not None
+    try:
+        async with services.transaction() as session:
+            member = await change_member_access(
+                session=session,
+                workspace_id=services.workspace_id,
+                member_id=target.id,
+                role=None if form.access == INACTIVE else Role(form.access),
+                active=form.access != INACTIVE,
+                group_name=form.group,
+                at=services.now(),
             )
-        member.active = form.access != INACTIVE
-        if form.access != INACTIVE:
-            member.role = form.access
-        member.group_id = group.id if group else None
-        session.add(member)
+    except LastAdminError as exc:
+        return {"response_action": "errors", "errors": {ACCESS_BLOCK: str(exc)}}
+    except DirectoryError as exc:
+        return {"response_action": "errors", "errors": {GROUP_BLOCK: str(exc)}}
     line = RosterLine(member.slack_user_id, member.name, form.access, form.group or None)
     return {"response_action": "update", "view": build_member_saved(line)}
-
-
-async def _active_admins(session: AsyncSession, workspace_id: int) -> int:
-    stmt = select(Member).where(
-        Member.workspace_id == workspace_id,
-        Member.role == Role.ADMIN,
-        col(Member.active).is_(True),
-    )
-    return len(list((await session.exec(stmt)).all()))
 
 
 def register(app: AsyncApp) -> None:

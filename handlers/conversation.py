@@ -7,7 +7,7 @@
   there from someone who is not an active Docket member opens a ticket; their answers in its
   thread are customer replies (the assignee is told), a member's answers are agent replies.
   Events are processed from the stored event and are idempotent (TicketEvent.slack_ts).
-- `SlackHooks` gives models.inbound its Slack side effects, for mail and channels alike.
+- What a customer's message causes in Slack is queued by handlers.ticket_notifications.
 - `/docket mail` lists quarantined and held mail for admins; `/docket mail retry <id>`.
 
 Slack authenticates the app, not the person: the role is checked again on every submission.
@@ -28,41 +28,40 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
-from handlers.blocks.common import section
 from handlers.blocks.conversation import (
     REPLY_BLOCK,
     MailLine,
     ReplyForm,
     ReplyTarget,
-    bounce_text,
     build_mail_list,
     build_reply_modal,
-    customer_thread_text,
     parse_reply_metadata,
     parse_reply_text,
     reply_copy_text,
     reply_sent_text,
     ticket_opened_text,
 )
-from handlers.blocks.tickets import build_ticket_card, card_text, message_to_plain, title_from_text
+from handlers.blocks.tickets import message_to_plain, title_from_text
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.events import EventRouter
 from handlers.ids import Action, Command, View
-from handlers.notify import queue_customer_reply_notifications
 from handlers.people import resolve_member
-from handlers.tickets import _announce
-from models import ticket_notify
+from handlers.ticket_notifications import (
+    SlackHooks,
+    post_in_card_thread,
+    post_in_customer_thread,
+    refresh_card,
+    reply_in_thread,
+)
 from models.inbound import (
     HELD,
     QUARANTINED,
-    InboundHooks,
     closed_too_long,
     list_mail,
     open_customer_ticket,
     record_customer_reply,
     release_mail,
 )
-from models.outbox import SLACK, enqueue, slack_call
 from models.people import PermissionDenied, is_admin, member_by_slack_id, require_agent
 from models.replies import (
     AgentReply,
@@ -73,14 +72,12 @@ from models.replies import (
     queue_email_reply,
     record_agent_reply,
 )
-from models.tables import Customer, EmailMessage, EventKind, Member, Ticket, TicketEvent
+from models.tables import Customer, EventKind, Member, Ticket, TicketEvent
 from models.tickets import (
-    TicketChange,
     TicketNotFound,
     contact_by_slack_user,
     customer_by_channel,
     get_ticket,
-    load_card,
     ticket_by_card,
     ticket_by_number,
 )
@@ -92,86 +89,6 @@ SORRY = "Sorry, Docket could not do that just now. Please try again."
 REPLY_USAGE = "Use `/ticket reply 123 your answer`, or `/ticket reply 123` to open the form."
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
 _REPLY_ARGS = re.compile(r"^#?(\d{1,9})(?:\s+(.*))?$", re.S)
-
-
-# -- side effects for models.inbound ------------------------------------------------------
-
-
-@dataclass
-class SlackHooks(InboundHooks):
-    """What a customer's message causes in Slack, queued in the caller's transaction."""
-
-    services: Services
-
-    async def ticket_opened(self, *, session: AsyncSession, ticket: Ticket, at: datetime) -> None:
-        await _announce(session, self.services, ticket, creator_slack_id=None)
-
-    async def ticket_changed(
-        self, *, session: AsyncSession, change: TicketChange, at: datetime
-    ) -> None:
-        await update_card(session, self.services, change.ticket, at)
-
-    async def customer_reply(
-        self, *, session: AsyncSession, ticket: Ticket, event: TicketEvent, text: str, at: datetime
-    ) -> None:
-        await queue_customer_reply_notifications(
-            session=session, services=self.services, ticket=ticket, event=event, text=text, at=at
-        )
-
-    async def mail_notice(
-        self, *, session: AsyncSession, ticket: Ticket, event: TicketEvent, at: datetime
-    ) -> None:
-        sent = None
-        bounced = (event.data or {}).get("bounced_message_id")
-        if bounced:
-            sent = (
-                await session.exec(
-                    select(EmailMessage).where(
-                        EmailMessage.workspace_id == self.services.workspace_id,
-                        EmailMessage.direction == "out",
-                        EmailMessage.message_id == bounced,
-                    )
-                )
-            ).first()
-        text = bounce_text(
-            to=sent.envelope_to if sent else None, subject=sent.subject if sent else None
-        )
-        await post_in_card_thread(session, self.services, ticket, text, key=f"notice:{event.id}")
-
-
-async def update_card(
-    session: AsyncSession, services: Services, ticket: Ticket, at: datetime
-) -> None:
-    """Queue the card's refresh after a change (nothing when the ticket has no card)."""
-    card = await load_card(session=session, workspace_id=services.workspace_id, ticket=ticket)
-    await ticket_notify.update_card(
-        session=session,
-        workspace_id=services.workspace_id,
-        ticket=ticket,
-        text=card_text(card),
-        blocks=build_ticket_card(card, now=at),
-        at=at,
-    )
-
-
-async def post_in_card_thread(
-    session: AsyncSession, services: Services, ticket: Ticket, text: str, *, key: str
-) -> int | None:
-    """Queue a message in the ticket card's thread (filled in by the outbox at delivery)."""
-    if not await ticket_notify.has_card(session=session, ticket=ticket):
-        return None
-    assert ticket.id is not None
-    payload = slack_call("chat.postMessage", text=text, blocks=[section(text)], unfurl_links=False)
-    payload["thread_of_ticket"] = ticket.id
-    return await enqueue(
-        session=session,
-        workspace_id=services.workspace_id,
-        kind=SLACK,
-        key=f"ticket:{ticket.id}:{key}",
-        payload=payload,
-        at=services.now(),
-        ordering_key=ticket_notify.ordering_key(ticket.id),
-    )
 
 
 # -- where a ticket's conversation happens ---------------------------------------------------
@@ -269,20 +186,14 @@ async def send_reply(services: Services, *, ticket_id: int, member: Member, text
                 data={"via": "slack", "channel": thread.channel, "thread_ts": thread.ts},
             )
             assert reply is not None
-            await enqueue(
-                session=session,
-                workspace_id=services.workspace_id,
-                kind=SLACK,
-                key=f"reply:{reply.event.id}:customer-thread",
-                payload=slack_call(
-                    "chat.postMessage",
-                    channel=thread.channel,
-                    thread_ts=thread.ts,
-                    text=customer_thread_text(reply.event.body),
-                    unfurl_links=False,
-                ),
+            await post_in_customer_thread(
+                session,
+                services,
+                ticket_id=ticket_id,
+                event=reply.event,
+                channel=thread.channel,
+                thread_ts=thread.ts,
                 at=at,
-                ordering_key=ticket_notify.ordering_key(ticket_id),
             )
             to = "the customer's Slack thread"
         elif await customer_address(session=session, ticket=ticket):
@@ -311,7 +222,7 @@ async def send_reply(services: Services, *, ticket_id: int, member: Member, text
             session, services, reply.ticket, copy, key=f"reply:{reply.event.id}"
         )
         if reply.change is not None:
-            await update_card(session, services, reply.change.ticket, at)
+            await refresh_card(session, services, reply.change.ticket, at)
     return SentReply(number=reply.ticket.number, to=to)
 
 
@@ -590,7 +501,7 @@ async def process_customer_channel_message(services: Services, body: dict[str, A
                 data={"via": "slack", "channel": channel, "thread_ts": thread_ts},
             )
             if reply is not None and reply.change is not None:
-                await update_card(session, services, reply.change.ticket, services.now())
+                await refresh_card(session, services, reply.change.ticket, services.now())
         return
     await _customer_reply_from_channel(
         services,
@@ -662,7 +573,7 @@ async def _channel_ticket(
         follow_up_of=follow_up_of,
         slack_ts=ts,
     )
-    await ticket_notify.reply_in_thread(
+    await reply_in_thread(
         session=session,
         workspace_id=services.workspace_id,
         ticket=ticket,

@@ -2,7 +2,7 @@
 
 A module adds `/docket settings` with
 `app.command(Command.DOCKET, matchers=[subcommand("settings")])(handler)`; the help below is
-registered last (see handlers.LISTENER_MODULES) and answers everything else.
+registered last (see bot.app.register_listeners) and answers everything else.
 """
 
 from __future__ import annotations

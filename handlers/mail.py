@@ -1,13 +1,9 @@
-"""Inbound mail: the SMTP receiver and the worker that turns stored mail into ticket changes.
+"""Inbound mail: the SMTP receiver (jobs/mail.py turns stored mail into ticket changes).
 
 The receiver (aiosmtpd, inside Docket's event loop) accepts mail for DOCKET_SUPPORT_ADDRESS and
 its plus-addresses only (others: 550 5.1.1), advertises SIZE and refuses bigger mail (552), and
 stores the raw message before it answers 250: a mail it accepted is never lost. When storing
 fails the sender is told to try again later (451), so the mail stays with them.
-
-The worker reads stored mail off the event loop (parsing is CPU work), applies it in one
-transaction (models.inbound.process_mail), and on failure keeps the error on the row, retries
-with back-off, and quarantines the mail after a few attempts (`/docket mail` lists them).
 """
 
 from __future__ import annotations
@@ -15,50 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bot.services import Services
-from handlers.conversation import SlackHooks
-from jobs.loop import run_worker
-from models.inbound import (
-    QUARANTINED,
-    InboundConfig,
-    MailOutcome,
-    claim_received,
-    next_retry_at,
-    process_mail,
-    read_mail,
-    record_failure,
-    store_received,
-)
+from models.inbound import store_received
 from models.mail import shutdown_reply_worker, start_reply_worker
-from models.tables import EmailMessage
 from models.threading import is_support_recipient
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 50
-BATCH = 10
 SESSION_TIMEOUT_SECONDS = 120
 # RFC 5321 allows 998 octets a line, but some real senders write longer lines; refusing them
 # would bounce real customer mail. Lines longer than this are refused with 500.
 LINE_LENGTH_LIMIT = 64 * 1024
-
-
-def inbound_config(services: Services) -> InboundConfig:
-    settings = services.settings
-    return InboundConfig(
-        support_address=settings.docket_support_address,
-        secret=settings.mail_secret(),
-        reopen_days=settings.docket_reopen_days,
-        hold_unknown=settings.docket_hold_unknown_senders,
-    )
 
 
 class MailReceiver:
@@ -117,131 +85,80 @@ def _tls_context(services: Services) -> ssl.SSLContext | None:
     return context
 
 
-async def process_one(services: Services, email_id: int) -> MailOutcome | None:
-    """Process one claimed mail; failures are recorded on the row, never raised."""
-    config = inbound_config(services)
-    try:
-        async with services.read() as session:
-            row = await session.get(EmailMessage, email_id)
-            if row is None:
-                return None
-            raw, envelope_from = row.raw, row.envelope_from
-        read = await asyncio.to_thread(read_mail, raw, envelope_from=envelope_from)
-        async with services.transaction() as session:
-            outcome = await process_mail(
-                session=session,
-                workspace_id=services.workspace_id,
-                email_id=email_id,
-                read=read,
-                config=config,
-                hooks=SlackHooks(services),
-                at=services.now(),
-            )
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        logger.exception("processing inbound mail %s failed", email_id)
-        error = f"{type(exc).__name__}: {exc}"
-        async with services.transaction() as session:
-            status = await record_failure(
-                session=session, email_id=email_id, error=error, at=services.now()
-            )
-        if status == QUARANTINED:
-            logger.error("inbound mail %s quarantined after repeated failures", email_id)
-        return None
-    log = logger.warning if outcome.status == QUARANTINED else logger.info
-    # The outcome's reasons name the sender: they stay on the row (`/docket mail`), not in logs.
-    log("inbound mail %s: %s (%s)", email_id, outcome.status, outcome.decision or "no decision")
-    return outcome
+class SmtpServer:
+    """The SMTP receiver inside Docket's event loop: `start()` listens, `stop()` closes."""
 
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.port: int | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.BaseTransport] = set()
 
-async def run_batch(services: Services, *, batch: int = BATCH) -> float | None:
-    """Process one batch of stored mail; returns when to look again (0: at once)."""
-    now = services.now()
-    async with services.transaction() as session:
-        ids = await claim_received(
-            session=session, workspace_id=services.workspace_id, now=now, limit=batch
+    async def start(self) -> int:
+        """Listen on DOCKET_SMTP_HOST:DOCKET_SMTP_PORT; returns the bound port."""
+        services = self.services
+        settings = services.settings
+        # aiosmtpd logs every command, addresses included, at INFO: keep its log to problems.
+        smtp_log = logging.getLogger("mail.log")
+        if smtp_log.level == logging.NOTSET:
+            smtp_log.setLevel(logging.WARNING)
+        # The reply parser runs in its own process; start it now so the first mail is not slow.
+        await asyncio.to_thread(start_reply_worker, wait=0.0)
+        loop = asyncio.get_running_loop()
+        handler = MailReceiver(services)
+        tls = _tls_context(services)
+        hostname = settings.docket_support_address.rpartition("@")[2] or "docket"
+        connections = self._connections
+
+        class _Tracked(_SMTP):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                connections.add(transport)
+                super().connection_made(transport)
+
+            def connection_lost(self, error: Exception | None) -> None:
+                for transport in list(connections):
+                    if transport.is_closing():
+                        connections.discard(transport)
+                super().connection_lost(error)
+
+        def factory() -> SMTP:
+            options: dict[str, Any] = {
+                "data_size_limit": settings.docket_smtp_max_bytes,
+                "enable_SMTPUTF8": True,
+                "decode_data": False,
+                "hostname": hostname,
+                "ident": "Docket ESMTP",
+                "timeout": SESSION_TIMEOUT_SECONDS,
+                "loop": loop,
+            }
+            if tls is not None:
+                options["tls_context"] = tls
+            return _Tracked(handler, **options)
+
+        server = await loop.create_server(
+            factory, settings.docket_smtp_host, settings.docket_smtp_port
         )
-        due = (
-            None
-            if ids
-            else await next_retry_at(session=session, workspace_id=services.workspace_id)
+        self._server = server
+        self.port = int(server.sockets[0].getsockname()[1])
+        logger.info(
+            "receiving mail for %s on %s:%s%s",
+            settings.docket_support_address,
+            settings.docket_smtp_host,
+            self.port,
+            " (STARTTLS)" if tls else "",
         )
-    for email_id in ids:
-        await process_one(services, email_id)
-    if ids:
-        # Look again at once: mail stored while this batch ran may have woken nobody.
-        return 0
-    if due is not None:
-        return max(0.0, (due - services.now()).total_seconds())
-    return None
+        return self.port
 
-
-async def start(runtime: Runtime) -> Callable[[], Awaitable[None]] | None:
-    """Start the mail worker, and the SMTP receiver unless DOCKET_SMTP_PORT is 0."""
-    services = runtime.services
-    settings = services.settings
-    runtime.spawn(
-        "mail",
-        run_worker("mail", lambda: run_batch(services), services.wake.mail, runtime.stop_event),
-    )
-    if settings.docket_smtp_port == 0:
-        return None
-    # aiosmtpd logs every command, addresses included, at INFO: keep its log to problems.
-    smtp_log = logging.getLogger("mail.log")
-    if smtp_log.level == logging.NOTSET:
-        smtp_log.setLevel(logging.WARNING)
-    # The reply parser runs in its own process; start it now so the first mail is not slow.
-    await asyncio.to_thread(start_reply_worker, wait=0.0)
-    loop = asyncio.get_running_loop()
-    handler = MailReceiver(services)
-    tls = _tls_context(services)
-    hostname = settings.docket_support_address.rpartition("@")[2] or "docket"
-    connections: set[asyncio.BaseTransport] = set()
-
-    class _Tracked(_SMTP):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            connections.add(transport)
-            super().connection_made(transport)
-
-        def connection_lost(self, error: Exception | None) -> None:
-            for transport in list(connections):
-                if transport.is_closing():
-                    connections.discard(transport)
-            super().connection_lost(error)
-
-    def factory() -> SMTP:
-        options: dict[str, Any] = {
-            "data_size_limit": settings.docket_smtp_max_bytes,
-            "enable_SMTPUTF8": True,
-            "decode_data": False,
-            "hostname": hostname,
-            "ident": "Docket ESMTP",
-            "timeout": SESSION_TIMEOUT_SECONDS,
-            "loop": loop,
-        }
-        if tls is not None:
-            options["tls_context"] = tls
-        return _Tracked(handler, **options)
-
-    server = await loop.create_server(factory, settings.docket_smtp_host, settings.docket_smtp_port)
-    runtime.smtp_port = int(server.sockets[0].getsockname()[1])
-    logger.info(
-        "receiving mail for %s on %s:%s%s",
-        settings.docket_support_address,
-        settings.docket_smtp_host,
-        runtime.smtp_port,
-        " (STARTTLS)" if tls else "",
-    )
-
-    async def stop() -> None:
+    async def stop(self) -> None:
+        """Close the listener and open connections, then the reply parser's process."""
+        server = self._server
+        if server is None:
+            return
         server.close()
-        for transport in list(connections):
+        for transport in list(self._connections):
             transport.close()
         try:
             await asyncio.wait_for(server.wait_closed(), timeout=5)
         except TimeoutError:
             logger.warning("SMTP connections did not close in time")
         await asyncio.to_thread(shutdown_reply_worker)
-
-    return stop

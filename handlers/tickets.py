@@ -31,7 +31,6 @@ from handlers.blocks.tickets import (
     FormMeta,
     ParsedForm,
     TicketForm,
-    assigned_text,
     build_saved_view,
     build_ticket_card,
     build_ticket_help,
@@ -54,12 +53,17 @@ from handlers.events import EventRouter
 from handlers.home import refresh_homes
 from handlers.ids import Action, Command, Shortcut, View
 from handlers.people import assignee_member, resolve_member
+from handlers.ticket_notifications import (
+    Notified,
+    announce_ticket,
+    notify_change,
+    reply_in_thread,
+)
 from handlers.time_cmd import open_log_time_modal
-from models import ticket_notify
 from models.lifecycle import LifecycleError
 from models.lifecycle import label as status_label
 from models.people import PermissionDenied, require_agent
-from models.tables import Contract, Customer, Member, Ticket, TicketStatus, Workspace
+from models.tables import Contract, Customer, Member, Ticket, TicketStatus
 from models.tickets import (
     KEEP,
     TITLE_MAX,
@@ -298,97 +302,6 @@ async def _edit_form(services: Services, ticket_id: int) -> TicketForm:
         contract_id=ticket.contract_id,
         assignee_slack_id=card.assignee_slack_id,
     )
-
-
-# -- notifications queued with a change ---------------------------------------------------
-
-
-async def announce_ticket(
-    session: AsyncSession, services: Services, ticket: Ticket, *, creator_slack_id: str | None
-) -> tuple[TicketCard, str | None]:
-    """Queue a new ticket's card, in the caller's transaction: to the customer's own channel,
-    else the triage channel, else the creator's DM; and the card to an assignee by DM."""
-    at = services.now()
-    ws = await session.get(Workspace, services.workspace_id)
-    card = await load_card(session=session, workspace_id=services.workspace_id, ticket=ticket)
-    customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
-    channel = (
-        (customer.slack_channel if customer else None)
-        or (ws.triage_channel if ws else None)
-        or creator_slack_id
-    )
-    blocks = build_ticket_card(card, now=at)
-    if channel:
-        await ticket_notify.announce_card(
-            session=session,
-            workspace_id=services.workspace_id,
-            ticket=ticket,
-            channel=channel,
-            text=card_text(card),
-            blocks=blocks,
-            at=at,
-        )
-    if card.assignee_slack_id and card.assignee_slack_id != creator_slack_id:
-        await ticket_notify.dm_card(
-            session=session,
-            workspace_id=services.workspace_id,
-            ticket=ticket,
-            slack_user_id=card.assignee_slack_id,
-            text=assigned_text(card),
-            blocks=blocks,
-            at=at,
-        )
-    return card, channel
-
-
-# The customer conversation module imports the earlier private name.
-_announce = announce_ticket
-
-
-@dataclass
-class Notified:
-    """What a change's notifications produced, for the answer and Home refreshes."""
-
-    card: TicketCard | None = None
-    homes: set[str | None] = field(default_factory=set)
-
-
-async def _notify_change(
-    session: AsyncSession,
-    services: Services,
-    change: TicketChange,
-    actor: Member,
-    notified: Notified,
-) -> None:
-    """Queue the card update (and a DM to a new assignee) in the change's transaction."""
-    at = services.now()
-    card = await load_card(
-        session=session, workspace_id=services.workspace_id, ticket=change.ticket
-    )
-    blocks = build_ticket_card(card, now=at)
-    await ticket_notify.update_card(
-        session=session,
-        workspace_id=services.workspace_id,
-        ticket=change.ticket,
-        text=card_text(card),
-        blocks=blocks,
-        at=at,
-    )
-    if change.assignee_changed and card.assignee_slack_id and card.assignee_id != actor.id:
-        await ticket_notify.dm_card(
-            session=session,
-            workspace_id=services.workspace_id,
-            ticket=change.ticket,
-            slack_user_id=card.assignee_slack_id,
-            text=assigned_text(card),
-            blocks=blocks,
-            at=at,
-        )
-    notified.card = card
-    notified.homes = {card.assignee_slack_id}
-    if change.assignee_changed and change.previous_assignee_id:
-        previous = await session.get(Member, change.previous_assignee_id)
-        notified.homes.add(previous.slack_user_id if previous else None)
 
 
 # -- /ticket -------------------------------------------------------------------------------
@@ -782,7 +695,7 @@ async def _save_new(
         )
         # Answer under the source message in channels only (Docket cannot post in people's DMs).
         if meta.source_channel and meta.source_channel[0] in "CG" and meta.source_ts:
-            await ticket_notify.reply_in_thread(
+            await reply_in_thread(
                 session=session,
                 workspace_id=services.workspace_id,
                 ticket=ticket,
@@ -835,7 +748,7 @@ async def _save_edit(
                 at=services.now(),
             )
             if change.changed:
-                await _notify_change(session, services, change, actor, notified)
+                await notify_change(session, services, change, actor, notified)
             else:
                 notified.card = await load_card(
                     session=session, workspace_id=services.workspace_id, ticket=change.ticket
@@ -977,7 +890,7 @@ async def change_ticket(
     notified = Notified()
 
     async def after(session: AsyncSession, change: TicketChange) -> None:
-        await _notify_change(session, services, change, actor, notified)
+        await notify_change(session, services, change, actor, notified)
 
     change = await update_with_retry(
         transaction=services.transaction,

@@ -53,17 +53,15 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
-import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
@@ -72,8 +70,10 @@ from jobs.ratelimit import Call, RateLimiter
 from models.notify import admin_slack_ids
 from models.outbox import (
     EMAIL,
-    SLACK,
-    UPLOAD,
+    EmailSend,
+    FileUpload,
+    PayloadError,
+    SlackCall,
     claim_due,
     describe,
     enqueue,
@@ -82,13 +82,13 @@ from models.outbox import (
     mark_delivered,
     mark_retry,
     next_due_at,
+    parse_payload,
     release,
     slack_call,
 )
-from models.tables import OutboxMessage, Ticket, Workspace
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from models.routing import ThreadTarget
+from models.tables import OutboxMessage
+from models.tickets import card_location, card_thread_target, store_card_location
 
 logger = logging.getLogger(__name__)
 
@@ -579,54 +579,51 @@ class OutboxWorker:
         return Retry(f"{type(exc).__name__}: {exc}"[:500])
 
     async def _prepare(self, item: Claimed) -> _Prepared:
-        if item.kind == SLACK:
-            return await self._prepare_slack(item)
-        if item.kind == UPLOAD:
-            return await self._prepare_upload(item)
-        if item.kind == EMAIL:
-            return self._prepare_email(item)
-        return _Prepared(outcome=Dead(f"unknown outbox kind {item.kind!r}"))
+        try:
+            payload = parse_payload(item.kind, item.payload)
+        except PayloadError as exc:
+            return _Prepared(outcome=Dead(str(exc)))
+        if isinstance(payload, SlackCall):
+            return await self._prepare_slack(item, payload)
+        if isinstance(payload, FileUpload):
+            return await self._prepare_upload(item, payload)
+        return self._prepare_email(payload)
 
-    async def _thread_target(
-        self, workspace_id: int, ticket_id: int
-    ) -> tuple[str, str | None] | Dead:
+    async def _thread_target(self, workspace_id: int, ticket_id: int) -> ThreadTarget | Dead:
         """The card's channel and ts, or the triage channel (no thread) when never posted."""
         async with self._read() as session:
-            ticket = await session.get(Ticket, ticket_id)
-            workspace = await session.get(Workspace, workspace_id)
-        if ticket is not None and ticket.card_channel and ticket.card_ts:
-            return ticket.card_channel, ticket.card_ts
-        triage = workspace.triage_channel if workspace else None
-        if not triage:
+            target = await card_thread_target(
+                session=session, workspace_id=workspace_id, ticket_id=ticket_id
+            )
+        if target is None:
             return Dead(f"ticket {ticket_id} has no card and no triage channel is set")
-        return triage, None
+        return target
 
-    async def _prepare_slack(self, item: Claimed) -> _Prepared:
-        payload = item.payload
-        method = str(payload.get("method") or "")
-        args = dict(payload.get("args") or {})
-        if not method:
-            return _Prepared(outcome=Dead("no Slack method in the payload"))
-        if payload.get("card_of_ticket"):
+    async def _prepare_slack(self, item: Claimed, call: SlackCall) -> _Prepared:
+        method = call.method
+        args = dict(call.args)
+        if call.updates_card_of:
             async with self._read() as session:
-                ticket = await session.get(Ticket, int(payload["card_of_ticket"]))
-            if ticket is None:
-                return _Prepared(outcome=Dead(f"ticket {payload['card_of_ticket']} is gone"))
-            if not (ticket.card_channel and ticket.card_ts):
+                card = await card_location(
+                    session=session, workspace_id=item.workspace_id, ticket_id=call.updates_card_of
+                )
+            if card is None:
+                return _Prepared(outcome=Dead(f"ticket {call.updates_card_of} is gone"))
+            if not card.posted:
                 # Nothing to update; the card post's own row reports why it is missing.
                 return _Prepared(outcome=Delivered({"skipped": "the card was never posted"}))
-            args["channel"], args["ts"] = ticket.card_channel, ticket.card_ts
-        if payload.get("thread_of_ticket"):
-            target = await self._thread_target(item.workspace_id, int(payload["thread_of_ticket"]))
+            args["channel"], args["ts"] = card.channel, card.ts
+        if call.in_thread_of:
+            target = await self._thread_target(item.workspace_id, call.in_thread_of)
             if isinstance(target, Dead):
                 return _Prepared(outcome=target)
-            args["channel"] = target[0]
+            args["channel"] = target.channel
             args.pop("reply_broadcast", None)
-            if target[1] is None:
+            if target.thread_ts is None:
                 args.pop("thread_ts", None)
             else:
-                args["thread_ts"] = target[1]
-        store_for = payload.get("store_card_for_ticket")
+                args["thread_ts"] = target.thread_ts
+        store_for = call.posts_card_of
         channel = args.get("channel") or args.get("user_id")
 
         async def send() -> Outcome:
@@ -634,7 +631,7 @@ class OutboxWorker:
             if isinstance(outcome, Delivered) and store_for and method == "chat.postMessage":
                 result = outcome.result
                 if result.get("channel") and result.get("ts"):
-                    card = (int(store_for), str(result["channel"]), str(result["ts"]))
+                    card = (store_for, str(result["channel"]), str(result["ts"]))
                     return Delivered(result, card=card)
             return outcome
 
@@ -661,29 +658,28 @@ class OutboxWorker:
             return Retry(f"Slack unreachable: {type(exc).__name__}: {exc}"[:500])
         return Delivered(_small_result(response.data))
 
-    async def _prepare_upload(self, item: Claimed) -> _Prepared:
-        payload = item.payload
-        channel = payload.get("channel")
-        thread_ts = payload.get("thread_ts")
-        if payload.get("thread_of_ticket"):
-            target = await self._thread_target(item.workspace_id, int(payload["thread_of_ticket"]))
+    async def _prepare_upload(self, item: Claimed, upload: FileUpload) -> _Prepared:
+        channel = upload.channel
+        thread_ts = upload.thread_ts
+        if upload.in_thread_of:
+            target = await self._thread_target(item.workspace_id, upload.in_thread_of)
             if isinstance(target, Dead):
                 return _Prepared(outcome=target)
-            channel, thread_ts = target
+            channel, thread_ts = target.channel, target.thread_ts
         if not channel:
             return _Prepared(outcome=Dead("an upload needs a channel"))
         try:
-            content = base64.b64decode(payload.get("content_b64") or "", validate=True)
+            content = base64.b64decode(upload.content_b64, validate=True)
         except ValueError:
             return _Prepared(outcome=Dead("the upload's content is not valid base64"))
         args: dict[str, Any] = {
             "channel": channel,
             "content": content,
-            "filename": payload.get("filename") or "file",
-            "title": payload.get("title") or payload.get("filename") or "file",
+            "filename": upload.filename or "file",
+            "title": upload.title or upload.filename or "file",
         }
-        if payload.get("initial_comment"):
-            args["initial_comment"] = payload["initial_comment"]
+        if upload.initial_comment:
+            args["initial_comment"] = upload.initial_comment
         if thread_ts:
             args["thread_ts"] = thread_ts
         calls: list[Call] = [
@@ -692,8 +688,7 @@ class OutboxWorker:
         ]
         return _Prepared(calls=calls, send=lambda: self._slack("files.upload_v2", args))
 
-    def _prepare_email(self, item: Claimed) -> _Prepared:
-        payload = item.payload
+    def _prepare_email(self, email: EmailSend) -> _Prepared:
         relay_url = self.services.settings.docket_smtp_relay
         if not relay_url:
             return _Prepared(outcome=Dead("no mail relay is set (DOCKET_SMTP_RELAY)"))
@@ -701,16 +696,15 @@ class OutboxWorker:
             relay = parse_relay(relay_url)
         except ValueError as exc:
             return _Prepared(outcome=Dead(f"DOCKET_SMTP_RELAY: {exc}"))
-        to = payload.get("to")
-        recipients = [to] if isinstance(to, str) else [str(a) for a in to or []]
+        recipients = list(email.to)
         if not recipients:
             return _Prepared(outcome=Dead("the email has no recipients"))
-        sender = str(payload.get("from") or self.services.settings.docket_support_address)
+        sender = email.sender or self.services.settings.docket_support_address
         try:
-            if payload.get("raw_b64"):
-                data = base64.b64decode(payload["raw_b64"], validate=True)
+            if email.raw_b64:
+                data = base64.b64decode(email.raw_b64, validate=True)
             else:
-                data = str(payload.get("raw") or "").encode("utf-8")
+                data = (email.raw or "").encode("utf-8")
         except ValueError:
             return _Prepared(outcome=Dead("the email's raw_b64 is not valid base64"))
         if not data:
@@ -764,10 +758,12 @@ class OutboxWorker:
                 )
                 if row is not None and outcome.card is not None:
                     ticket_id, channel, ts = outcome.card
-                    await session.execute(
-                        sa.update(Ticket)
-                        .where(col(Ticket.id) == ticket_id)
-                        .values(card_channel=channel, card_ts=ts)
+                    await store_card_location(
+                        session=session,
+                        workspace_id=item.workspace_id,
+                        ticket_id=ticket_id,
+                        channel=channel,
+                        ts=ts,
                     )
                 return None if row is None else "delivered"
             if isinstance(outcome, Retry):
@@ -818,18 +814,9 @@ class OutboxWorker:
             await enqueue(
                 session=session,
                 workspace_id=row.workspace_id,
-                kind=SLACK,
                 key=f"outbox-dead:{row.id}:{admin}",
-                payload={
-                    **slack_call("chat.postMessage", channel=admin, text=text),
-                    "alert_for": row.id,
-                },
+                payload=replace(
+                    slack_call("chat.postMessage", channel=admin, text=text), alert_for=row.id
+                ),
                 at=now,
             )
-
-
-async def start(runtime: Runtime) -> Callable[[], Awaitable[None]]:
-    """Run the outbox worker inside `docket serve`; the returned stopper waits for it."""
-    worker = OutboxWorker(runtime.services, owner=f"{runtime.instance}:outbox")
-    runtime.spawn("outbox", worker.run(runtime.stop_event))
-    return worker.close

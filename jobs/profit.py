@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Any
 
 from bot.services import Services
 from jobs.loop import run_worker
@@ -36,12 +34,14 @@ busy handler retries every few tens of milliseconds and must find the lock free.
 
 
 class ProfitWorker:
-    """One workspace's refresh loop (`step` is what jobs.loop.run_worker calls)."""
+    """One workspace's refresh loop: `run(stop)` calls `step` until stopped."""
 
     def __init__(self, services: Services, *, limit: int = STEP_LIMIT) -> None:
         self.services = services
         self.limit = limit
         self.horizon_checked: date | None = None
+        self._finished = asyncio.Event()
+        self._finished.set()
 
     async def step(self) -> float | None:
         """Refresh a few stale customer-periods; 0 when more are waiting, None when idle."""
@@ -74,27 +74,18 @@ class ProfitWorker:
             return max(SQLITE_PAUSE, time.monotonic() - started)
         return 0
 
-
-async def start(runtime: Any) -> Callable[[], Awaitable[None]] | None:
-    """Run the refresh worker with `docket serve` (bot.runtime.OPTIONAL_PARTS).
-
-    The stopper lets a step in progress finish (runtime.stop sets the stop event first), so
-    shutting down never abandons a transaction holding SQLite's write lock.
-    """
-    services: Services = runtime.services
-    worker = ProfitWorker(services)
-    runtime.spawn(
-        "profit",
-        run_worker("profit", worker.step, services.wake.profit, runtime.stop_event),
-    )
-    task: asyncio.Task[Any] = runtime.tasks[-1]
-
-    async def stop() -> None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Refresh until `stop` is set, woken by `services.wake.profit`."""
+        self._finished.clear()
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=STOP_GRACE)
-        except TimeoutError:
-            logger.warning("profitability refresh still busy at shutdown; cancelling it")
-        except Exception:
-            logger.exception("profitability refresh ended with an error")
+            await run_worker("profit", self.step, self.services.wake.profit, stop)
+        finally:
+            self._finished.set()
 
-    return stop
+    async def close(self) -> None:
+        """Let a step in progress finish (the stop event is already set), up to STOP_GRACE:
+        shutting down never abandons a transaction holding SQLite's write lock."""
+        try:
+            await asyncio.wait_for(self._finished.wait(), timeout=STOP_GRACE)
+        except TimeoutError:
+            logger.warning("profitability refresh still busy at shutdown")

@@ -220,16 +220,3 @@ class ReportScheduler:
         """Wait for background reschedules and catch-ups (for tests and orderly stops)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-async def start(runtime: Any) -> Callable[[], Awaitable[None]] | None:
-    """Optional part of `docket serve`: start the scheduler when DOCKET_SCHEDULER is on."""
-    services: Services = runtime.services
-    if not services.settings.docket_scheduler:
-        logger.info("report scheduler is off (DOCKET_SCHEDULER=false)")
-        return None
-    reports = ReportScheduler(services)
-    await reports.start()
-    services.on_reschedule = reports.request_reschedule
-    reports.spawn_catch_up()
-    return reports.stop

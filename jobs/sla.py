@@ -8,9 +8,8 @@ read); every notice is claimed by a unique row, so replicas sharing PostgreSQL s
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from bot.services import Services
 from handlers.blocks.sla import notice_text
@@ -27,13 +26,18 @@ SCAN_EVERY_SECONDS = 15.0
 BATCH = 500
 """Tickets evaluated per transaction."""
 
+STOP_GRACE = 5.0
+"""Seconds a pass in progress may take to finish when Docket stops."""
+
 
 class SlaScanWorker:
-    """One workspace's scan loop (`step` is what jobs.loop.run_worker calls)."""
+    """One workspace's scan loop, constructed and started by bot.runtime."""
 
     def __init__(self, services: Services, *, batch: int = BATCH) -> None:
         self.services = services
         self.batch = batch
+        self._finished = asyncio.Event()
+        self._finished.set()
 
     async def scan_once(self) -> ScanResult:
         """One pass: claim and queue what is due now."""
@@ -72,19 +76,19 @@ class SlaScanWorker:
         result = await self.scan_once()
         return 0 if result.more else SCAN_EVERY_SECONDS
 
+    async def run(self, stop: asyncio.Event) -> None:
+        """Scan at once, then every SCAN_EVERY_SECONDS (or when woken) until `stop` is set."""
+        self._finished.clear()
+        try:
+            await run_worker(
+                "sla", self.step, self.services.wake.sla, stop, idle_poll=SCAN_EVERY_SECONDS
+            )
+        finally:
+            self._finished.set()
 
-async def start(runtime: Any) -> Callable[[], Awaitable[None]] | None:
-    """Run the scan with `docket serve` (bot.runtime.OPTIONAL_PARTS)."""
-    services: Services = runtime.services
-    worker = SlaScanWorker(services)
-    runtime.spawn(
-        "sla",
-        run_worker(
-            "sla",
-            worker.step,
-            services.wake.sla,
-            runtime.stop_event,
-            idle_poll=SCAN_EVERY_SECONDS,
-        ),
-    )
-    return None
+    async def close(self) -> None:
+        """Let a pass in progress finish (the stop event is already set), up to STOP_GRACE."""
+        try:
+            await asyncio.wait_for(self._finished.wait(), timeout=STOP_GRACE)
+        except TimeoutError:
+            logger.warning("SLA scan still busy at shutdown")

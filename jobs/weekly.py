@@ -21,24 +21,26 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.blocks.sla import build_service_levels
 from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from jobs.chart import render_chart
 from models.engine import ensure_horizon, mark_restatements_reported, refresh_some
-from models.outbox import SLACK, UPLOAD, enqueue, slack_call
+from models.outbox import FileUpload, enqueue, slack_call
 from models.periods import Period, local_date, parse_period
+from models.report_runs import (
+    QUEUED,
+    SKIPPED,
+    abandoned_runs,
+    claim_run,
+    finish_run,
+    runs_of,
+)
 from models.reporting import report_json
 from models.sla_report import build_sla_report, margins_by_customer
-from models.sql import insert_ignore
-from models.tables import ReportRun, Workspace
+from models.tables import Workspace
 from models.weekly import (
     ReportKind,
     WeeklySummary,
@@ -50,10 +52,6 @@ from models.weekly_data import load_post
 from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
-
-CLAIMED = "claimed"
-QUEUED = "queued"
-SKIPPED = "skipped"
 
 STALE_CLAIM = timedelta(minutes=10)
 """A claim older than this is taken as abandoned by a crashed process (at start: any age)."""
@@ -78,56 +76,6 @@ def outbox_key(workspace_id: int, kind: str, period_key: str) -> str:
 def ordering_key(workspace_id: int) -> str:
     # One queue per workspace's reports: catch-up posts arrive oldest first, charts after posts.
     return f"report:{workspace_id}"
-
-
-# ---------------------------------------------------------------------------------------
-# Persistence of runs
-# ---------------------------------------------------------------------------------------
-
-
-async def claim_run(
-    *, session: AsyncSession, workspace_id: int, kind: str, period_key: str, at: datetime
-) -> int | None:
-    """Insert the run row; its id, or None when the period is already claimed."""
-    return await insert_ignore(
-        session,
-        ReportRun,
-        {
-            "workspace_id": workspace_id,
-            "kind": kind,
-            "period_key": period_key,
-            "status": CLAIMED,
-            "snapshot": {},
-            "claimed_at": at,
-        },
-        conflict=["workspace_id", "kind", "period_key"],
-    )
-
-
-async def finish_run(
-    *,
-    session: AsyncSession,
-    run_id: int,
-    status: str,
-    snapshot: dict[str, Any],
-    at: datetime,
-) -> bool:
-    """Move a claimed run to ``status``; False if another process already did."""
-    result = await session.execute(
-        sa.update(ReportRun)
-        .where(col(ReportRun.id) == run_id, col(ReportRun.status) == CLAIMED)
-        .values(status=status, snapshot=snapshot, posted_at=at)
-    )
-    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
-
-
-async def runs_of(
-    *, session: AsyncSession, workspace_id: int, kinds: Sequence[str]
-) -> list[ReportRun]:
-    stmt = select(ReportRun).where(
-        ReportRun.workspace_id == workspace_id, col(ReportRun.kind).in_(list(kinds))
-    )
-    return list((await session.exec(stmt)).all())
 
 
 # ---------------------------------------------------------------------------------------
@@ -163,15 +111,15 @@ async def refresh_figures(
 # ---------------------------------------------------------------------------------------
 
 
-def chart_payload(channel: str, kind: str, summary: WeeklySummary, png: bytes) -> dict[str, Any]:
+def chart_payload(channel: str, kind: str, summary: WeeklySummary, png: bytes) -> FileUpload:
     """The outbox payload of the chart upload."""
-    return {
-        "channel": channel,
-        "filename": f"docket-{kind}-{summary.period.key}.png",
-        "title": f"Profitability {summary.title}",
-        "content_b64": base64.b64encode(png).decode("ascii"),
-        "initial_comment": f"Chart: {summary.title}",
-    }
+    return FileUpload(
+        channel=channel,
+        filename=f"docket-{kind}-{summary.period.key}.png",
+        title=f"Profitability {summary.title}",
+        content_b64=base64.b64encode(png).decode("ascii"),
+        initial_comment=f"Chart: {summary.title}",
+    )
 
 
 async def _complete(
@@ -223,7 +171,6 @@ async def _complete(
         await enqueue(
             session=session,
             workspace_id=workspace_id,
-            kind=SLACK,
             key=key,
             payload=slack_call(
                 "chat.postMessage",
@@ -240,7 +187,6 @@ async def _complete(
             await enqueue(
                 session=session,
                 workspace_id=workspace_id,
-                kind=UPLOAD,
                 key=f"{key}:chart",
                 payload=chart_payload(channel, kind, summary, png),
                 at=now,
@@ -294,21 +240,15 @@ async def resume_claimed(
     and the outbox keys would make a second queueing a no-op anyway.
     """
     async with services.read() as session:
-        stmt = (
-            select(ReportRun)
-            .where(
-                ReportRun.workspace_id == workspace_id,
-                ReportRun.status == CLAIMED,
-                col(ReportRun.kind).in_(["weekly", "monthly"]),
-            )
-            .order_by(col(ReportRun.claimed_at), col(ReportRun.id))
+        stuck = await abandoned_runs(
+            session=session,
+            workspace_id=workspace_id,
+            kinds=("weekly", "monthly"),
+            now=now,
+            older_than=older_than,
         )
-        if older_than is not None:
-            stmt = stmt.where(col(ReportRun.claimed_at) <= now - older_than)
-        stuck = [(r.id, r.kind, r.period_key) for r in (await session.exec(stmt)).all()]
     outcomes = []
     for run_id, kind, period_key in stuck:
-        assert run_id is not None
         period = parse_period(period_key, today=now.date())
         logger.warning(
             "workspace %s: resuming abandoned %s report %s", workspace_id, kind, period_key

@@ -630,7 +630,53 @@ async def save_member(
     if name.strip():
         member.name = " ".join(name.split())[:NAME_MAX]
     if role is not None:
+        await _check_an_admin_stays(
+            session=session, workspace_id=workspace_id, member=member, role=role, active=True
+        )
         member.role = role
+    await _place_in_group(
+        session=session, workspace_id=workspace_id, member=member, group_name=group_name, at=at
+    )
+    return member
+
+
+LAST_ADMIN = "Docket needs at least one admin: make someone else an admin first."
+
+
+class LastAdminError(DirectoryError):
+    """The change would leave the workspace without an active admin."""
+
+
+async def _check_an_admin_stays(
+    *, session: AsyncSession, workspace_id: int, member: Member, role: Role, active: bool
+) -> None:
+    """Refuse to demote or deactivate the workspace's last active admin."""
+    if member.id is None or not (member.role == Role.ADMIN and member.active):
+        return
+    if role == Role.ADMIN and active:
+        return
+    others = await session.exec(
+        select(Member.id).where(
+            Member.workspace_id == workspace_id,
+            Member.role == Role.ADMIN,
+            col(Member.active).is_(True),
+            Member.id != member.id,
+        )
+    )
+    if others.first() is None:
+        raise LastAdminError(LAST_ADMIN)
+
+
+async def _place_in_group(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    member: Member,
+    group_name: str | None,
+    at: datetime,
+) -> None:
+    """Set the member's group by name (None: unchanged, empty: no group), creating it if new;
+    a move to another group marks all their time stale (their group's cost rate applies)."""
     old_group = member.group_id
     if group_name is not None:
         member.group_id = (
@@ -654,4 +700,34 @@ async def save_member(
             since=date.min,
             at=at,
         )
+
+
+async def change_member_access(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    member_id: int,
+    role: Role | None,
+    active: bool,
+    group_name: str | None,
+    at: datetime,
+) -> Member:
+    """Set a member's role (None: unchanged), whether they are active, and their group (None:
+    unchanged, empty: no group), for every path that changes them.
+
+    Raises LastAdminError when this would leave no active admin (nothing is changed), and
+    marks all the member's time stale when their group changes.
+    """
+    member = await session.get(Member, member_id)
+    if member is None or member.workspace_id != workspace_id:
+        raise DirectoryError("That member does not exist.")
+    new_role = role if role is not None else Role(member.role)
+    await _check_an_admin_stays(
+        session=session, workspace_id=workspace_id, member=member, role=new_role, active=active
+    )
+    member.role = new_role
+    member.active = active
+    await _place_in_group(
+        session=session, workspace_id=workspace_id, member=member, group_name=group_name, at=at
+    )
     return member

@@ -23,7 +23,7 @@ derives from the reply's event id: processing the same reply twice queues nothin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -32,7 +32,14 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.outbox import SLACK, enqueue, replace_pending_payload, slack_call
+from models.outbox import (
+    ReplyDigest,
+    SlackCall,
+    enqueue,
+    parse_payload,
+    replace_pending_payload,
+    slack_call,
+)
 from models.sql import dialect
 from models.tables import (
     Customer,
@@ -222,7 +229,9 @@ async def plan_customer_reply(
         ):
             dm = True
         elif open_row is not None and open_row.id is not None:
-            folded = tuple((open_row.payload.get("digest") or {}).get("event_ids") or ())
+            stored = parse_payload(open_row.kind, open_row.payload)
+            grown = stored.digest if isinstance(stored, SlackCall) else None
+            folded = grown.event_ids if grown is not None else ()
             ids = folded if event.id in folded else (*folded, event.id)
             digest = Digest(
                 key=open_row.idempotency_key,
@@ -246,18 +255,17 @@ async def plan_customer_reply(
     )
 
 
-def _post(channel: str, message: Message) -> dict[str, Any]:
+def _post(channel: str, message: Message) -> SlackCall:
     return slack_call("chat.postMessage", channel=channel, **message)
 
 
 def _digest_payload(
     notice: ReplyNotice, digest: Digest, render: ReplyRenderers, minutes: int
-) -> dict[str, Any]:
+) -> SlackCall:
     assert notice.assignee_slack_id is not None
     payload = _post(notice.assignee_slack_id, render.digest(notice, digest.count, minutes))
     # Kept with the row so a later reply can grow it (and the same reply never counts twice).
-    payload["digest"] = {"ticket_id": notice.ticket_id, "event_ids": list(digest.event_ids)}
-    return payload
+    return replace(payload, digest=ReplyDigest(notice.ticket_id, digest.event_ids))
 
 
 async def queue_customer_reply(
@@ -274,11 +282,10 @@ async def queue_customer_reply(
     base = f"notify:reply:{notice.event_id}"
     queued: list[int | None] = []
 
-    async def put(key: str, payload: dict[str, Any], **kwargs: Any) -> None:
+    async def put(key: str, payload: SlackCall, **kwargs: Any) -> None:
         row_id = await enqueue(
             session=session,
             workspace_id=workspace_id,
-            kind=SLACK,
             key=key,
             payload=payload,
             at=at,
@@ -294,10 +301,12 @@ async def queue_customer_reply(
         triage = _post(plan.triage_channel, render.triage(notice, plan.reason))
         await put(f"{base}:triage", triage, ordering_key=order)
     # The thread's channel and ts are filled in at delivery, from the card (or triage).
-    thread = slack_call(
-        "chat.postMessage", **render.thread(notice, plan.audience is Audience.UNASSIGNED)
+    thread = replace(
+        slack_call(
+            "chat.postMessage", **render.thread(notice, plan.audience is Audience.UNASSIGNED)
+        ),
+        in_thread_of=notice.ticket_id,
     )
-    thread["thread_of_ticket"] = notice.ticket_id
     await put(f"{base}:thread", thread, ordering_key=order)
 
     digest = plan.digest

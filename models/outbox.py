@@ -14,8 +14,9 @@ so claims are serialised; Docket runs one delivering process there.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -24,18 +25,182 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.sql import dialect, insert_ignore
 from models.tables import OutboxMessage, OutboxStatus
 
-# Kinds of outbox rows. Payloads:
-#   slack: {"method": str, "args": dict, "card_of_ticket": id?, "thread_of_ticket": id?,
-#           "store_card_for_ticket": id?}
-#   email: {"to": str | [str], "from": str?, "raw_b64": str | "raw": str (the RFC 5322
-#           message), "email_id": int?}
-#   upload: {"channel": str, "filename": str, "content_b64": str, "initial_comment": str?,
-#            "title": str?, "thread_of_ticket": id?}
-# Any kind may carry "alert_for": row id, marking an admin alert about a dead row (an alert
-# that dies itself raises no further alert).
+# Kinds of outbox rows; each has a typed payload below, stored as JSON in the row.
 SLACK = "slack"
 EMAIL = "email"
 UPLOAD = "upload"
+
+
+class PayloadError(ValueError):
+    """A stored payload that cannot be delivered as it is; the message says why."""
+
+
+@dataclass(frozen=True)
+class ReplyDigest:
+    """Kept with a digest DM so a later reply can grow it (and never count twice)."""
+
+    ticket_id: int
+    event_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """A Slack Web API call; where it goes may be settled at delivery from a ticket's card.
+
+    - `posts_card_of`: this post is the ticket's card; the worker stores where it landed.
+    - `updates_card_of`: chat.update of the ticket's card (channel and ts filled in).
+    - `in_thread_of`: a post in the card's thread (the triage channel when it has no card).
+    - `alert_for`: an admin alert about that dead row (an alert that dies alerts nobody).
+    """
+
+    method: str
+    args: dict[str, Any] = field(default_factory=dict)
+    posts_card_of: int | None = None
+    updates_card_of: int | None = None
+    in_thread_of: int | None = None
+    alert_for: int | None = None
+    digest: ReplyDigest | None = None
+
+    kind: ClassVar[str] = SLACK
+
+
+@dataclass(frozen=True)
+class EmailSend:
+    """An RFC 5322 message for the mail relay (`raw`, or `raw_b64` for 8-bit data)."""
+
+    to: tuple[str, ...]
+    raw: str | None = None
+    raw_b64: str | None = None
+    sender: str | None = None
+    email_id: int | None = None  # the stored outbound EmailMessage
+    alert_for: int | None = None
+
+    kind: ClassVar[str] = EMAIL
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """A file shared in a channel (or in a ticket card's thread: `in_thread_of`)."""
+
+    filename: str
+    content_b64: str
+    channel: str | None = None
+    title: str | None = None
+    initial_comment: str | None = None
+    thread_ts: str | None = None
+    in_thread_of: int | None = None
+    alert_for: int | None = None
+
+    kind: ClassVar[str] = UPLOAD
+
+
+OutboxPayload = SlackCall | EmailSend | FileUpload
+
+
+def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise PayloadError(f"{key} is not a row or ticket id: {value!r}") from None
+
+
+def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return None if value is None or value == "" else str(value)
+
+
+def payload_json(payload: OutboxPayload) -> dict[str, Any]:
+    """The JSON stored in the row (the keys rows have always had)."""
+    data: dict[str, Any]
+    if isinstance(payload, SlackCall):
+        data = {"method": payload.method, "args": dict(payload.args)}
+        optional: dict[str, Any] = {
+            "store_card_for_ticket": payload.posts_card_of,
+            "card_of_ticket": payload.updates_card_of,
+            "thread_of_ticket": payload.in_thread_of,
+        }
+        if payload.digest is not None:
+            optional["digest"] = {
+                "ticket_id": payload.digest.ticket_id,
+                "event_ids": list(payload.digest.event_ids),
+            }
+    elif isinstance(payload, EmailSend):
+        data = {"to": list(payload.to)}
+        optional = {
+            "from": payload.sender,
+            "raw": payload.raw,
+            "raw_b64": payload.raw_b64,
+            "email_id": payload.email_id,
+        }
+    else:
+        data = {"filename": payload.filename, "content_b64": payload.content_b64}
+        optional = {
+            "channel": payload.channel,
+            "title": payload.title,
+            "initial_comment": payload.initial_comment,
+            "thread_ts": payload.thread_ts,
+            "thread_of_ticket": payload.in_thread_of,
+        }
+    optional["alert_for"] = payload.alert_for
+    data.update({key: value for key, value in optional.items() if value is not None})
+    return data
+
+
+def parse_payload(kind: str, data: Mapping[str, Any] | None) -> OutboxPayload:
+    """Read a stored payload; PayloadError says what is wrong with it."""
+    data = data or {}
+    if kind == SLACK:
+        method = _opt_str(data, "method")
+        if not method:
+            raise PayloadError("no Slack method in the payload")
+        args = data.get("args")
+        if args is None:
+            args = {}
+        if not isinstance(args, Mapping):
+            raise PayloadError("the Slack call's args are not an object")
+        raw_digest = data.get("digest")
+        digest = None
+        if isinstance(raw_digest, Mapping):
+            digest = ReplyDigest(
+                ticket_id=int(raw_digest.get("ticket_id") or 0),
+                event_ids=tuple(int(e) for e in raw_digest.get("event_ids") or ()),
+            )
+        return SlackCall(
+            method=method,
+            args=dict(args),
+            posts_card_of=_opt_int(data, "store_card_for_ticket"),
+            updates_card_of=_opt_int(data, "card_of_ticket"),
+            in_thread_of=_opt_int(data, "thread_of_ticket"),
+            alert_for=_opt_int(data, "alert_for"),
+            digest=digest,
+        )
+    if kind == EMAIL:
+        to = data.get("to")
+        recipients = (to,) if isinstance(to, str) else tuple(str(a) for a in to or ())
+        return EmailSend(
+            to=recipients,
+            raw=_opt_str(data, "raw"),
+            raw_b64=_opt_str(data, "raw_b64"),
+            sender=_opt_str(data, "from"),
+            email_id=_opt_int(data, "email_id"),
+            alert_for=_opt_int(data, "alert_for"),
+        )
+    if kind == UPLOAD:
+        return FileUpload(
+            filename=_opt_str(data, "filename") or "",
+            content_b64=str(data.get("content_b64") or ""),
+            channel=_opt_str(data, "channel"),
+            title=_opt_str(data, "title"),
+            initial_comment=_opt_str(data, "initial_comment"),
+            thread_ts=_opt_str(data, "thread_ts"),
+            in_thread_of=_opt_int(data, "thread_of_ticket"),
+            alert_for=_opt_int(data, "alert_for"),
+        )
+    raise PayloadError(f"unknown outbox kind {kind!r}")
+
 
 ERROR_LIMIT = 2000
 
@@ -44,27 +209,30 @@ async def enqueue(
     *,
     session: AsyncSession,
     workspace_id: int,
-    kind: str,
     key: str,
-    payload: dict[str, Any],
+    payload: OutboxPayload,
     at: datetime,
+    kind: str | None = None,
     ordering_key: str | None = None,
     not_before: datetime | None = None,
 ) -> int | None:
     """Queue a side effect; a second call with the same `key` is a no-op (returns None).
 
-    `not_before` delays delivery (a digest waits for the end of its window).
+    The row's kind is the payload's (`kind`, when given, must agree). `not_before` delays
+    delivery (a digest waits for the end of its window).
     """
+    if kind is not None and kind != payload.kind:
+        raise ValueError(f"a {type(payload).__name__} payload is not of kind {kind!r}")
     new_id = await insert_ignore(
         session,
         OutboxMessage,
         {
             "workspace_id": workspace_id,
             "idempotency_key": key,
-            "kind": kind,
+            "kind": payload.kind,
             "ordering_key": ordering_key,
-            "target": delivery_target(kind, payload),
-            "payload": payload,
+            "target": delivery_target(payload),
+            "payload": payload_json(payload),
             "status": OutboxStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": not_before or at,
@@ -76,23 +244,29 @@ async def enqueue(
     return new_id
 
 
-def delivery_target(kind: str, payload: dict[str, Any]) -> str | None:
+def delivery_target(payload: OutboxPayload) -> str | None:
     """The channel (or relay) a row will use, when the payload names it."""
-    if kind == EMAIL:
+    if isinstance(payload, EmailSend):
         return "email"
-    if payload.get("thread_of_ticket") or payload.get("card_of_ticket"):
+    if payload.in_thread_of or (isinstance(payload, SlackCall) and payload.updates_card_of):
         # The card's channel is read at delivery; cards live in a few channels (mostly
         # triage), so these share one target and cannot fill the worker's hands either.
         return "slack:cards"
-    channel = (payload.get("args") or {}).get("channel") or payload.get("channel")
+    channel = payload.args.get("channel") if isinstance(payload, SlackCall) else payload.channel
     if isinstance(channel, str) and channel:
         return f"slack:{channel}"[:100]
     return None
 
 
-def slack_call(method: str, **args: Any) -> dict[str, Any]:
+def slack_call(method: str, **args: Any) -> SlackCall:
     """The payload of a Slack Web API call."""
-    return {"method": method, "args": args}
+    return SlackCall(method=method, args=args)
+
+
+async def is_queued(*, session: AsyncSession, key: str) -> bool:
+    """Whether a row with this idempotency key exists (whatever its status)."""
+    stmt = select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)
+    return (await session.exec(stmt)).first() is not None
 
 
 def _head_of_line() -> Any:
@@ -343,7 +517,7 @@ async def retry_dead(
 
 
 async def replace_pending_payload(
-    *, session: AsyncSession, row_id: int, payload: dict[str, Any], not_before_after: datetime
+    *, session: AsyncSession, row_id: int, payload: OutboxPayload, not_before_after: datetime
 ) -> bool:
     """Rewrite a row that is still waiting (not leased, due after `not_before_after`).
 
@@ -357,7 +531,7 @@ async def replace_pending_payload(
             col(OutboxMessage.lease_until).is_(None),
             col(OutboxMessage.next_attempt_at) > not_before_after,
         )
-        .values(payload=payload)
+        .values(payload=payload_json(payload))
     )
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -365,18 +539,18 @@ async def replace_pending_payload(
 
 def describe(row: OutboxMessage) -> str:
     """One plain line saying what a row would do, for lists of dead rows."""
-    payload = row.payload or {}
-    if row.kind == SLACK:
-        args = payload.get("args") or {}
+    try:
+        payload = parse_payload(row.kind, row.payload)
+    except (PayloadError, TypeError, ValueError):
+        return row.kind
+    if isinstance(payload, SlackCall):
+        args = payload.args
         target = args.get("channel") or args.get("user_id") or ""
-        if payload.get("thread_of_ticket"):
-            target = f"thread of ticket {payload['thread_of_ticket']}"
-        elif payload.get("card_of_ticket"):
-            target = f"card of ticket {payload['card_of_ticket']}"
-        return f"{payload.get('method', '?')} {target}".strip()
-    if row.kind == EMAIL:
-        to = payload.get("to")
-        return f"email to {', '.join(to) if isinstance(to, list) else to}"
-    if row.kind == UPLOAD:
-        return f"upload {payload.get('filename', '')} to {payload.get('channel', '')}".strip()
-    return row.kind
+        if payload.in_thread_of:
+            target = f"thread of ticket {payload.in_thread_of}"
+        elif payload.updates_card_of:
+            target = f"card of ticket {payload.updates_card_of}"
+        return f"{payload.method} {target}".strip()
+    if isinstance(payload, EmailSend):
+        return f"email to {', '.join(payload.to)}"
+    return f"upload {payload.filename} to {payload.channel or ''}".strip()

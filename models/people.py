@@ -116,3 +116,11 @@ async def ensure_group(*, session: AsyncSession, workspace_id: int, name: str) -
         session.add(group)
         await session.flush()
     return group
+
+
+async def member_by_id(
+    *, session: AsyncSession, workspace_id: int, member_id: int
+) -> Member | None:
+    """The workspace's member with this id, or None."""
+    member = await session.get(Member, member_id)
+    return member if member is not None and member.workspace_id == workspace_id else None

@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.inbound import QUEUED, clean_text
 from models.lifecycle import can_move
 from models.mail import build_reply_email
-from models.outbox import EMAIL, enqueue
+from models.outbox import EmailSend, enqueue
 from models.people import require_agent
 from models.sla_store import refresh_ticket_sla
 from models.sql import insert_ignore
@@ -249,15 +249,14 @@ async def queue_email_reply(
     outbox_id = await enqueue(
         session=session,
         workspace_id=workspace_id,
-        kind=EMAIL,
         key=f"email:{email.id}",
-        payload={
-            "to": [to_addr],
-            "from": mail.support_address,
+        payload=EmailSend(
+            to=(to_addr,),
+            sender=mail.support_address,
             # build_reply_email writes UTF-8 (8-bit bodies are allowed by the SMTP policy).
-            "raw": raw.decode("utf-8"),
-            "email_id": email.id,
-        },
+            raw=raw.decode("utf-8"),
+            email_id=email.id,
+        ),
         at=at,
         ordering_key=f"ticket:{ticket.id}",
     )
@@ -294,3 +293,15 @@ async def last_customer_message(*, session: AsyncSession, workspace_id: int, tic
     )
     body = (await session.exec(stmt)).first()
     return body if body else ticket.description
+
+
+async def sent_mail(
+    *, session: AsyncSession, workspace_id: int, message_id: str
+) -> EmailMessage | None:
+    """The outbound mail we sent with this Message-ID (e.g. the one a bounce is about)."""
+    stmt = select(EmailMessage).where(
+        EmailMessage.workspace_id == workspace_id,
+        EmailMessage.direction == "out",
+        EmailMessage.message_id == message_id,
+    )
+    return (await session.exec(stmt)).first()

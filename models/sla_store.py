@@ -18,7 +18,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.outbox import SLACK, delivery_target, enqueue, slack_call
+from models.outbox import (
+    SLACK,
+    SlackCall,
+    delivery_target,
+    enqueue,
+    payload_json,
+    slack_call,
+)
 from models.sla import (
     CALENDAR_KINDS,
     DEFAULT_HOURS,
@@ -56,7 +63,6 @@ from models.tables import (
     TicketSla,
     Workspace,
 )
-from models.ticket_notify import has_card
 
 # Where a customer-opened ticket came from ("created" entry's `source`).
 CUSTOMER_SOURCES = frozenset({"email", "slack"})
@@ -412,10 +418,13 @@ def _notice_messages(notice: Notice, at: datetime) -> list[dict[str, Any]]:
     ticket_id = notice.ticket.id
     workspace_id = notice.ticket.workspace_id
     key = f"sla:{ticket_id}:{notice.target.value}:{notice.kind}:{notice.round}"
-    payloads: list[tuple[str, dict[str, Any]]] = []
+    payloads: list[tuple[str, SlackCall]] = []
     if notice.kind == "breach" or not notice.assignee_slack_id:
-        thread = slack_call("chat.postMessage", text=notice.text, unfurl_links=False)
-        thread["thread_of_ticket"] = ticket_id
+        thread = SlackCall(
+            "chat.postMessage",
+            {"text": notice.text, "unfurl_links": False},
+            in_thread_of=ticket_id,
+        )
         payloads.append((f"{key}:thread", thread))
     if notice.assignee_slack_id:
         dm = slack_call(
@@ -431,8 +440,8 @@ def _notice_messages(notice: Notice, at: datetime) -> list[dict[str, Any]]:
             "idempotency_key": idem,
             "kind": SLACK,
             "ordering_key": f"ticket:{ticket_id}",
-            "target": delivery_target(SLACK, payload),
-            "payload": payload,
+            "target": delivery_target(payload),
+            "payload": payload_json(payload),
             "status": OutboxStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": at,
@@ -755,15 +764,13 @@ async def queue_card_refresh(
     at: datetime,
 ) -> int | None:
     """Redraw the ticket's card after a notice (so it shows the warning or breach); keyed by
-    the notice, since the ticket's version has not changed. Nothing without a card."""
-    if not await has_card(session=session, ticket=ticket):
+    the notice, since the ticket's version has not changed. Nothing until the card is posted."""
+    if not ticket.card_ts:
         return None
-    payload = slack_call("chat.update", text=text, blocks=blocks)
-    payload["card_of_ticket"] = ticket.id
+    payload = SlackCall("chat.update", {"text": text, "blocks": blocks}, updates_card_of=ticket.id)
     return await enqueue(
         session=session,
         workspace_id=workspace_id,
-        kind=SLACK,
         key=f"{key}:card",
         payload=payload,
         at=at,

@@ -24,6 +24,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import ACTIVE, check_move
+from models.routing import ThreadTarget, card_channel, card_thread
 from models.sla import SlaInput
 from models.sla_store import refresh_ticket_sla, sla_due_between, sla_inputs
 from models.sql import insert_ignore
@@ -983,3 +984,67 @@ async def _assigned(
     tickets = list((await session.exec(stmt)).all())
     cards = await load_cards(session=session, workspace_id=workspace_id, tickets=tickets)
     return TicketPage(cards=cards, total=int(total), page=1, per_page=limit)
+
+
+# -- where the ticket's card is ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardLocation:
+    """Where a ticket's card was posted (both None until the post is delivered)."""
+
+    channel: str | None
+    ts: str | None
+
+    @property
+    def posted(self) -> bool:
+        return bool(self.channel and self.ts)
+
+
+async def card_location(
+    *, session: AsyncSession, workspace_id: int, ticket_id: int
+) -> CardLocation | None:
+    """The ticket's card location; None when the ticket is gone."""
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is None or ticket.workspace_id != workspace_id:
+        return None
+    return CardLocation(ticket.card_channel, ticket.card_ts)
+
+
+async def store_card_location(
+    *, session: AsyncSession, workspace_id: int, ticket_id: int, channel: str, ts: str
+) -> None:
+    """Record where the ticket's card was posted (so later updates edit it in place)."""
+    await session.execute(
+        sa.update(Ticket)
+        .where(col(Ticket.id) == ticket_id, col(Ticket.workspace_id) == workspace_id)
+        .values(card_channel=channel, card_ts=ts)
+    )
+
+
+async def card_thread_target(
+    *, session: AsyncSession, workspace_id: int, ticket_id: int
+) -> ThreadTarget | None:
+    """Where a post in the ticket card's thread goes now (models.routing.card_thread)."""
+    location = await card_location(session=session, workspace_id=workspace_id, ticket_id=ticket_id)
+    workspace = await session.get(Workspace, workspace_id)
+    return card_thread(
+        card_channel=location.channel if location else None,
+        card_ts=location.ts if location else None,
+        triage_channel=workspace.triage_channel if workspace else None,
+    )
+
+
+async def announce_channel(
+    *, session: AsyncSession, workspace_id: int, ticket: Ticket, creator_slack_id: str | None
+) -> str | None:
+    """Where a new ticket's card is posted (models.routing.card_channel)."""
+    workspace = await session.get(Workspace, workspace_id)
+    customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    if customer is not None and customer.workspace_id != workspace_id:
+        customer = None
+    return card_channel(
+        customer_channel=customer.slack_channel if customer else None,
+        triage_channel=workspace.triage_channel if workspace else None,
+        creator_slack_id=creator_slack_id,
+    )

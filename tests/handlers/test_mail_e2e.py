@@ -346,7 +346,7 @@ async def test_smtp_refuses_strangers_and_oversized_mail(mail: MailDocket) -> No
 async def test_a_stored_mail_survives_a_processing_failure(
     mail: MailDocket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import handlers.mail as receiver
+    import jobs.mail as worker
 
     calls = 0
 
@@ -355,7 +355,7 @@ async def test_a_stored_mail_survives_a_processing_failure(
         calls += 1
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(receiver, "process_mail", broken)
+    monkeypatch.setattr(worker, "process_mail", broken)
     await mail.send(build_mail(sender="alice@acme.test"))
     deadline = time.monotonic() + 10
     while calls == 0 and time.monotonic() < deadline:

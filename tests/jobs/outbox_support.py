@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -122,7 +123,7 @@ async def post(
     **extra: Any,
 ) -> int | None:
     """Queue one chat.postMessage in its own transaction (waking the worker)."""
-    payload = {**slack_call("chat.postMessage", channel=channel, text=text or key), **extra}
+    payload = replace(slack_call("chat.postMessage", channel=channel, text=text or key), **extra)
     async with services.transaction() as session:
         return await enqueue(
             session=session,

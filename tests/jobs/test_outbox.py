@@ -9,6 +9,7 @@ import io
 import itertools
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -41,10 +42,13 @@ from models.outbox import (
     EMAIL,
     SLACK,
     UPLOAD,
+    EmailSend,
+    FileUpload,
     claim_due,
     enqueue,
     mark_delivered,
     next_due_at,
+    payload_json,
     slack_call,
 )
 from models.tables import OutboxMessage, OutboxStatus, Role, Ticket, Workspace
@@ -140,7 +144,7 @@ async def test_enqueue_is_idempotent_on_its_key(engine: AsyncEngine, workspace: 
             workspace_id=workspace.id,
             kind=SLACK,
             key="same",
-            payload={},
+            payload=slack_call("chat.postMessage"),
             at=START,
         )
     assert first and again is None
@@ -157,7 +161,7 @@ async def test_next_due_counts_only_heads_of_line(
             workspace_id=workspace.id,
             kind=SLACK,
             key="head",
-            payload={},
+            payload=slack_call("chat.postMessage"),
             at=START,
             ordering_key="ticket:1",
             not_before=START + timedelta(minutes=5),
@@ -168,7 +172,7 @@ async def test_next_due_counts_only_heads_of_line(
             workspace_id=workspace.id,
             kind=SLACK,
             key="behind",
-            payload={},
+            payload=slack_call("chat.postMessage"),
             at=START,
             ordering_key="ticket:1",
         )
@@ -202,12 +206,11 @@ async def test_the_card_is_stored_then_updated_and_threaded(
         ticket = await make_ticket(session, svc.workspace_id, 7)
         assert ticket.id is not None
         tid, order = ticket.id, f"ticket:{ticket.id}"
-        announce = {
-            **slack_call("chat.postMessage", channel="CTRIAGE", text="card v1"),
-            "store_card_for_ticket": tid,
-        }
-        update = {**slack_call("chat.update", text="card v2"), "card_of_ticket": tid}
-        thread = {**slack_call("chat.postMessage", text="in thread"), "thread_of_ticket": tid}
+        announce = replace(
+            slack_call("chat.postMessage", channel="CTRIAGE", text="card v1"), posts_card_of=tid
+        )
+        update = replace(slack_call("chat.update", text="card v2"), updates_card_of=tid)
+        thread = replace(slack_call("chat.postMessage", text="in thread"), in_thread_of=tid)
         for key, payload in (("announce", announce), ("update", update), ("thread", thread)):
             await enqueue(
                 session=session,
@@ -236,10 +239,10 @@ async def test_a_thread_post_without_a_card_goes_to_triage_instead(
 ) -> None:
     async with svc.transaction() as session:
         ticket = await make_ticket(session, svc.workspace_id, 8)
-        payload = {
-            **slack_call("chat.postMessage", text="still told", thread_ts="1.0"),
-            "thread_of_ticket": ticket.id,
-        }
+        payload = replace(
+            slack_call("chat.postMessage", text="still told", thread_ts="1.0"),
+            in_thread_of=ticket.id,
+        )
         await enqueue(
             session=session,
             workspace_id=svc.workspace_id,
@@ -248,7 +251,7 @@ async def test_a_thread_post_without_a_card_goes_to_triage_instead(
             payload=payload,
             at=svc.now(),
         )
-        update = {**slack_call("chat.update", text="v2"), "card_of_ticket": ticket.id}
+        update = replace(slack_call("chat.update", text="v2"), updates_card_of=ticket.id)
         await enqueue(
             session=session,
             workspace_id=svc.workspace_id,
@@ -276,7 +279,7 @@ async def test_no_card_and_no_triage_channel_parks_the_row_with_the_reason(
         ws.triage_channel = None
         session.add(ws)
         ticket = await make_ticket(session, svc.workspace_id, 9)
-        payload = {**slack_call("chat.postMessage", text="x"), "thread_of_ticket": ticket.id}
+        payload = replace(slack_call("chat.postMessage", text="x"), in_thread_of=ticket.id)
         await enqueue(
             session=session,
             workspace_id=svc.workspace_id,
@@ -432,12 +435,12 @@ async def test_leases_are_renewed_while_a_row_waits_so_nobody_else_takes_it(
 
 @SQLITE_ONLY
 async def test_a_file_upload_lands_with_its_comment(svc: Services, emulator: SlackEmulator) -> None:
-    payload = {
-        "channel": "CMANAGERS",
-        "filename": "week.png",
-        "content_b64": base64.b64encode(b"\x89PNG fake").decode(),
-        "initial_comment": "Week 23",
-    }
+    payload = FileUpload(
+        channel="CMANAGERS",
+        filename="week.png",
+        content_b64=base64.b64encode(b"\x89PNG fake").decode(),
+        initial_comment="Week 23",
+    )
     async with svc.transaction() as session:
         await enqueue(
             session=session,
@@ -462,7 +465,7 @@ async def test_an_upload_that_fails_on_the_upload_url_is_retried(
     emulator.server_error_next("file_upload", status=503)
     clock = ScaledTime(speed=200)
     svc.clock = clock.now
-    payload = {"channel": "CMANAGERS", "filename": "w.png", "content_b64": "aGk="}
+    payload = FileUpload(channel="CMANAGERS", filename="w.png", content_b64="aGk=")
     async with svc.transaction() as session:
         await enqueue(
             session=session,
@@ -520,11 +523,11 @@ RAW = b"From: support@example.com\r\nTo: ann@acme.test\r\nSubject: Re: printer\r
 
 
 async def _queue_mail(svc: Services, key: str, to: list[str]) -> None:
-    payload = {
-        "to": to,
-        "from": "support@example.com",
-        "raw_b64": base64.b64encode(RAW).decode(),
-    }
+    payload = EmailSend(
+        to=tuple(to),
+        sender="support@example.com",
+        raw_b64=base64.b64encode(RAW).decode(),
+    )
     async with svc.transaction() as session:
         await enqueue(
             session=session,
@@ -656,7 +659,7 @@ async def _dead_rows(sessions: Any, workspace_id: int, n: int) -> list[int]:
                 workspace_id=workspace_id,
                 idempotency_key=f"dead-{i}",
                 kind=SLACK,
-                payload=slack_call("chat.postMessage", channel=f"C{i}", text="x"),
+                payload=payload_json(slack_call("chat.postMessage", channel=f"C{i}", text="x")),
                 status=OutboxStatus.DEAD,
                 attempts=1,
                 last_error="channel_not_found",
@@ -761,7 +764,7 @@ def test_the_outbox_list_fits_slacks_limits() -> None:
             workspace_id=1,
             idempotency_key=str(i),
             kind=SLACK,
-            payload=slack_call("chat.postMessage", channel="C<@U1>", text="x"),
+            payload=payload_json(slack_call("chat.postMessage", channel="C<@U1>", text="x")),
             last_error="x" * 3000,
             created_at=START,
             next_attempt_at=START,

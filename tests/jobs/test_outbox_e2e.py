@@ -12,6 +12,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +31,7 @@ from handlers.blocks.notify import (
     build_reply_thread,
     build_reply_triage,
 )
-from handlers.notify import queue_customer_reply_notifications
+from handlers.ticket_notifications import queue_customer_reply_notifications
 from jobs.ratelimit import RateLimiter
 from models.notify import ReplyNotice
 from models.outbox import SLACK, enqueue, slack_call
@@ -101,10 +102,9 @@ async def test_500_notifications_survive_a_ten_minute_outage_in_order_and_once(
             for i in range(per_ticket):
                 text = f"T{t}#{i}"
                 if i % 2:
-                    payload = {
-                        **slack_call("chat.postMessage", text=text),
-                        "thread_of_ticket": ticket.id,
-                    }
+                    payload = replace(
+                        slack_call("chat.postMessage", text=text), in_thread_of=ticket.id
+                    )
                 else:
                     payload = slack_call("chat.postMessage", channel=f"U{t:03d}", text=text)
                 await enqueue(
@@ -300,17 +300,17 @@ async def docket_with_customers(
     monkeypatch: pytest.MonkeyPatch, database_url: str, emulator: SlackEmulator
 ) -> AsyncIterator[Any]:
     """The real server, with the customer-channel stand-in registered for message events."""
-    import handlers
+    from bot import app as app_factory
     from tests.harness import running_docket
 
-    original = handlers.register
+    original = app_factory.register_listeners
 
     def register(app: Any) -> Any:
         router = original(app)
         router.on("message", on_customer_message)
         return router
 
-    monkeypatch.setattr(handlers, "register", register)
+    monkeypatch.setattr(app_factory, "register_listeners", register)
     settings = make_settings(
         slack_api_url=emulator.api_url,
         database_url=database_url,

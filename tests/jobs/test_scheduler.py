@@ -13,8 +13,8 @@ from freezegun import freeze_time
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db import make_sessionmaker
+from bot.runtime import start_reports
 from bot.services import Services
-from jobs import scheduler as scheduler_module
 from jobs.scheduler import ReportScheduler, monthly_trigger, weekly_trigger
 from jobs.weekly import RunOutcome
 from models.tables import ReportRun, Workspace
@@ -162,13 +162,6 @@ async def test_the_scheduler_fires_the_run_at_local_eight(
 # --- catch-up and rescheduling -------------------------------------------------------------
 
 
-class FakeRuntime:
-    """What jobs.scheduler.start needs from bot.runtime.Runtime."""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-
 async def _wait_for_runs(engine: AsyncEngine, count: int, timeout: float = 10) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -205,12 +198,12 @@ async def test_after_three_weeks_down_start_up_posts_the_missed_weeks_once_oldes
     # Back on Monday 9 June 2025 at 10:00 in Berlin, after W23's post time.
     with freeze_time(datetime(2025, 6, 9, 8, 0), real_asyncio=True):
         services.clock = lambda: datetime.now(UTC)
-        stop = await scheduler_module.start(FakeRuntime(services))
-        assert stop is not None and services.on_reschedule is not None
+        reports = await start_reports(services)
+        assert reports is not None and services.on_reschedule is not None
         try:
             await _wait_for_runs(engine, 10)
         finally:
-            await stop()
+            await reports.stop()
         runs, rows = await counts(engine)
         new = [r.period_key for r in runs[7:]]
         assert new == ["2025-W21", "2025-W22", "2025-W23"]
@@ -230,7 +223,7 @@ async def test_after_three_weeks_down_start_up_posts_the_missed_weeks_once_oldes
 
 
 async def test_start_is_off_when_the_setting_says_so(services: Services) -> None:
-    assert await scheduler_module.start(FakeRuntime(services)) is None
+    assert await start_reports(services) is None
     assert services.on_reschedule is None
 
 

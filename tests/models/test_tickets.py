@@ -17,8 +17,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import make_sessionmaker
+from handlers import ticket_notifications as ticket_notify
 from handlers.blocks.tickets import build_ticket_card, card_text
-from models import ticket_notify
 from models.lifecycle import LifecycleError
 from models.tables import (
     Contact,

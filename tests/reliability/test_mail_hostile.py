@@ -31,7 +31,7 @@ from sqlmodel import col, select
 from bot.db import make_engine, make_sessionmaker
 from bot.runtime import make_slack_client
 from bot.services import Services
-from handlers.conversation import SlackHooks
+from handlers.ticket_notifications import SlackHooks
 from models.inbound import (
     FINAL_STATUSES,
     InboundConfig,

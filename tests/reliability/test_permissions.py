@@ -458,6 +458,7 @@ async def _fill(engine: AsyncEngine, ws: int, mark: str) -> dict[str, int]:
 # Functions with a workspace_id that write (or are only called inside a write); the read
 # functions are all called below, and a new one fails the completeness check until it is.
 WRITES = {
+    "directory.change_member_access",
     "directory.save_charge_rate",
     "directory.save_contact",
     "directory.save_contract",
@@ -487,10 +488,8 @@ WRITES = {
     "people.ensure_member",
     "replies.queue_email_reply",
     "replies.record_agent_reply",
-    "ticket_notify.announce_card",
-    "ticket_notify.dm_card",
-    "ticket_notify.reply_in_thread",
-    "ticket_notify.update_card",
+    "report_runs.claim_run",
+    "tickets.store_card_location",
     "tickets.add_note",
     "tickets.create_ticket",
     "tickets.delete_note",
@@ -543,6 +542,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
         outbox,
         people,
         replies,
+        report_runs,
         tickets,
         timelog,
         weekly_data,
@@ -861,6 +861,38 @@ async def test_no_read_function_returns_another_workspaces_rows(
         (
             "workspaces.get_workspace",
             lambda s: workspaces.get_workspace(session=s, workspace_id=ws),
+        ),
+        (
+            "people.member_by_id",
+            lambda s: people.member_by_id(session=s, workspace_id=ws, member_id=bm),
+        ),
+        (
+            "replies.sent_mail",
+            lambda s: replies.sent_mail(session=s, workspace_id=ws, message_id=f"<{BRAVO}@x.test>"),
+        ),
+        (
+            "report_runs.runs_of",
+            lambda s: report_runs.runs_of(session=s, workspace_id=ws, kinds=["weekly"]),
+        ),
+        (
+            "report_runs.abandoned_runs",
+            lambda s: report_runs.abandoned_runs(
+                session=s, workspace_id=ws, kinds=["weekly"], now=at, older_than=None
+            ),
+        ),
+        (
+            "tickets.announce_channel",
+            lambda s: tickets.announce_channel(
+                session=s, workspace_id=ws, ticket=bravo_ticket, creator_slack_id=None
+            ),
+        ),
+        (
+            "tickets.card_location",
+            lambda s: tickets.card_location(session=s, workspace_id=ws, ticket_id=bt),
+        ),
+        (
+            "tickets.card_thread_target",
+            lambda s: tickets.card_thread_target(session=s, workspace_id=ws, ticket_id=bt),
         ),
     ]
     for name, call in reads:

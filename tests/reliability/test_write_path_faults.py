@@ -27,8 +27,9 @@ from sqlmodel import select
 
 from bot.services import Services
 from handlers.blocks.tickets import Field, FormMeta
-from handlers.mail import process_one
+from handlers.ticket_notifications import SlackHooks
 from handlers.tickets import SORRY, handle_ticket_command, handle_ticket_submission
+from jobs.mail import process_one
 from models.inbound import PROCESSED, RECEIVED, store_received
 from models.tables import Contact, Customer, EmailMessage, Member, Role, Workspace
 from tests.conftest import make_settings
@@ -342,7 +343,7 @@ async def test_faults_at_random_statements_never_split_a_ticket_from_its_notific
             elif op == "modal":
                 told = await modal_create(w, run)
             else:
-                await process_one(w.services, email_id)
+                await process_one(w.services, email_id, hooks=SlackHooks(w.services))
                 told = None
             seen, what = faults.seen, faults.fired
             faults.disarm()
@@ -373,7 +374,7 @@ async def test_faults_at_random_statements_never_split_a_ticket_from_its_notific
     ]
     assert failed, "no mail processing failed"
     for email_id in failed:
-        await process_one(w.services, email_id)
+        await process_one(w.services, email_id, hooks=SlackHooks(w.services))
     assert await violations(w) == []
     async with w.services.read() as session:
         rows = (

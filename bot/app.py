@@ -27,6 +27,7 @@ from handlers import (
     outbox_admin,
     profit_cmd,
     settings_admin,
+    sla_admin,
     tickets,
     time_cmd,
 )
@@ -50,6 +51,7 @@ def register_listeners(app: AsyncApp) -> EventRouter:
     settings_admin.register(app)
     directory_admin.register(app)
     integrations_admin.register(app)
+    sla_admin.register(app)
     # Last: its help answers any /docket text no other listener matched.
     docket_cmd.register(app)
 

@@ -29,6 +29,7 @@ from sqlmodel import SQLModel, select
 
 from bot.config import ConfigError, Settings
 from bot.db import make_engine, make_sessionmaker, normalise_url
+from bot.demo_sla import add_service_levels, service_levels_text
 from bot.migrate import upgrade
 from jobs.chart import render_chart
 from models.engine import build_report, record_report_run, refresh_some
@@ -408,6 +409,10 @@ async def run_demo(*, url: str, out: Path, today: date, timezone: str, currency:
         workspace_id, counts = await fill(engine, today=today, timezone=timezone, currency=currency)
         await restate_week_before(engine, workspace_id, today=today)
         last_week = previous(week_of(today))
+        await add_service_levels(engine, workspace_id, week=last_week)
+        service_levels = await service_levels_text(
+            engine, workspace_id, week=last_week, now=datetime.now(UTC)
+        )
         async with make_sessionmaker(engine)() as session:
             ws = await session.get(Workspace, workspace_id)
             assert ws is not None
@@ -424,6 +429,7 @@ async def run_demo(*, url: str, out: Path, today: date, timezone: str, currency:
         "",
         text,
         "",
+        service_levels,
         *(f"{label}: {path}" for label, path in written),
         f"Built in {time.monotonic() - started:.1f} s.",
     ]

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from bot.config import ConfigError, Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.migrate import upgrade
+from bot.sla_cli import report_sla
 from models import engine as profit
 from models import profit_bulk
 from models.directory import match_customers
@@ -136,7 +137,7 @@ async def refresh_all(shell: Shell, *, show: bool = True) -> int:
 
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["profitability"], help="the report to print")
+    parser.add_argument("what", choices=["profitability", "sla"], help="the report to print")
     parser.add_argument(
         "--period",
         default="last-week",
@@ -149,11 +150,17 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="record the report as final: later changes to the period show as restatements",
     )
+    parser.add_argument(
+        "--at",
+        help="sla only: evaluate the clocks at this ISO moment instead of now (2025-08-20T10:00Z)",
+    )
     add_team_argument(parser)
 
 
 async def _report(settings: Settings, args: argparse.Namespace) -> int:
     async with open_shell(settings, args.team) as shell:
+        if args.what == "sla":
+            return await report_sla(shell, args)
         try:
             period = parse_period(args.period, today=shell.today())
         except ValueError as exc:
@@ -201,7 +208,7 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def command_report(settings: Settings, args: argparse.Namespace) -> int:
-    """Print a profitability report (what /profit shows) as a table, JSON or CSV."""
+    """Print a profitability or service-level report as a table, JSON or CSV."""
     return asyncio.run(_report(settings, args))
 
 

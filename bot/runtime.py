@@ -32,6 +32,7 @@ from jobs.mail import MailWorker
 from jobs.outbox import OutboxWorker
 from jobs.profit import ProfitWorker
 from jobs.scheduler import ReportScheduler
+from jobs.sla import SlaScanWorker
 from models.workspaces import ensure_workspace
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,10 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
     profit = ProfitWorker(services)
     runtime.spawn("profit", profit.run(runtime.stop_event))
     runtime.stoppers.append(profit.close)
+
+    sla = SlaScanWorker(services)
+    runtime.spawn("sla", sla.run(runtime.stop_event))
+    runtime.stoppers.append(sla.close)
 
     reports = await start_reports(services)
     if reports is not None:

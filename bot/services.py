@@ -32,6 +32,7 @@ class Wakeups:
     profit: asyncio.Event = field(default_factory=asyncio.Event)
     intake: asyncio.Event = field(default_factory=asyncio.Event)
     alerts: asyncio.Event = field(default_factory=asyncio.Event)
+    sla: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass

@@ -29,6 +29,8 @@ from models.costcalc import DEFAULT_HOURS_PER_DAY, DEFAULT_WORKING_DAYS, loaded_
 from models.engine import load_contracts
 from models.money import format_amount, parse_amount, to_decimal_string
 from models.people import can_see_money
+from models.sla_import import policy_exists
+from models.sla_store import refresh_open_tickets
 from models.tables import Contract, ContractKind, Customer, Member, Workspace
 
 logger = logging.getLogger(__name__)
@@ -303,6 +305,13 @@ def build_contract_modal(
             initial=_money(contract.monthly_direct_cost_minor if contract else None),
             optional=True,
             hint="Licences or hardware this contract costs each month, shared per day.",
+        ),
+        text_input(
+            "sla_policy",
+            "SLA policy",
+            initial=contract.sla_policy if contract else None,
+            optional=True,
+            hint="A policy's name from /docket sla; empty: the workspace default policy.",
         ),
     ]
     title = "Edit contract" if contract else "New contract"
@@ -853,12 +862,19 @@ async def handle_contract_submission(
         await _refuse_submission(ack, "name")
         return
     customer_id, terms, errors = read_contract(_values(view))
+    policy = text_of(_values(view), "sla_policy") or None
+    if policy and not errors:
+        async with services.read() as session:
+            if not await policy_exists(
+                session=session, workspace_id=services.workspace_id, name=policy
+            ):
+                errors["sla_policy"] = f"No SLA policy is named {policy}: see /docket sla."
     if errors or terms is None or customer_id is None:
         await ack(response_action="errors", errors=errors)
         return
     try:
         async with services.transaction() as session:
-            await d.save_contract(
+            contract = await d.save_contract(
                 session=session,
                 workspace_id=services.workspace_id,
                 customer_id=customer_id,
@@ -866,6 +882,13 @@ async def handle_contract_submission(
                 contract_id=_metadata(view).get("contract_id"),
                 at=services.now(),
             )
+            if contract.sla_policy != policy:
+                contract.sla_policy = policy
+                session.add(contract)
+                await session.flush()
+                await refresh_open_tickets(
+                    session=session, workspace_id=services.workspace_id, at=services.now()
+                )
     except d.DirectoryError as exc:
         await ack(response_action="errors", errors={"name": str(exc)})
         return

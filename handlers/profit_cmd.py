@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from handlers.blocks.common import Block, context, escape, header, section
+from handlers.blocks.sla import build_service_levels
 from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from handlers.ids import Command
 from handlers.people import resolve_member
@@ -32,6 +33,7 @@ from models.directory import match_customers, workspace_today
 from models.people import can_see_money
 from models.periods import Period, month_of, parse_period
 from models.reporting import Report, render_csv, render_table
+from models.sla_report import build_sla_report, margins_by_customer
 from models.weekly import ReportKind
 from models.weekly_data import load_summary
 from models.workspaces import get_workspace
@@ -208,10 +210,20 @@ async def _answer(
             period=args.period,
             customer_ids=customer_ids,
         )
+        service = []
+        if customer_ids and customer_ids[0] is not None:
+            sla = await build_sla_report(
+                session=session,
+                workspace_id=services.workspace_id,
+                period=args.period,
+                now=services.now(),
+                customer_ids=[customer_ids[0]],
+            )
+            service = build_service_levels(sla, margins_by_customer(report))
     if args.export:
         await _export(report, str(command.get("user_id") or ""), respond, client)
         return
-    await _say(respond, report.title, build_profit_blocks(report))
+    await _say(respond, report.title, [*build_profit_blocks(report), *service])
 
 
 async def _send_to_dm(

@@ -14,8 +14,9 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -461,6 +462,8 @@ _LIST_KINDS: dict[str, tuple[Any, str]] = {
     "open": ("open", "Open tickets"),
     "waiting": ("waiting", "Waiting on the customer"),
     "unassigned": ("unassigned", "Unassigned tickets"),
+    "overdue": ("overdue", "Overdue (an SLA target has passed)"),
+    "due-today": ("due-today", "SLA targets due today"),
 }
 
 
@@ -481,7 +484,10 @@ async def _list(
     async with services.read() as session:
         if key in _LIST_KINDS:
             kind, heading = _LIST_KINDS[key]
-            query = TicketQuery(kind=kind, member_id=member.id)
+            now = services.now()
+            query = TicketQuery(
+                kind=kind, member_id=member.id, at=now, until=end_of_day(now, services.timezone)
+            )
         else:
             customer = await customer_by_name(
                 session=session, workspace_id=services.workspace_id, name=query_text
@@ -1260,3 +1266,9 @@ def register(app: AsyncApp) -> None:
 def register_events(router: EventRouter) -> None:
     """Thread replies under cards become notes (processed from stored events)."""
     router.on("message", process_message)
+
+
+def end_of_day(at: datetime, zone: ZoneInfo) -> datetime:
+    """The next local midnight after `at`, in the workspace's zone."""
+    day = at.astimezone(zone).date() + timedelta(days=1)
+    return datetime.combine(day, time(0), tzinfo=zone)

@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.services import Services
+from handlers.blocks.sla import build_service_levels
 from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from jobs.chart import render_chart
 from models.engine import ensure_horizon, mark_restatements_reported, refresh_some
@@ -38,6 +39,7 @@ from models.report_runs import (
     runs_of,
 )
 from models.reporting import report_json
+from models.sla_report import build_sla_report, margins_by_customer
 from models.tables import Workspace
 from models.weekly import (
     ReportKind,
@@ -150,6 +152,12 @@ async def _complete(
     # matplotlib is CPU work: keep it off the event loop (the Figure API is thread-safe).
     png = await asyncio.to_thread(render_chart, summary.chart)
     blocks = build_weekly_blocks(summary, chart_follows=png is not None)
+    async with services.read() as session:
+        sla = await build_sla_report(
+            session=session, workspace_id=workspace_id, period=period, now=now
+        )
+    # The service levels go just above the definitions (the last block).
+    blocks[-1:-1] = build_service_levels(sla, margins_by_customer(post.report))
     key = outbox_key(workspace_id, kind, period.key)
     async with services.transaction() as session:
         if not await finish_run(

@@ -35,6 +35,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import directory
 from models.money import parse_amount
+from models.sla_import import (
+    SLA_COLUMNS,
+    SLA_KINDS,
+    apply_sla_row,
+    policy_exists,
+    start_sla_import,
+)
+from models.sla_store import refresh_open_tickets
 from models.sql import dialect
 from models.tables import (
     ChargeRate,
@@ -48,7 +56,16 @@ from models.tables import (
 )
 from models.timelog import EntryKey, mark_entry_changes
 
-KINDS = ("members", "customers", "contacts", "contracts", "cost-rates", "charge-rates", "time")
+KINDS = (
+    "members",
+    "customers",
+    "contacts",
+    "contracts",
+    "cost-rates",
+    "charge-rates",
+    "time",
+    *SLA_KINDS,
+)
 FULL_KINDS = ("members", "customers", "contacts", "contracts")
 """Kinds a file can list completely (`full`): records missing from it are retired."""
 
@@ -72,6 +89,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "monthly_direct_cost",
             "external_id",
             "product_code",
+            "sla_policy",
         ),
     ),
     "cost-rates": (("subject", "effective_from", "hourly_cost"), ()),
@@ -80,6 +98,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("member", "work_date", "hours"),
         ("customer", "contract", "ticket", "billable", "note", "id"),
     ),
+    **SLA_COLUMNS,
 }
 
 MAX_REPORTED_ERRORS = 200
@@ -368,6 +387,13 @@ async def _apply_directory_row(
             at=at,
         )
         assert contract.id is not None
+        policy = row.get("sla_policy", "").strip() or None
+        if policy and not await policy_exists(
+            session=session, workspace_id=workspace_id, name=policy
+        ):
+            raise ValueError(f"no SLA policy named {policy!r} (import sla-policies first)")
+        contract.sla_policy = policy
+        session.add(contract)
         refs.contracts[(customer_id, terms.name.casefold())] = contract.id
         return _key(str(customer_id), terms.name), contract
     if kind == "cost-rates":
@@ -425,6 +451,9 @@ async def _apply_directory_row(
             at=at,
         )
         return _key(str(found[0]), since.isoformat()), charge
+    if kind in SLA_KINDS:
+        key = await apply_sla_row(session=session, workspace_id=workspace_id, kind=kind, row=row)
+        return key, None
     raise ValueError(f"unknown kind {kind!r}")  # pragma: no cover - checked by the caller
 
 
@@ -564,6 +593,7 @@ async def _import_directory(
     result = ImportResult(kind=kind)
     errors: list[RowError] = []
     refs = await _refs(session, workspace_id)
+    await start_sla_import(session=session, workspace_id=workspace_id, kind=kind)
     seen: dict[str, int] = {}
     external_seen: dict[str, int] = {}
     kept: set[int] = set()
@@ -1052,4 +1082,8 @@ async def import_csv(
         raise ImportFailed([RowError(0, f"--full is for {', '.join(FULL_KINDS)}, not {kind}")])
     if kind == "time":
         return await _import_time(session, workspace_id, opener, at, today, progress)
-    return await _import_directory(session, workspace_id, kind, opener, at, progress, full)
+    result = await _import_directory(session, workspace_id, kind, opener, at, progress, full)
+    if kind in (*SLA_KINDS, "contracts"):
+        # The clocks of unfinished tickets follow the new calendar and policies.
+        await refresh_open_tickets(session=session, workspace_id=workspace_id, at=at)
+    return result

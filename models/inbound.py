@@ -28,6 +28,7 @@ from models.lifecycle import can_move
 from models.mail import AutoKind, MailRejected, ParsedMail, parse_message
 from models.mailauth import sender_authenticated
 from models.reply_text import Cut, extract
+from models.sla_store import refresh_ticket_sla
 from models.sql import dialect, insert_ignore
 from models.tables import (
     Contact,
@@ -735,6 +736,8 @@ async def open_customer_ticket(
         }
         session.add(created)
     await session.flush()
+    # The "created" entry now says where the ticket came from: a first-response clock.
+    await refresh_ticket_sla(session=session, workspace_id=workspace_id, ticket_id=ticket.id, at=at)
     await hooks.ticket_opened(session=session, ticket=ticket, at=at)
     return ticket
 

@@ -22,6 +22,7 @@ from models.lifecycle import can_move
 from models.mail import build_reply_email
 from models.outbox import EmailSend, enqueue
 from models.people import require_agent
+from models.sla_store import refresh_ticket_sla
 from models.sql import insert_ignore
 from models.tables import (
     Contact,
@@ -166,6 +167,7 @@ async def record_agent_reply(
     event = await session.get(TicketEvent, event_id)
     assert event is not None
     change = await _to_waiting(session, workspace_id, ticket_id, member, at)
+    await refresh_ticket_sla(session=session, workspace_id=workspace_id, ticket_id=ticket_id, at=at)
     ticket = await get_ticket(session=session, workspace_id=workspace_id, ticket_id=ticket_id)
     return AgentReply(ticket=ticket, event=event, change=change)
 

@@ -97,6 +97,8 @@ class Workspace(SQLModel, table=True):
     ticket_reaction: str = Field(
         default="ticket", max_length=64, sa_column_kwargs={"server_default": "ticket"}
     )
+    # Share of an SLA target's time at which the person working the ticket is warned.
+    sla_warning_pct: int = 75
 
 
 class MemberGroup(SQLModel, table=True):
@@ -187,6 +189,8 @@ class Contract(SQLModel, table=True):
     # The product (item) code invoice lines of this contract carry in the accounting system.
     product_code: str | None = Field(default=None, max_length=100)
     active: bool = True  # retired contracts keep their time and figures
+    # The SLA policy's name; None: the workspace default policy (named "default").
+    sla_policy: str | None = Field(default=None, max_length=100)
 
 
 class ChargeRate(SQLModel, table=True):
@@ -655,4 +659,101 @@ class JournalExport(SQLModel, table=True):
     kind: str = Field(max_length=16)
     amounts: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     report_run: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SlaHours(SQLModel, table=True):
+    """A weekday's business hours (0 = Monday), wall-clock in the workspace time zone.
+
+    A workspace without any row has the default Monday-Friday 09:00-17:00; once it has rows, a
+    weekday without one is closed.
+    """
+
+    __tablename__ = "sla_hours"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "weekday"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    weekday: int
+    start: str = Field(max_length=5)  # "09:00"
+    end: str = Field(max_length=5)  # "17:00"
+
+
+class SlaHoliday(SQLModel, table=True):
+    """A whole date on which business time does not count."""
+
+    __tablename__ = "sla_holiday"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    day: date
+    name: str = Field(default="", max_length=200)
+
+
+class SlaPolicy(SQLModel, table=True):
+    """Named targets per priority; `calendar` is "business" or "24x7"."""
+
+    __tablename__ = "sla_policy"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    name: str = Field(max_length=100)
+    calendar: str = Field(default="business", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SlaTarget(SQLModel, table=True):
+    """A policy's targets for one priority, as typed (`30m`, `4h`, `2d`); None: no target."""
+
+    __tablename__ = "sla_target"
+    __table_args__ = (sa.UniqueConstraint("policy_id", "priority"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    policy_id: int = Field(foreign_key="sla_policy.id")
+    priority: str = Field(sa_type=_enum())
+    first_response: str | None = Field(default=None, max_length=16)
+    resolution: str | None = Field(default=None, max_length=16)
+
+
+class TicketSla(SQLModel, table=True):
+    """A ticket's SLA clocks as last evaluated, and when the scan must look at it next.
+
+    The rules run on the ticket's history (models.sla); this row keeps the result so lists
+    and the scan need no history, and `next_check_at` is indexed so the scan reads only the
+    tickets that have something due.
+    """
+
+    __tablename__ = "ticket_sla"
+    __table_args__ = (
+        sa.UniqueConstraint("ticket_id"),
+        sa.Index("ix_ticket_sla_next", "workspace_id", "next_check_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    ticket_id: int = Field(foreign_key="ticket.id")
+    policy_id: int | None = Field(default=None, foreign_key="sla_policy.id")
+    first_response_status: str = Field(default="none", sa_type=_enum(16))
+    first_response_due: datetime | None = None
+    resolution_status: str = Field(default="none", sa_type=_enum(16))
+    resolution_due: datetime | None = None
+    next_check_at: datetime | None = None
+    evaluated_at: datetime = Field(default_factory=utcnow)
+
+
+class SlaNotice(SQLModel, table=True):
+    """A warning or breach notice claimed for a ticket, target and reopening (sent once)."""
+
+    __tablename__ = "sla_notice"
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "target", "kind", "round"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    target: str = Field(max_length=16)
+    kind: str = Field(max_length=8)  # warning / breach
+    round: int = 0
     created_at: datetime = Field(default_factory=utcnow)

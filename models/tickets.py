@@ -25,6 +25,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import ACTIVE, check_move
 from models.routing import ThreadTarget, card_channel, card_thread
+from models.sla import SlaInput
+from models.sla_store import refresh_ticket_sla, sla_due_between, sla_inputs
 from models.sql import insert_ignore
 from models.tables import (
     Contact,
@@ -182,6 +184,7 @@ class TicketCard:
     card_channel: str | None = None
     card_ts: str | None = None
     verified: bool = True  # False: opened by mail whose sender was not authenticated
+    sla: SlaInput | None = None  # None: the workspace has no SLA policy
 
 
 _TRACKED = (
@@ -279,6 +282,7 @@ async def load_cards(
     contacts = await _by_id(session, Contact, workspace_id, contact_ids)
     contracts = await _by_id(session, Contract, workspace_id, contract_ids)
     members = await _by_id(session, Member, workspace_id, member_ids)
+    sla = await sla_inputs(session=session, workspace_id=workspace_id, tickets=tickets)
     cards = []
     for t in tickets:
         assert t.id is not None
@@ -310,6 +314,7 @@ async def load_cards(
                 card_channel=t.card_channel,
                 card_ts=t.card_ts,
                 verified=t.verified,
+                sla=sla.get(t.id),
             )
         )
     return cards
@@ -329,7 +334,9 @@ async def _by_id(
     return {row.id: row for row in (await session.exec(stmt)).all()}
 
 
-ListKind = Literal["active", "mine", "open", "waiting", "customer", "unassigned"]
+ListKind = Literal[
+    "active", "mine", "open", "waiting", "customer", "unassigned", "overdue", "due-today"
+]
 
 
 @dataclass(frozen=True)
@@ -339,6 +346,8 @@ class TicketQuery:
     kind: ListKind = "active"
     member_id: int | None = None
     customer_id: int | None = None
+    at: datetime | None = None  # overdue / due-today: now
+    until: datetime | None = None  # due-today: the end of the workspace's day
 
 
 @dataclass(frozen=True)
@@ -368,6 +377,10 @@ def _query_filter(query: TicketQuery) -> list[Any]:
         return [active, col(Ticket.customer_id) == query.customer_id]
     if query.kind == "unassigned":
         return [active, col(Ticket.assignee_id).is_(None)]
+    if query.kind == "overdue" and query.at is not None:
+        return [active, sla_due_between(None, query.at)]
+    if query.kind == "due-today" and query.at is not None and query.until is not None:
+        return [active, sla_due_between(query.at, query.until)]
     return [active]
 
 
@@ -627,6 +640,7 @@ async def create_ticket(
         )
     )
     await session.flush()
+    await refresh_ticket_sla(session=session, workspace_id=workspace_id, ticket_id=ticket.id, at=at)
     return ticket
 
 
@@ -699,6 +713,10 @@ async def update_ticket(
     for event in events:
         session.add(event)
     await session.flush()
+    if "status" in diff or "priority" in diff or "contract_id" in diff:
+        await refresh_ticket_sla(
+            session=session, workspace_id=workspace_id, ticket_id=ticket_id, at=at
+        )
     if "customer_id" in diff or "contract_id" in diff:
         # Time already logged follows the ticket, so its customer's figures stay right.
         await retarget_ticket_time(

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from handlers.blocks.common import Block, button, context, cut, escape, plain, safe, section
+from handlers.blocks.sla import sla_context_text
 from handlers.ids import Action, View
 from models.lifecycle import label as status_label
 from models.lifecycle import next_statuses
@@ -223,6 +224,8 @@ def build_ticket_card(card: TicketCard, *, now: datetime, with_actions: bool = T
     link = _permalink(card.source_permalink)
     if link:
         blocks.append(context(f":link: <{link}|Source message>"))
+    if card.sla is not None:
+        blocks.append(context(f":stopwatch: {card_sla_text(card, now=now)}"))
     if with_actions:
         blocks.append(card_actions(card))
     return blocks
@@ -574,6 +577,8 @@ def list_line(card: TicketCard, *, now: datetime) -> str:
         mention(card.assignee_slack_id, card.assignee_name) if card.assignee_id else "unassigned"
     )
     parts.append(format_age(card.created_at, now))
+    if card.sla is not None and card.status not in ("resolved", "closed"):
+        parts.append(card_sla_text(card, now=now))
     title = safe(card.title, LIST_TITLE_LIMIT)
     return f"*{ref(card.number)}* {title}\n{' · '.join(parts)}"
 
@@ -674,3 +679,9 @@ def title_from_text(text: str, limit: int = 120) -> str:
         return line
     short = line[: limit - 1].rsplit(" ", 1)[0] or line[: limit - 1]
     return short.rstrip() + "…"
+
+
+def card_sla_text(card: TicketCard, *, now: datetime) -> str:
+    """The ticket's SLA clocks at `now` ("No SLA" when no policy applies)."""
+    assert card.sla is not None
+    return sla_context_text(card.sla.states(now), zone=card.sla.calendar.zone, now=now)

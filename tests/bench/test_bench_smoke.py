@@ -42,6 +42,7 @@ def run(module: str, *args: str, timeout: float = 50) -> str:
         ("bench.mail_extract", "== Reply extraction", "corpus pass rate"),
         ("bench.alerts", "== Alert intake and processing", "intake (stored+202)"),
         ("bench.exports", "== Accounting exports", "journal of the month"),
+        ("bench.sla_scan", "== SLA scan", "scan pass"),
     ],
 )
 def test_script_runs_small(module: str, title: str, docket_row: str) -> None:

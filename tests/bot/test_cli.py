@@ -66,7 +66,7 @@ def test_migrate_creates_the_schema(database_url: str, tmp_path: Path) -> None:
 
     from bot.migrate import alembic_config
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     assert f"revision {head}." in proc.stdout
 
 

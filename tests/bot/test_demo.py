@@ -55,6 +55,8 @@ def test_docket_demo_prints_last_weeks_report_and_writes_the_chart(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Profitability: Week" in out
+    assert re.search(r"^Service levels \d{4}-W\d\d", out, re.MULTILINE)
+    assert "Median FR (min)" in out
     for label in ("Revenue", "Labour cost", "Contribution"):
         assert _amount(out, label) not in ("0.00", "-0.00"), label
     for section in ("Top customers", "Under the 30 % target", "Data quality", "Restated"):

@@ -1,7 +1,7 @@
 """integrations: external ids, product codes, active flags, account codes, journal exports
 
 Revision ID: 0004_integrations
-Revises: 0001
+Revises: 0003_sla
 Create Date: 2026-12-04 20:27:31.621524
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '0004_integrations'
-down_revision: str | None = '0001'
+down_revision: str | None = '0003_sla'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """alert sources, deliveries and per-alert state
 
 Revision ID: 0005_alerts
-Revises: 0001
+Revises: 0004_integrations
 Create Date: 2026-12-04 20:27:42.125366
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '0005_alerts'
-down_revision: str | None = '0001'
+down_revision: str | None = '0004_integrations'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """slack_intake: commands, actions and submissions stored before they are acknowledged
 
 Revision ID: 0006_intake
-Revises: 0001
+Revises: 0005_alerts
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlmodel  # noqa: F401  (autogenerate writes sqlmodel.sql.sqltypes.AutoSt
 from alembic import op
 
 revision: str = "0006_intake"
-down_revision: str | None = "0001"
+down_revision: str | None = '0005_alerts'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

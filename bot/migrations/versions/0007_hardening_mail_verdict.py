@@ -1,7 +1,7 @@
 """mail sender verdict
 
 Revision ID: 0007_hardening
-Revises: 0001
+Revises: 0006_intake
 Create Date: 2026-12-04 21:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel  # noqa: F401  (autogenerate writes sqlmodel.sql.sqltypes.AutoSt
 from alembic import op
 
 revision: str = "0007_hardening"
-down_revision: str | None = "0001"
+down_revision: str | None = '0006_intake'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

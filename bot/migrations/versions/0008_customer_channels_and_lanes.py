@@ -2,7 +2,7 @@
 outbox delivery lanes
 
 Revision ID: 0008
-Revises: 0001
+Revises: 0007_hardening
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlmodel  # noqa: F401
 from alembic import op
 
 revision: str = '0008'
-down_revision: str | None = '0001'
+down_revision: str | None = '0007_hardening'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

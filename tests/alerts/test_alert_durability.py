@@ -108,7 +108,9 @@ async def test_alerts_answered_before_a_sigkill_are_processed_once_after_restart
     try:
         await wait_until(lambda: _zero(db.pending), timeout=30)
         await emulator.wait_for(
-            lambda c: c.args["channel"] == "CTRIAGE" and c.ok, count=3, timeout=20
+            lambda c: c.method == "chat.postMessage" and c.args["channel"] == "CTRIAGE" and c.ok,
+            count=3,
+            timeout=20,
         )
         # The monitoring system re-sends what it already sent: stored once, nothing new.
         for body in bodies:
@@ -157,7 +159,9 @@ async def test_two_replicas_process_each_delivery_once(
                 assert status == 202
         await wait_until(lambda: _zero(db.pending), timeout=60)
         await emulator.wait_for(
-            lambda c: c.args["channel"] == "CTRIAGE" and c.ok, count=11, timeout=30
+            lambda c: c.method == "chat.postMessage" and c.args["channel"] == "CTRIAGE" and c.ok,
+            count=11,
+            timeout=30,
         )
     finally:
         for replica in replicas:

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
+from handlers.ack import tell_by_dm, within_ack_budget
 from handlers.blocks.common import Block, context, cut, plain, safe, section
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
@@ -225,16 +226,32 @@ async def handle_member_submission(
     if errors:
         await ack(response_action="errors", errors=errors)
         return
-    result: dict[str, Any]
+    task = await within_ack_budget(_save_member_answer(services, client, body, form))
+    if task.done():
+        await ack(**task.result())
+        return
+    # Slack stops waiting at 3 s: close the modal and report the outcome by DM.
+    await ack()
+    result = await task
+    if result.get("response_action") == "errors":
+        actor_id = str((body.get("user") or {}).get("id") or "")
+        reasons = " ".join(str(e) for e in result["errors"].values())
+        await tell_by_dm(
+            client, actor_id, safe(f"The member change was not saved: {reasons}", 2000)
+        )
+
+
+async def _save_member_answer(
+    services: Services, client: AsyncWebClient, body: dict[str, Any], form: MemberForm
+) -> dict[str, Any]:
     try:
-        result = await _save_member(services, client, body, form)
+        return await _save_member(services, client, body, form)
     except Exception:
         logger.exception("saving a member failed")
-        result = {
+        return {
             "response_action": "errors",
             "errors": {USER_BLOCK: "Sorry, Docket could not save that. Please try again."},
         }
-    await ack(**result)
 
 
 async def _save_member(

@@ -15,7 +15,6 @@ Slack authenticates the app, not the person: the role is checked again on every 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
+from handlers.ack import tell_by_dm, within_ack_budget
 from handlers.blocks.conversation import (
     REPLY_BLOCK,
     MailLine,
@@ -84,7 +84,6 @@ from models.tickets import (
 
 logger = logging.getLogger(__name__)
 
-ACK_BUDGET_SECONDS = 2.0
 SORRY = "Sorry, Docket could not do that just now. Please try again."
 REPLY_USAGE = "Use `/ticket reply 123 your answer`, or `/ticket reply 123` to open the form."
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
@@ -239,13 +238,6 @@ async def _tell(respond: AsyncRespond | None, text: str) -> None:
         logger.exception("answering with respond() failed")
 
 
-async def _dm(client: AsyncWebClient, user_id: str, text: str) -> None:
-    try:
-        await client.chat_postMessage(channel=user_id, text=text)
-    except Exception:
-        logger.exception("telling an agent about their reply failed")
-
-
 async def reply_form(services: Services, ticket_id: int, text: str = "") -> ReplyForm:
     """What the reply modal shows for a ticket."""
     async with services.read() as session:
@@ -352,20 +344,19 @@ async def handle_reply_submission(
         member = await _member(services, user_id, client)
         return await send_reply(services, ticket_id=ticket_id, member=member, text=text)
 
-    task = asyncio.ensure_future(attempt())
-    await asyncio.wait({task}, timeout=ACK_BUDGET_SECONDS)
+    task = await within_ack_budget(attempt())
     if not task.done():
         await ack()
         try:
             sent = await task
         except (ReplyError, PermissionDenied, TicketNotFound) as exc:
-            await _dm(client, user_id, f":no_entry: Your reply was not sent: {exc}")
+            await tell_by_dm(client, user_id, f":no_entry: Your reply was not sent: {exc}")
             return
         except Exception:
             logger.exception("sending a reply failed")
-            await _dm(client, user_id, f":no_entry: Your reply was not sent. {SORRY}")
+            await tell_by_dm(client, user_id, f":no_entry: Your reply was not sent. {SORRY}")
             return
-        await _dm(client, user_id, reply_sent_text(sent.number, sent.to))
+        await tell_by_dm(client, user_id, reply_sent_text(sent.number, sent.to))
         return
     try:
         task.result()

@@ -9,7 +9,6 @@ authenticates the app, not the person: each button and submission re-checks the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
+from handlers.ack import tell_by_dm, within_ack_budget
 from handlers.blocks.common import context, escape, safe
 from handlers.blocks.tickets import (
     Choice,
@@ -81,12 +81,14 @@ from models.tickets import (
     create_ticket,
     customer_by_channel,
     customer_by_name,
+    default_contract_id,
     delete_note,
     edit_note,
     get_ticket,
     list_tickets,
     load_card,
     search_customers,
+    sole_option,
     ticket_by_card,
     ticket_by_number,
     update_ticket,
@@ -98,7 +100,6 @@ logger = logging.getLogger(__name__)
 
 # A modal submission must be answered within 3 s; past this the modal is closed and the
 # outcome arrives as a DM instead of in the form.
-ACK_BUDGET_SECONDS = 2.0
 PER_PAGE = 10
 NOTE_MAX = 20_000
 SORRY = "Sorry, Docket could not do that just now. Please try again."
@@ -248,8 +249,7 @@ async def _form_for_customer(
         contacts=contacts,
         contact_id=contact_id,
         contracts=contracts,
-        # One active contract is the obvious default; with several, the person picks.
-        contract_id=contracts[0].id if len(contracts) == 1 else None,
+        contract_id=sole_option([c.id for c in contracts]),
     )
 
 
@@ -361,13 +361,12 @@ async def _quick_create(
             today = await workspace_today(
                 session=session, workspace_id=services.workspace_id, at=services.now()
             )
-            contracts = await active_contracts(
+            contract_id = await default_contract_id(
                 session=session,
                 workspace_id=services.workspace_id,
                 customer_id=customer.id,
                 on=today,
             )
-            contract_id = contracts[0].id if len(contracts) == 1 else None
         ticket = await create_ticket(
             session=session,
             workspace_id=services.workspace_id,
@@ -589,17 +588,16 @@ async def handle_ticket_submission(
         await ack(response_action="errors", errors=errors)
         return
     user_id, user_name = _user(body)
-    task = asyncio.ensure_future(_save_form(services, client, user_id, user_name, form, meta))
-    done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET_SECONDS)
-    if not done:
+    task = await within_ack_budget(_save_form(services, client, user_id, user_name, form, meta))
+    if not task.done():
         # Slack stops waiting at 3 s: close the form and report the outcome by DM.
         await ack()
         result = await task
         if result.errors:
-            await _dm(
+            await tell_by_dm(
                 client,
                 user_id,
-                "Your ticket form was not saved: " + " ".join(result.errors.values()),
+                safe("Your ticket form was not saved: " + " ".join(result.errors.values()), 2000),
             )
     else:
         result = task.result()
@@ -612,13 +610,6 @@ async def handle_ticket_submission(
             view=build_saved_view(result.card, created=result.created, channel=result.channel),
         )
     await refresh_homes(services, result.homes)
-
-
-async def _dm(client: AsyncWebClient, user_id: str, text: str) -> None:
-    try:
-        await client.chat_postMessage(channel=user_id, text=safe(text, 2000))
-    except Exception:
-        logger.exception("telling a member that their ticket form was not saved failed")
 
 
 async def _save_form(

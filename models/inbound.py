@@ -55,9 +55,9 @@ from models.tickets import (
     TicketConflict,
     TicketCreate,
     TicketUpdate,
-    active_contracts,
     clean_title,
     create_ticket,
+    default_contract_id,
     get_ticket,
     update_ticket,
     workspace_today,
@@ -675,11 +675,9 @@ async def open_customer_ticket(
     contract_id = None
     if customer_id is not None:
         today = await workspace_today(session=session, workspace_id=workspace_id, at=at)
-        contracts = await active_contracts(
-            session=session, workspace_id=workspace_id, customer_id=customer_id, on=today, limit=2
+        contract_id = await default_contract_id(
+            session=session, workspace_id=workspace_id, customer_id=customer_id, on=today
         )
-        if len(contracts) == 1:
-            contract_id = contracts[0].id
     text = clean_text(description, DESCRIPTION_MAX)
     if follow_up_of is not None:
         text = clean_text(f"Follow-up of #{follow_up_of.number}.\n\n{text}", DESCRIPTION_MAX)

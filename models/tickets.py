@@ -488,6 +488,22 @@ async def active_contracts(
     return list((await session.exec(stmt)).all())
 
 
+def sole_option(options: Sequence[int | None]) -> int | None:
+    """The default among a customer's active contracts: the only one; with several (or none)
+    the person picks."""
+    return options[0] if len(options) == 1 else None
+
+
+async def default_contract_id(
+    *, session: AsyncSession, workspace_id: int, customer_id: int, on: date
+) -> int | None:
+    """The contract a new ticket of this customer gets: their only active one, else none."""
+    contracts = await active_contracts(
+        session=session, workspace_id=workspace_id, customer_id=customer_id, on=on, limit=2
+    )
+    return sole_option([c.id for c in contracts])
+
+
 async def workspace_today(*, session: AsyncSession, workspace_id: int, at: datetime) -> date:
     """The calendar date of `at` in the workspace's timezone."""
     ws = await session.get(Workspace, workspace_id)

@@ -887,6 +887,12 @@ async def test_no_read_function_returns_another_workspaces_rows(
             ),
         ),
         (
+            "tickets.default_contract_id",
+            lambda s: tickets.default_contract_id(
+                session=s, workspace_id=ws, customer_id=bc, on=date(2025, 6, 20)
+            ),
+        ),
+        (
             "tickets.card_location",
             lambda s: tickets.card_location(session=s, workspace_id=ws, ticket_id=bt),
         ),

@@ -32,13 +32,13 @@ from models.people import can_see_money
 from models.periods import month_of
 from models.profitability import present, sum_figures
 from models.tables import Contract, Customer, Member, Ticket, TimeEntry, Workspace
+from models.tickets import ticket_by_number
 from models.timelog import (
     TimeRefused,
     delete_time,
     edit_time,
     log_time,
     recent_entries,
-    ticket_by_number,
 )
 from models.timeparse import (
     DeleteTime,

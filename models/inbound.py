@@ -59,6 +59,7 @@ from models.tickets import (
     create_ticket,
     default_contract_id,
     get_ticket,
+    ticket_by_number,
     update_ticket,
     workspace_today,
 )
@@ -760,14 +761,9 @@ async def _duplicate_of(
 
 
 async def _ticket_by_number(session: AsyncSession, workspace_id: int, number: int) -> Ticket:
-    stmt = (
-        select(Ticket)
-        .where(Ticket.workspace_id == workspace_id, Ticket.number == number)
-        .execution_options(populate_existing=True)
+    ticket = await ticket_by_number(
+        session=session, workspace_id=workspace_id, number=number, for_update=True
     )
-    if dialect(session) == "postgresql":
-        stmt = stmt.with_for_update()
-    ticket = (await session.exec(stmt)).first()
     if ticket is None:
         raise LookupError(f"ticket #{number} vanished while a mail was processed")
     return ticket

@@ -23,9 +23,10 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.directory import match_customers
 from models.lifecycle import ACTIVE, check_move
 from models.routing import ThreadTarget, card_channel, card_thread
-from models.sql import insert_ignore
+from models.sql import dialect, insert_ignore
 from models.tables import (
     Contact,
     Contract,
@@ -229,14 +230,17 @@ async def get_ticket(*, session: AsyncSession, workspace_id: int, ticket_id: int
 
 
 async def ticket_by_number(
-    *, session: AsyncSession, workspace_id: int, number: int
+    *, session: AsyncSession, workspace_id: int, number: int, for_update: bool = False
 ) -> Ticket | None:
-    """The ticket numbered `number` in this workspace (as stored now), if any."""
+    """The ticket numbered `number` in this workspace (as stored now), if any; `for_update`
+    locks its row on PostgreSQL until the transaction ends."""
     stmt = (
         select(Ticket)
         .where(Ticket.workspace_id == workspace_id, Ticket.number == number)
         .execution_options(populate_existing=True)
     )
+    if for_update and dialect(session) == "postgresql":
+        stmt = stmt.with_for_update()
     return (await session.exec(stmt)).first()
 
 
@@ -419,16 +423,11 @@ async def search_customers(
 async def customer_by_name(
     *, session: AsyncSession, workspace_id: int, name: str
 ) -> Customer | None:
-    """The customer called `name` (any case), else the only one whose name contains it."""
-    exact = select(Customer).where(
-        Customer.workspace_id == workspace_id,
-        sa.func.lower(col(Customer.name)) == name.strip().lower(),
-    )
-    found = (await session.exec(exact)).first()
-    if found is not None:
-        return found
-    matches = await search_customers(session=session, workspace_id=workspace_id, text=name, limit=2)
-    return matches[0] if len(matches) == 1 else None
+    """The one customer a person means by `name`, matched as `/profit` matches
+    (models.directory.match_customers): the one so named, else the only one whose name
+    contains it; None when none or several do."""
+    found = await match_customers(session=session, workspace_id=workspace_id, text=name, limit=2)
+    return found[0] if len(found) == 1 else None
 
 
 async def customer_by_channel(

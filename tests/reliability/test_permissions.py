@@ -855,10 +855,6 @@ async def test_no_read_function_returns_another_workspaces_rows(
             lambda s: timelog.recent_entries(session=s, workspace_id=ws, member_id=bm),
         ),
         (
-            "timelog.ticket_by_number",
-            lambda s: timelog.ticket_by_number(session=s, workspace_id=ws, number=1),
-        ),
-        (
             "workspaces.get_workspace",
             lambda s: workspaces.get_workspace(session=s, workspace_id=ws),
         ),

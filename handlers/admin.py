@@ -14,7 +14,6 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
@@ -24,8 +23,8 @@ from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
 from handlers.people import resolve_member
 from models.directory import DirectoryError, LastAdminError, change_member_access
-from models.people import PermissionDenied, require_admin
-from models.tables import Member, MemberGroup, Role
+from models.people import PermissionDenied, require_admin, roster
+from models.tables import Member, Role
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +171,7 @@ def member_form_errors(form: MemberForm, *, admins: list[str]) -> dict[str, str]
 
 
 async def _roster(session: AsyncSession, workspace_id: int) -> tuple[list[RosterLine], int]:
-    stmt = (
-        select(Member, MemberGroup)
-        .join(MemberGroup, col(Member.group_id) == col(MemberGroup.id), isouter=True)
-        .where(Member.workspace_id == workspace_id)
-        .order_by(col(Member.active).desc(), col(Member.name))
-    )
-    rows = list((await session.exec(stmt)).all())
+    rows = await roster(session=session, workspace_id=workspace_id)
     lines = [
         RosterLine(m.slack_user_id, m.name or m.email or "", access_of(m), g.name if g else None)
         for m, g in rows

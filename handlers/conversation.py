@@ -23,7 +23,6 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
@@ -72,11 +71,14 @@ from models.replies import (
     queue_email_reply,
     record_agent_reply,
 )
-from models.tables import Customer, EventKind, Member, Ticket, TicketEvent
+from models.tables import Customer, EventKind, Member, Ticket
 from models.tickets import (
     TicketNotFound,
     contact_by_slack_user,
+    created_event,
     customer_by_channel,
+    customer_by_id,
+    event_by_slack_ts,
     get_ticket,
     ticket_by_card,
     ticket_by_number,
@@ -103,13 +105,8 @@ class SlackThread:
 
 async def source_thread(*, session: AsyncSession, ticket: Ticket) -> SlackThread | None:
     """The customer-channel message a ticket was opened from, if it was."""
-    created = (
-        await session.exec(
-            select(TicketEvent).where(
-                TicketEvent.ticket_id == ticket.id, TicketEvent.kind == EventKind.CREATED
-            )
-        )
-    ).first()
+    assert ticket.id is not None
+    created = await created_event(session=session, ticket_id=ticket.id)
     data = (created.data or {}) if created is not None else {}
     channel, ts = data.get("channel"), data.get("ts")
     if data.get("source") == "slack" and isinstance(channel, str) and isinstance(ts, str):
@@ -127,15 +124,9 @@ async def ticket_for_thread(
     )
     if ticket is not None:
         return ticket
-    created = (
-        await session.exec(
-            select(TicketEvent).where(
-                TicketEvent.workspace_id == workspace_id,
-                TicketEvent.slack_ts == thread_ts,
-                TicketEvent.kind == EventKind.CREATED,
-            )
-        )
-    ).first()
+    created = await event_by_slack_ts(
+        session=session, workspace_id=workspace_id, slack_ts=thread_ts, kind=EventKind.CREATED
+    )
     if created is None or (created.data or {}).get("channel") != channel:
         return None
     return await get_ticket(session=session, workspace_id=workspace_id, ticket_id=created.ticket_id)
@@ -245,7 +236,15 @@ async def reply_form(services: Services, ticket_id: int, text: str = "") -> Repl
             session=session, workspace_id=services.workspace_id, ticket_id=ticket_id
         )
         assert ticket.id is not None
-        customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+        customer = (
+            await customer_by_id(
+                session=session,
+                workspace_id=services.workspace_id,
+                customer_id=ticket.customer_id,
+            )
+            if ticket.customer_id
+            else None
+        )
         thread = await source_thread(session=session, ticket=ticket)
         email = None if thread else await customer_address(session=session, ticket=ticket)
         last = await last_customer_message(
@@ -453,13 +452,9 @@ async def process_customer_channel_message(services: Services, body: dict[str, A
         member = await member_by_slack_id(
             session=session, workspace_id=services.workspace_id, slack_user_id=user
         )
-        done = (
-            await session.exec(
-                select(TicketEvent.id).where(
-                    TicketEvent.workspace_id == services.workspace_id, TicketEvent.slack_ts == ts
-                )
-            )
-        ).first()
+        done = await event_by_slack_ts(
+            session=session, workspace_id=services.workspace_id, slack_ts=ts
+        )
     if done is not None:
         return
     is_agent = member is not None and member.active

@@ -282,8 +282,8 @@ async def handle_settings_submission(
     now = services.now()
     async with services.transaction() as session:
         ws = await get_workspace(session=session, workspace_id=services.workspace_id)
+        # The workspace row belongs to this session: its changes are written at commit.
         changed = apply_settings(ws, data, now=now)
-        session.add(ws)
     await ack(response_action="update", view=build_saved_view(ws, now=now))
     services.timezone = ZoneInfo(ws.timezone)
     if changed and services.on_reschedule is not None:

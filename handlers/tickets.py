@@ -62,7 +62,7 @@ from handlers.time_cmd import open_log_time_modal
 from models.lifecycle import LifecycleError
 from models.lifecycle import label as status_label
 from models.people import PermissionDenied, require_agent
-from models.tables import Contract, Customer, Member, Ticket, TicketStatus
+from models.tables import Customer, Member, Ticket, TicketStatus
 from models.tickets import (
     KEEP,
     TITLE_MAX,
@@ -78,8 +78,10 @@ from models.tickets import (
     add_note,
     contact_by_slack_user,
     contacts_of,
+    contract_by_id,
     create_ticket,
     customer_by_channel,
+    customer_by_id,
     customer_by_name,
     default_contract_id,
     delete_note,
@@ -213,7 +215,9 @@ async def _choices(
     )
     contract_choices = [Choice(c.id, _contract_label(c.name, c.kind)) for c in contracts if c.id]
     if keep_contract and all(c.id != keep_contract for c in contract_choices):
-        current = await session.get(Contract, keep_contract)
+        current = await contract_by_id(
+            session=session, workspace_id=services.workspace_id, contract_id=keep_contract
+        )
         if current is not None and current.customer_id == customer.id:
             contract_choices.append(
                 Choice(keep_contract, _contract_label(current.name, current.kind) + " (ended)")
@@ -282,7 +286,15 @@ async def _edit_form(services: Services, ticket_id: int) -> TicketForm:
             session=session, workspace_id=services.workspace_id, ticket_id=ticket_id
         )
         card = await load_card(session=session, workspace_id=services.workspace_id, ticket=ticket)
-        customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+        customer = (
+            await customer_by_id(
+                session=session,
+                workspace_id=services.workspace_id,
+                customer_id=ticket.customer_id,
+            )
+            if ticket.customer_id
+            else None
+        )
         today = await workspace_today(
             session=session, workspace_id=services.workspace_id, at=services.now()
         )
@@ -531,7 +543,15 @@ async def handle_customer_changed(
     meta = FormMeta.decode(view.get("private_metadata"))
     try:
         async with services.read() as session:
-            customer = await session.get(Customer, form.customer_id) if form.customer_id else None
+            customer = (
+                await customer_by_id(
+                    session=session,
+                    workspace_id=services.workspace_id,
+                    customer_id=form.customer_id,
+                )
+                if form.customer_id
+                else None
+            )
             if customer is not None and customer.workspace_id != services.workspace_id:
                 customer = None
             base = TicketForm(
@@ -806,7 +826,11 @@ async def _prefill_from_message(
             )
         customer = None
         if contact is not None:
-            customer = await session.get(Customer, contact.customer_id)
+            customer = await customer_by_id(
+                session=session,
+                workspace_id=services.workspace_id,
+                customer_id=contact.customer_id,
+            )
         elif form.meta.source_channel:
             customer = await customer_by_channel(
                 session=session,

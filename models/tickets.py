@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -1044,4 +1044,79 @@ async def announce_channel(
         customer_channel=customer.slack_channel if customer else None,
         triage_channel=workspace.triage_channel if workspace else None,
         creator_slack_id=creator_slack_id,
+    )
+
+
+async def customer_by_id(
+    *, session: AsyncSession, workspace_id: int, customer_id: int
+) -> Customer | None:
+    """The workspace's customer with this id, or None."""
+    customer = await session.get(Customer, customer_id)
+    return customer if customer is not None and customer.workspace_id == workspace_id else None
+
+
+async def contract_by_id(
+    *, session: AsyncSession, workspace_id: int, contract_id: int
+) -> Contract | None:
+    """The workspace's contract with this id, or None."""
+    contract = await session.get(Contract, contract_id)
+    return contract if contract is not None and contract.workspace_id == workspace_id else None
+
+
+async def ticket_by_id(
+    *, session: AsyncSession, workspace_id: int, ticket_id: int
+) -> Ticket | None:
+    """The workspace's ticket with this id, or None (get_ticket raises instead)."""
+    ticket = await session.get(Ticket, ticket_id)
+    return ticket if ticket is not None and ticket.workspace_id == workspace_id else None
+
+
+async def created_event(*, session: AsyncSession, ticket_id: int) -> TicketEvent | None:
+    """The "created" entry of a ticket's history (it records where the ticket came from)."""
+    stmt = select(TicketEvent).where(
+        TicketEvent.ticket_id == ticket_id, TicketEvent.kind == EventKind.CREATED
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def event_by_slack_ts(
+    *, session: AsyncSession, workspace_id: int, slack_ts: str, kind: str | None = None
+) -> TicketEvent | None:
+    """The history entry recorded for this Slack message (of `kind`, when given), if any."""
+    stmt = select(TicketEvent).where(
+        TicketEvent.workspace_id == workspace_id, TicketEvent.slack_ts == slack_ts
+    )
+    if kind is not None:
+        stmt = stmt.where(TicketEvent.kind == kind)
+    return (await session.exec(stmt)).first()
+
+
+async def names_by_id(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    ticket_ids: Iterable[int] = (),
+    customer_ids: Iterable[int] = (),
+    contract_ids: Iterable[int] = (),
+) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+    """Labels of tickets (`#12 Title`), customer names and contract names, by id."""
+    tickets = await session.exec(
+        select(Ticket).where(
+            Ticket.workspace_id == workspace_id, col(Ticket.id).in_(list(ticket_ids))
+        )
+    )
+    customers = await session.exec(
+        select(Customer).where(
+            Customer.workspace_id == workspace_id, col(Customer.id).in_(list(customer_ids))
+        )
+    )
+    contracts = await session.exec(
+        select(Contract).where(
+            Contract.workspace_id == workspace_id, col(Contract.id).in_(list(contract_ids))
+        )
+    )
+    return (
+        {t.id: f"#{t.number} {t.title}" for t in tickets.all() if t.id is not None},
+        {c.id: c.name for c in customers.all() if c.id is not None},
+        {k.id: k.name for k in contracts.all() if k.id is not None},
     )

@@ -889,6 +889,36 @@ async def test_no_read_function_returns_another_workspaces_rows(
             ),
         ),
         (
+            "tickets.customer_by_id",
+            lambda s: tickets.customer_by_id(session=s, workspace_id=ws, customer_id=bc),
+        ),
+        (
+            "tickets.contract_by_id",
+            lambda s: tickets.contract_by_id(session=s, workspace_id=ws, contract_id=b["contract"]),
+        ),
+        (
+            "tickets.ticket_by_id",
+            lambda s: tickets.ticket_by_id(session=s, workspace_id=ws, ticket_id=bt),
+        ),
+        (
+            "tickets.event_by_slack_ts",
+            lambda s: tickets.event_by_slack_ts(session=s, workspace_id=ws, slack_ts="1.0"),
+        ),
+        (
+            "tickets.names_by_id",
+            lambda s: tickets.names_by_id(
+                session=s,
+                workspace_id=ws,
+                ticket_ids=[bt],
+                customer_ids=[bc],
+                contract_ids=[b["contract"]],
+            ),
+        ),
+        (
+            "people.roster",
+            lambda s: people.roster(session=s, workspace_id=ws),
+        ),
+        (
             "tickets.card_location",
             lambda s: tickets.card_location(session=s, workspace_id=ws, ticket_id=bt),
         ),

@@ -236,14 +236,8 @@ async def reply_form(services: Services, ticket_id: int, text: str = "") -> Repl
             session=session, workspace_id=services.workspace_id, ticket_id=ticket_id
         )
         assert ticket.id is not None
-        customer = (
-            await customer_by_id(
-                session=session,
-                workspace_id=services.workspace_id,
-                customer_id=ticket.customer_id,
-            )
-            if ticket.customer_id
-            else None
+        customer = await customer_by_id(
+            session=session, workspace_id=services.workspace_id, customer_id=ticket.customer_id
         )
         thread = await source_thread(session=session, ticket=ticket)
         email = None if thread else await customer_address(session=session, ticket=ticket)

@@ -286,14 +286,8 @@ async def _edit_form(services: Services, ticket_id: int) -> TicketForm:
             session=session, workspace_id=services.workspace_id, ticket_id=ticket_id
         )
         card = await load_card(session=session, workspace_id=services.workspace_id, ticket=ticket)
-        customer = (
-            await customer_by_id(
-                session=session,
-                workspace_id=services.workspace_id,
-                customer_id=ticket.customer_id,
-            )
-            if ticket.customer_id
-            else None
+        customer = await customer_by_id(
+            session=session, workspace_id=services.workspace_id, customer_id=ticket.customer_id
         )
         today = await workspace_today(
             session=session, workspace_id=services.workspace_id, at=services.now()
@@ -543,17 +537,9 @@ async def handle_customer_changed(
     meta = FormMeta.decode(view.get("private_metadata"))
     try:
         async with services.read() as session:
-            customer = (
-                await customer_by_id(
-                    session=session,
-                    workspace_id=services.workspace_id,
-                    customer_id=form.customer_id,
-                )
-                if form.customer_id
-                else None
+            customer = await customer_by_id(
+                session=session, workspace_id=services.workspace_id, customer_id=form.customer_id
             )
-            if customer is not None and customer.workspace_id != services.workspace_id:
-                customer = None
             base = TicketForm(
                 meta=meta,
                 title=form.title,

@@ -1048,9 +1048,11 @@ async def announce_channel(
 
 
 async def customer_by_id(
-    *, session: AsyncSession, workspace_id: int, customer_id: int
+    *, session: AsyncSession, workspace_id: int, customer_id: int | None
 ) -> Customer | None:
-    """The workspace's customer with this id, or None."""
+    """The workspace's customer with this id, or None (also for no id)."""
+    if customer_id is None:
+        return None
     customer = await session.get(Customer, customer_id)
     return customer if customer is not None and customer.workspace_id == workspace_id else None
 

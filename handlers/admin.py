@@ -14,17 +14,17 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
+from handlers.ack import tell_by_dm, within_ack_budget
 from handlers.blocks.common import Block, context, cut, plain, safe, section
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
 from handlers.people import resolve_member
 from models.directory import DirectoryError, LastAdminError, change_member_access
-from models.people import PermissionDenied, require_admin
-from models.tables import Member, MemberGroup, Role
+from models.people import PermissionDenied, require_admin, roster
+from models.tables import Member, Role
 
 logger = logging.getLogger(__name__)
 
@@ -171,13 +171,7 @@ def member_form_errors(form: MemberForm, *, admins: list[str]) -> dict[str, str]
 
 
 async def _roster(session: AsyncSession, workspace_id: int) -> tuple[list[RosterLine], int]:
-    stmt = (
-        select(Member, MemberGroup)
-        .join(MemberGroup, col(Member.group_id) == col(MemberGroup.id), isouter=True)
-        .where(Member.workspace_id == workspace_id)
-        .order_by(col(Member.active).desc(), col(Member.name))
-    )
-    rows = list((await session.exec(stmt)).all())
+    rows = await roster(session=session, workspace_id=workspace_id)
     lines = [
         RosterLine(m.slack_user_id, m.name or m.email or "", access_of(m), g.name if g else None)
         for m, g in rows
@@ -225,16 +219,32 @@ async def handle_member_submission(
     if errors:
         await ack(response_action="errors", errors=errors)
         return
-    result: dict[str, Any]
+    task = await within_ack_budget(_save_member_answer(services, client, body, form))
+    if task.done():
+        await ack(**task.result())
+        return
+    # Slack stops waiting at 3 s: close the modal and report the outcome by DM.
+    await ack()
+    result = await task
+    if result.get("response_action") == "errors":
+        actor_id = str((body.get("user") or {}).get("id") or "")
+        reasons = " ".join(str(e) for e in result["errors"].values())
+        await tell_by_dm(
+            client, actor_id, safe(f"The member change was not saved: {reasons}", 2000)
+        )
+
+
+async def _save_member_answer(
+    services: Services, client: AsyncWebClient, body: dict[str, Any], form: MemberForm
+) -> dict[str, Any]:
     try:
-        result = await _save_member(services, client, body, form)
+        return await _save_member(services, client, body, form)
     except Exception:
         logger.exception("saving a member failed")
-        result = {
+        return {
             "response_action": "errors",
             "errors": {USER_BLOCK: "Sorry, Docket could not save that. Please try again."},
         }
-    await ack(**result)
 
 
 async def _save_member(

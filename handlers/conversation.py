@@ -15,7 +15,6 @@ Slack authenticates the app, not the person: the role is checked again on every 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -24,10 +23,10 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
+from handlers.ack import tell_by_dm, within_ack_budget
 from handlers.blocks.conversation import (
     REPLY_BLOCK,
     MailLine,
@@ -73,11 +72,13 @@ from models.replies import (
     queue_email_reply,
     record_agent_reply,
 )
-from models.tables import Customer, EventKind, Member, Ticket, TicketEvent
+from models.tables import Customer, EventKind, Member, Ticket
 from models.tickets import (
     TicketNotFound,
     contact_by_slack_user,
     customer_by_channel,
+    customer_by_id,
+    event_by_slack_ts,
     get_ticket,
     ticket_by_card,
     ticket_by_number,
@@ -85,7 +86,6 @@ from models.tickets import (
 
 logger = logging.getLogger(__name__)
 
-ACK_BUDGET_SECONDS = 2.0
 SORRY = "Sorry, Docket could not do that just now. Please try again."
 REPLY_USAGE = "Use `/ticket reply 123 your answer`, or `/ticket reply 123` to open the form."
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
@@ -119,15 +119,9 @@ async def ticket_for_thread(
     )
     if ticket is not None:
         return ticket
-    created = (
-        await session.exec(
-            select(TicketEvent).where(
-                TicketEvent.workspace_id == workspace_id,
-                TicketEvent.slack_ts == thread_ts,
-                TicketEvent.kind == EventKind.CREATED,
-            )
-        )
-    ).first()
+    created = await event_by_slack_ts(
+        session=session, workspace_id=workspace_id, slack_ts=thread_ts, kind=EventKind.CREATED
+    )
     if created is None or (created.data or {}).get("channel") != channel:
         return None
     return await get_ticket(session=session, workspace_id=workspace_id, ticket_id=created.ticket_id)
@@ -230,13 +224,6 @@ async def _tell(respond: AsyncRespond | None, text: str) -> None:
         logger.exception("answering with respond() failed")
 
 
-async def _dm(client: AsyncWebClient, user_id: str, text: str) -> None:
-    try:
-        await client.chat_postMessage(channel=user_id, text=text)
-    except Exception:
-        logger.exception("telling an agent about their reply failed")
-
-
 async def reply_form(services: Services, ticket_id: int, text: str = "") -> ReplyForm:
     """What the reply modal shows for a ticket."""
     async with services.read() as session:
@@ -244,7 +231,9 @@ async def reply_form(services: Services, ticket_id: int, text: str = "") -> Repl
             session=session, workspace_id=services.workspace_id, ticket_id=ticket_id
         )
         assert ticket.id is not None
-        customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+        customer = await customer_by_id(
+            session=session, workspace_id=services.workspace_id, customer_id=ticket.customer_id
+        )
         thread = await source_thread(session=session, ticket=ticket)
         email = None if thread else await customer_address(session=session, ticket=ticket)
         last = await last_customer_message(
@@ -343,20 +332,19 @@ async def handle_reply_submission(
         member = await _member(services, user_id, client)
         return await send_reply(services, ticket_id=ticket_id, member=member, text=text)
 
-    task = asyncio.ensure_future(attempt())
-    await asyncio.wait({task}, timeout=ACK_BUDGET_SECONDS)
+    task = await within_ack_budget(attempt())
     if not task.done():
         await ack()
         try:
             sent = await task
         except (ReplyError, PermissionDenied, TicketNotFound) as exc:
-            await _dm(client, user_id, f":no_entry: Your reply was not sent: {exc}")
+            await tell_by_dm(client, user_id, f":no_entry: Your reply was not sent: {exc}")
             return
         except Exception:
             logger.exception("sending a reply failed")
-            await _dm(client, user_id, f":no_entry: Your reply was not sent. {SORRY}")
+            await tell_by_dm(client, user_id, f":no_entry: Your reply was not sent. {SORRY}")
             return
-        await _dm(client, user_id, reply_sent_text(sent.number, sent.to))
+        await tell_by_dm(client, user_id, reply_sent_text(sent.number, sent.to))
         return
     try:
         task.result()

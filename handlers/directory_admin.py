@@ -16,7 +16,6 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
@@ -28,10 +27,11 @@ from models import directory as d
 from models.costcalc import DEFAULT_HOURS_PER_DAY, DEFAULT_WORKING_DAYS, loaded_hourly_cost
 from models.engine import load_contracts
 from models.money import format_amount, parse_amount, to_decimal_string
-from models.people import can_see_money
+from models.people import can_see_money, roster
 from models.sla_import import policy_exists
 from models.sla_store import refresh_open_tickets
-from models.tables import Contract, ContractKind, Customer, Member, Workspace
+from models.tables import Contract, ContractKind, Customer
+from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -701,8 +701,8 @@ async def _contract_named(
 async def _listing(sub: str, services: Services) -> str:
     ws_id = services.workspace_id
     async with services.read() as session:
-        ws = await session.get(Workspace, ws_id)
-        currency = ws.currency if ws else "EUR"
+        ws = await get_workspace(session=session, workspace_id=ws_id)
+        currency = ws.currency
         customers = await d.list_customers(session=session, workspace_id=ws_id, active_only=False)
         names = {c.id: c.name for c in customers}
         if sub == "customers":
@@ -723,8 +723,10 @@ async def _listing(sub: str, services: Services) -> str:
             return "\n".join(["*Contracts*", *lines]) if lines else "No contracts yet."
         rates = await d.list_cost_rates(session=session, workspace_id=ws_id)
         groups = {g.id: g.name for g in await d.list_groups(session=session, workspace_id=ws_id)}
-        found = await session.exec(select(Member).where(Member.workspace_id == ws_id))
-        members = {m.id: m.name or m.email or "?" for m in found.all()}
+        members = {
+            m.id: m.name or m.email or "?"
+            for m, _group in await roster(session=session, workspace_id=ws_id)
+        }
     lines = []
     for r in rates:
         who = (
@@ -1066,8 +1068,8 @@ async def handle_calculator_submission(
         await ack(response_action="errors", errors={"salary": str(exc)})
         return
     async with services.read() as session:
-        ws = await session.get(Workspace, services.workspace_id)
-    currency = ws.currency if ws else "EUR"
+        ws = await get_workspace(session=session, workspace_id=services.workspace_id)
+    currency = ws.currency
     result = (
         f":abacus: *{format_amount(breakdown.hourly_cost_minor, currency)} per hour* — "
         f"{format_amount(breakdown.total_yearly_minor, currency)} a year "

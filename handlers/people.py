@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import IntegrityError
 
 from bot.services import Services
-from models.people import ensure_member, member_by_slack_id
+from models.people import ensure_member, member_by_slack_id, settle_membership
 from models.tables import Member, Role
 
 logger = logging.getLogger(__name__)
@@ -126,12 +126,12 @@ async def _save_member(
             at=now,
             may_claim=profile is not None and profile.team_member,
         )
-        if slack_user_id in admins:
-            member.active = True
-        elif member.created_at == now and profile is not None and not profile.team_member:
-            # A new guest or outsider: known by name, but not part of the support team.
-            member.active = False
-        session.add(member)
+        settle_membership(
+            member,
+            listed_admin=slack_user_id in admins,
+            first_seen=member.created_at == now,
+            team_member=profile.team_member if profile is not None else None,
+        )
     return member
 
 

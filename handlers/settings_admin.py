@@ -16,13 +16,14 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
+from handlers.ack import tell_by_dm, within_ack_budget
 from handlers.blocks.common import Block, context, plain, section
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
 from handlers.people import resolve_member
 from models.people import is_admin
 from models.periods import previous, week_of
-from models.tables import Workspace
+from models.tables import Member, Workspace
 from models.weekly import (
     WEEKDAYS,
     ReportTimeError,
@@ -293,16 +294,33 @@ async def handle_settings_submission(
     if data is None:
         await ack(response_action="errors", errors=errors)
         return
-    member = await resolve_member(services, body["user"]["id"], client=client)
-    if not is_admin(member):
-        await ack(response_action="errors", errors={Field.TIMEZONE.value: NOT_ADMIN})
-        return
     now = services.now()
-    async with services.transaction() as session:
-        ws = await get_workspace(session=session, workspace_id=services.workspace_id)
-        changed = apply_settings(ws, data, now=now)
-        session.add(ws)
-    await ack(response_action="update", view=build_saved_view(ws, now=now))
+    user_id = str(body["user"]["id"])
+
+    async def save() -> tuple[Member, Workspace | None, bool]:
+        member = await resolve_member(services, user_id, client=client)
+        if not is_admin(member):
+            return member, None, False
+        async with services.transaction() as session:
+            ws = await get_workspace(session=session, workspace_id=services.workspace_id)
+            # The workspace row belongs to this session: its changes are written at commit.
+            changed = apply_settings(ws, data, now=now)
+        return member, ws, changed
+
+    task = await within_ack_budget(save())
+    if not task.done():
+        # Slack stops waiting at 3 s: close the modal; the outcome comes by DM.
+        await ack()
+        member, ws, changed = await task
+        await tell_by_dm(client, user_id, NOT_ADMIN if ws is None else "Settings saved.")
+    else:
+        member, ws, changed = task.result()
+        if ws is None:
+            await ack(response_action="errors", errors={Field.TIMEZONE.value: NOT_ADMIN})
+            return
+        await ack(response_action="update", view=build_saved_view(ws, now=now))
+    if ws is None:
+        return
     services.timezone = ZoneInfo(ws.timezone)
     if changed and services.on_reschedule is not None:
         services.on_reschedule(services.workspace_id)

@@ -41,7 +41,7 @@ from handlers.blocks.tickets import assigned_text, build_ticket_card, card_text
 from models.customer_channel import Notice, notice_enabled, source_message, status_notices
 from models.inbound import InboundHooks
 from models.notify import ReplyPlan, notify_customer_reply, ordering_key
-from models.outbox import enqueue, is_queued, slack_call
+from models.outbox import SlackCall, enqueue, is_queued, slack_call
 from models.people import member_by_id
 from models.replies import sent_mail
 from models.tables import Customer, Member, Ticket, TicketEvent
@@ -59,6 +59,25 @@ def announce_key(ticket_id: int) -> str:
 def _id(ticket: Ticket) -> int:
     assert ticket.id is not None, "flush the ticket first"
     return ticket.id
+
+
+async def _queue(
+    session: AsyncSession,
+    workspace_id: int,
+    ticket_id: int,
+    key: str,
+    payload: SlackCall,
+    at: datetime,
+) -> int | None:
+    """One outbox row in the ticket's line (delivered in the order it was queued)."""
+    return await enqueue(
+        session=session,
+        workspace_id=workspace_id,
+        key=key,
+        payload=payload,
+        at=at,
+        ordering_key=ordering_key(ticket_id),
+    )
 
 
 # -- the outbox rows -------------------------------------------------------------------------
@@ -84,13 +103,13 @@ async def announce_card(
         unfurl_links=False,
         unfurl_media=False,
     )
-    return await enqueue(
-        session=session,
-        workspace_id=workspace_id,
-        key=announce_key(ticket_id),
-        payload=replace(payload, posts_card_of=ticket_id),
-        at=at,
-        ordering_key=ordering_key(ticket_id),
+    return await _queue(
+        session,
+        workspace_id,
+        ticket_id,
+        announce_key(ticket_id),
+        replace(payload, posts_card_of=ticket_id),
+        at,
     )
 
 
@@ -117,15 +136,13 @@ async def update_card(
     if not await has_card(session=session, ticket=ticket):
         return None
     ticket_id = _id(ticket)
-    return await enqueue(
-        session=session,
-        workspace_id=workspace_id,
-        key=f"ticket:{ticket_id}:card:v{ticket.version}",
-        payload=replace(
-            slack_call("chat.update", text=text, blocks=blocks), updates_card_of=ticket_id
-        ),
-        at=at,
-        ordering_key=ordering_key(ticket_id),
+    return await _queue(
+        session,
+        workspace_id,
+        ticket_id,
+        f"ticket:{ticket_id}:card:v{ticket.version}",
+        replace(slack_call("chat.update", text=text, blocks=blocks), updates_card_of=ticket_id),
+        at,
     )
 
 
@@ -141,11 +158,12 @@ async def dm_card(
 ) -> int | None:
     """Send the card to a person's DM with Docket (e.g. the new assignee)."""
     ticket_id = _id(ticket)
-    return await enqueue(
-        session=session,
-        workspace_id=workspace_id,
-        key=f"ticket:{ticket_id}:v{ticket.version}:dm:{slack_user_id}",
-        payload=slack_call(
+    return await _queue(
+        session,
+        workspace_id,
+        ticket_id,
+        f"ticket:{ticket_id}:v{ticket.version}:dm:{slack_user_id}",
+        slack_call(
             "chat.postMessage",
             channel=slack_user_id,
             text=text,
@@ -153,8 +171,7 @@ async def dm_card(
             unfurl_links=False,
             unfurl_media=False,
         ),
-        at=at,
-        ordering_key=ordering_key(ticket_id),
+        at,
     )
 
 
@@ -174,15 +191,15 @@ async def reply_in_thread(
     `text` must already be escaped; one reply per ticket and `purpose`.
     """
     ticket_id = _id(ticket)
-    return await enqueue(
-        session=session,
-        workspace_id=workspace_id,
-        key=f"ticket:{ticket_id}:thread:{purpose}",
-        payload=slack_call(
+    return await _queue(
+        session,
+        workspace_id,
+        ticket_id,
+        f"ticket:{ticket_id}:thread:{purpose}",
+        slack_call(
             "chat.postMessage", channel=channel, thread_ts=thread_ts, text=text, unfurl_links=False
         ),
-        at=at,
-        ordering_key=ordering_key(ticket_id),
+        at,
     )
 
 
@@ -194,13 +211,13 @@ async def post_in_card_thread(
         return None
     ticket_id = _id(ticket)
     payload = slack_call("chat.postMessage", text=text, blocks=[section(text)], unfurl_links=False)
-    return await enqueue(
-        session=session,
-        workspace_id=services.workspace_id,
-        key=f"ticket:{ticket_id}:{key}",
-        payload=replace(payload, in_thread_of=ticket_id),
-        at=services.now(),
-        ordering_key=ordering_key(ticket_id),
+    return await _queue(
+        session,
+        services.workspace_id,
+        ticket_id,
+        f"ticket:{ticket_id}:{key}",
+        replace(payload, in_thread_of=ticket_id),
+        services.now(),
     )
 
 
@@ -215,19 +232,19 @@ async def post_in_customer_thread(
     at: datetime,
 ) -> int | None:
     """An agent's reply, posted in the customer's own Slack thread the ticket came from."""
-    return await enqueue(
-        session=session,
-        workspace_id=services.workspace_id,
-        key=f"reply:{event.id}:customer-thread",
-        payload=slack_call(
+    return await _queue(
+        session,
+        services.workspace_id,
+        ticket_id,
+        f"reply:{event.id}:customer-thread",
+        slack_call(
             "chat.postMessage",
             channel=channel,
             thread_ts=thread_ts,
             text=customer_thread_text(event.body),
             unfurl_links=False,
         ),
-        at=at,
-        ordering_key=ordering_key(ticket_id),
+        at,
     )
 
 

@@ -9,7 +9,6 @@ authenticates the app, not the person: each button and submission re-checks the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
+from handlers.ack import tell_by_dm, within_ack_budget
 from handlers.blocks.common import context, escape, safe
 from handlers.blocks.tickets import (
     Choice,
@@ -65,7 +65,7 @@ from handlers.time_cmd import open_log_time_modal
 from models.lifecycle import LifecycleError
 from models.lifecycle import label as status_label
 from models.people import PermissionDenied, require_agent
-from models.tables import Contract, Customer, Member, Ticket, TicketStatus
+from models.tables import Customer, Member, Ticket, TicketStatus
 from models.tickets import (
     KEEP,
     TITLE_MAX,
@@ -81,15 +81,19 @@ from models.tickets import (
     add_note,
     contact_by_slack_user,
     contacts_of,
+    contract_by_id,
     create_ticket,
     customer_by_channel,
+    customer_by_id,
     customer_by_name,
+    default_contract_id,
     delete_note,
     edit_note,
     get_ticket,
     list_tickets,
     load_card,
     search_customers,
+    sole_option,
     ticket_by_card,
     ticket_by_number,
     update_ticket,
@@ -101,7 +105,6 @@ logger = logging.getLogger(__name__)
 
 # A modal submission must be answered within 3 s; past this the modal is closed and the
 # outcome arrives as a DM instead of in the form.
-ACK_BUDGET_SECONDS = 2.0
 PER_PAGE = 10
 NOTE_MAX = 20_000
 SORRY = "Sorry, Docket could not do that just now. Please try again."
@@ -215,7 +218,9 @@ async def _choices(
     )
     contract_choices = [Choice(c.id, _contract_label(c.name, c.kind)) for c in contracts if c.id]
     if keep_contract and all(c.id != keep_contract for c in contract_choices):
-        current = await session.get(Contract, keep_contract)
+        current = await contract_by_id(
+            session=session, workspace_id=services.workspace_id, contract_id=keep_contract
+        )
         if current is not None and current.customer_id == customer.id:
             contract_choices.append(
                 Choice(keep_contract, _contract_label(current.name, current.kind) + " (ended)")
@@ -251,8 +256,7 @@ async def _form_for_customer(
         contacts=contacts,
         contact_id=contact_id,
         contracts=contracts,
-        # One active contract is the obvious default; with several, the person picks.
-        contract_id=contracts[0].id if len(contracts) == 1 else None,
+        contract_id=sole_option([c.id for c in contracts]),
     )
 
 
@@ -310,7 +314,9 @@ async def _edit_form(services: Services, ticket_id: int) -> TicketForm:
             session=session, workspace_id=services.workspace_id, ticket_id=ticket_id
         )
         card = await load_card(session=session, workspace_id=services.workspace_id, ticket=ticket)
-        customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+        customer = await customer_by_id(
+            session=session, workspace_id=services.workspace_id, customer_id=ticket.customer_id
+        )
         today = await workspace_today(
             session=session, workspace_id=services.workspace_id, at=services.now()
         )
@@ -398,13 +404,12 @@ async def _quick_create(
             today = await workspace_today(
                 session=session, workspace_id=services.workspace_id, at=services.now()
             )
-            contracts = await active_contracts(
+            contract_id = await default_contract_id(
                 session=session,
                 workspace_id=services.workspace_id,
                 customer_id=customer.id,
                 on=today,
             )
-            contract_id = contracts[0].id if len(contracts) == 1 else None
         ticket = await create_ticket(
             session=session,
             workspace_id=services.workspace_id,
@@ -584,9 +589,9 @@ async def handle_customer_changed(
         if await team_member(services, _user(body)[0], client=client) is None:
             return  # no contacts or contracts for people outside the team
         async with services.read() as session:
-            customer = await session.get(Customer, form.customer_id) if form.customer_id else None
-            if customer is not None and customer.workspace_id != services.workspace_id:
-                customer = None
+            customer = await customer_by_id(
+                session=session, workspace_id=services.workspace_id, customer_id=form.customer_id
+            )
             base = TicketForm(
                 meta=meta,
                 title=form.title,
@@ -641,17 +646,16 @@ async def handle_ticket_submission(
         await ack(response_action="errors", errors=errors)
         return
     user_id, user_name = _user(body)
-    task = asyncio.ensure_future(_save_form(services, client, user_id, user_name, form, meta))
-    done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET_SECONDS)
-    if not done:
+    task = await within_ack_budget(_save_form(services, client, user_id, user_name, form, meta))
+    if not task.done():
         # Slack stops waiting at 3 s: close the form and report the outcome by DM.
         await ack()
         result = await task
         if result.errors:
-            await _dm(
+            await tell_by_dm(
                 client,
                 user_id,
-                "Your ticket form was not saved: " + " ".join(result.errors.values()),
+                safe("Your ticket form was not saved: " + " ".join(result.errors.values()), 2000),
             )
     else:
         result = task.result()
@@ -664,13 +668,6 @@ async def handle_ticket_submission(
             view=build_saved_view(result.card, created=result.created, channel=result.channel),
         )
     await refresh_homes(services, result.homes)
-
-
-async def _dm(client: AsyncWebClient, user_id: str, text: str) -> None:
-    try:
-        await client.chat_postMessage(channel=user_id, text=safe(text, 2000))
-    except Exception:
-        logger.exception("telling a member that their ticket form was not saved failed")
 
 
 async def _save_form(
@@ -892,7 +889,11 @@ async def _prefill_from_message(
             )
         customer = None
         if contact is not None:
-            customer = await session.get(Customer, contact.customer_id)
+            customer = await customer_by_id(
+                session=session,
+                workspace_id=services.workspace_id,
+                customer_id=contact.customer_id,
+            )
         elif form.meta.source_channel:
             customer = await customer_by_channel(
                 session=session,

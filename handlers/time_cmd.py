@@ -18,7 +18,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
@@ -33,14 +32,15 @@ from models.outbox import SLACK, enqueue, slack_call
 from models.people import can_see_money
 from models.periods import month_of
 from models.profitability import present, sum_figures
-from models.tables import Contract, Customer, Member, Ticket, TimeEntry, Workspace
+from models.tables import Member, TimeEntry
+from models.tickets import customer_by_id, names_by_id, ticket_by_id, ticket_by_number
 from models.timelog import (
     TimeRefused,
     delete_time,
     edit_time,
+    get_entry,
     log_time,
     recent_entries,
-    ticket_by_number,
 )
 from models.timeparse import (
     DeleteTime,
@@ -54,6 +54,7 @@ from models.timeparse import (
     parse_command,
     parse_duration,
 )
+from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -352,26 +353,16 @@ def _field_for(reason: str) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-async def _labels(session: AsyncSession, entries: list[TimeEntry]) -> dict[int, LoggedEntry]:
-    ticket_ids = {e.ticket_id for e in entries if e.ticket_id}
-    customer_ids = {e.customer_id for e in entries if e.customer_id}
-    contract_ids = {e.contract_id for e in entries if e.contract_id}
-    tickets = {
-        t.id: f"#{t.number} {t.title}"
-        for t in (await session.exec(select(Ticket).where(col(Ticket.id).in_(ticket_ids)))).all()
-    }
-    customers = {
-        c.id: c.name
-        for c in (
-            await session.exec(select(Customer).where(col(Customer.id).in_(customer_ids)))
-        ).all()
-    }
-    contracts = {
-        c.id: c.name
-        for c in (
-            await session.exec(select(Contract).where(col(Contract.id).in_(contract_ids)))
-        ).all()
-    }
+async def _labels(
+    session: AsyncSession, workspace_id: int, entries: list[TimeEntry]
+) -> dict[int, LoggedEntry]:
+    tickets, customers, contracts = await names_by_id(
+        session=session,
+        workspace_id=workspace_id,
+        ticket_ids={e.ticket_id for e in entries if e.ticket_id},
+        customer_ids={e.customer_id for e in entries if e.customer_id},
+        contract_ids={e.contract_id for e in entries if e.contract_id},
+    )
     return {
         e.id or 0: LoggedEntry(
             entry_id=e.id or 0,
@@ -389,14 +380,16 @@ async def _labels(session: AsyncSession, entries: list[TimeEntry]) -> dict[int, 
 
 async def money_note(session: AsyncSession, services: Services, entry: TimeEntry) -> MoneyNote:
     """The entry's cost and its customer's margin this month, computed fresh."""
-    ws = await session.get(Workspace, services.workspace_id)
-    currency = ws.currency if ws else "EUR"
+    ws = await get_workspace(session=session, workspace_id=services.workspace_id)
+    currency = ws.currency
     rates = await profit.load_cost_rates(session=session, workspace_id=services.workspace_id)
     rate = rates.resolve(entry.member_id, entry.work_date)
     cost = None if rate is None else round_subunits(entry.minutes * rate.minor_per_hour)
     if entry.customer_id is None:
         return MoneyNote(currency, cost)
-    customer = await session.get(Customer, entry.customer_id)
+    customer = await customer_by_id(
+        session=session, workspace_id=services.workspace_id, customer_id=entry.customer_id
+    )
     rows = await profit.compute_customer_period(
         session=session,
         workspace_id=services.workspace_id,
@@ -418,10 +411,13 @@ async def confirmation(
 ) -> list[Block]:
     """The confirmation blocks for an entry (with money for managers)."""
     async with services.read() as session:
-        entry = await session.get(TimeEntry, entry_id)
-        if entry is None:
+        try:
+            entry = await get_entry(
+                session=session, workspace_id=services.workspace_id, entry_id=entry_id
+            )
+        except TimeRefused:
             return [section("That entry is gone.")]
-        label = (await _labels(session, [entry]))[entry_id]
+        label = (await _labels(session, services.workspace_id, [entry]))[entry_id]
         money = await money_note(session, services, entry) if can_see_money(member) else None
     return build_logged(label, money, verb)
 
@@ -506,7 +502,7 @@ async def _run_time_command(
             entries = await recent_entries(
                 session=session, workspace_id=services.workspace_id, member_id=member.id
             )
-            labels = await _labels(session, entries)
+            labels = await _labels(session, services.workspace_id, entries)
         await _say(respond, build_list([labels[e.id or 0] for e in entries]), "Your time entries")
         return
     if isinstance(parsed, DeleteTime):
@@ -600,13 +596,19 @@ async def open_log_time_modal(
         options = None
         searchable = False
         if ticket_id is not None:
-            ticket = await session.get(Ticket, ticket_id)
-            if ticket is None or ticket.workspace_id != services.workspace_id:
+            ticket = await ticket_by_id(
+                session=session, workspace_id=services.workspace_id, ticket_id=ticket_id
+            )
+            if ticket is None:
                 ticket_id = None
             else:
                 label = f"#{ticket.number} {ticket.title}"
                 if ticket.customer_id:
-                    customer = await session.get(Customer, ticket.customer_id)
+                    customer = await customer_by_id(
+                        session=session,
+                        workspace_id=services.workspace_id,
+                        customer_id=ticket.customer_id,
+                    )
                     label += f" ({customer.name})" if customer else ""
         if ticket_id is None:
             customers, contracts = await _target_choices(session, services.workspace_id)

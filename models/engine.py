@@ -44,13 +44,12 @@ from models.profitability import (
     CostRates,
     Entry,
     Figures,
+    PricedContract,
+    PricingKind,
     RowKey,
     attributed_contract,
     compute_period,
     sum_figures,
-)
-from models.profitability import (
-    Contract as PureContract,
 )
 from models.rates import RateRow
 from models.reporting import (
@@ -141,21 +140,21 @@ async def load_cost_rates(*, session: AsyncSession, workspace_id: int) -> CostRa
     )
 
 
-def to_pure_contract(row: Contract, charge_rates: Iterable[RateRow] = ()) -> PureContract:
+def to_pure_contract(row: Contract, charge_rates: Iterable[RateRow] = ()) -> PricedContract:
     """A stored contract as the pure engine's, keeping only the fields of its kind."""
     assert row.id is not None
-    kind = ContractKind(row.kind)
-    return PureContract(
+    kind = PricingKind(row.kind)
+    return PricedContract(
         id=row.id,
         customer_id=row.customer_id,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         start=row.start_date,
         end=row.end_date,
-        charge_rates=tuple(charge_rates) if kind is ContractKind.HOURLY else (),
-        monthly_fee_minor=row.monthly_fee_minor if kind is ContractKind.FIXED else 0,
-        block_minutes=row.block_minutes if kind is ContractKind.BLOCK else 0,
-        block_price_minor=row.block_price_minor if kind is ContractKind.BLOCK else 0,
-        overage_minor_per_hour=row.overage_minor_per_hour if kind is ContractKind.BLOCK else 0,
+        charge_rates=tuple(charge_rates) if kind is PricingKind.HOURLY else (),
+        monthly_fee_minor=row.monthly_fee_minor if kind is PricingKind.FIXED else 0,
+        block_minutes=row.block_minutes if kind is PricingKind.BLOCK else 0,
+        block_price_minor=row.block_price_minor if kind is PricingKind.BLOCK else 0,
+        overage_minor_per_hour=row.overage_minor_per_hour if kind is PricingKind.BLOCK else 0,
         monthly_direct_cost_minor=row.monthly_direct_cost_minor,
     )
 
@@ -166,7 +165,7 @@ async def load_contracts(
     workspace_id: int,
     customer_id: int | None = None,
     customer_ids: Collection[int] | None = None,
-) -> dict[int, PureContract]:
+) -> dict[int, PricedContract]:
     """Contracts (of one customer, of `customer_ids`, or all) with their charge rates, by id.
 
     A stored contract the pure engine refuses (e.g. a block of 0 hours) is left out, with a
@@ -188,7 +187,7 @@ async def load_contracts(
     )
     for contract_id, effective_from, minor in (await session.execute(rate_stmt)).all():
         rates[contract_id].append(RateRow(effective_from, int(minor)))
-    result: dict[int, PureContract] = {}
+    result: dict[int, PricedContract] = {}
     for row in rows:
         assert row.id is not None
         try:
@@ -250,13 +249,13 @@ async def load_entries(
 
 
 async def block_usage_before(
-    *, session: AsyncSession, contracts: Mapping[int, PureContract], before: date
+    *, session: AsyncSession, contracts: Mapping[int, PricedContract], before: date
 ) -> dict[int, int]:
     """Billable minutes each block contract consumed before `before` (what the pure engine's
     `block_usage_before` counts: the contract's customer, while the contract was active)."""
     usage: dict[int, int] = {}
     for contract in contracts.values():
-        if contract.kind != ContractKind.BLOCK or contract.start >= before:
+        if contract.kind is not PricingKind.BLOCK or contract.start >= before:
             continue
         last = before - timedelta(days=1)
         if contract.end is not None and contract.end < last:
@@ -281,7 +280,7 @@ async def compute_customer_periods(
     customer_id: int | None,
     periods: Collection[Period],
     rates: CostRates | None = None,
-    contracts: Mapping[int, PureContract] | None = None,
+    contracts: Mapping[int, PricedContract] | None = None,
 ) -> dict[Period, dict[RowKey, Figures]]:
     """Fresh exact figures of one customer in several periods (weeks, months or free ranges),
     straight from the time entries; nothing is stored.
@@ -319,7 +318,7 @@ async def compute_customer_periods(
             entry = entries[consumed]
             consumed += 1
             contract = attributed_contract(entry, contracts) if entry.billable else None
-            if contract is not None and contract.kind == ContractKind.BLOCK:
+            if contract is not None and contract.kind is PricingKind.BLOCK:
                 usage[contract.id] = usage.get(contract.id, 0) + entry.minutes
         inside = entries[bisect_left(days, period.start) : bisect_right(days, period.end)]
         figures = compute_period(
@@ -340,7 +339,7 @@ async def compute_customer_period(
     customer_id: int | None,
     period: Period,
     rates: CostRates | None = None,
-    contracts: Mapping[int, PureContract] | None = None,
+    contracts: Mapping[int, PricedContract] | None = None,
 ) -> dict[RowKey, Figures]:
     """Fresh exact figures of one customer in one period (see `compute_customer_periods`)."""
     found = await compute_customer_periods(
@@ -799,7 +798,7 @@ async def ensure_horizon(
 def customer_results(
     *,
     entries: list[Entry],
-    contracts: Mapping[int, PureContract],
+    contracts: Mapping[int, PricedContract],
     rates: CostRates,
     horizon: date,
 ) -> dict[tuple[str, date], Mapping[RowKey, Figures]]:

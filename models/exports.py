@@ -41,8 +41,7 @@ from models.accounting import (
     journal_lines,
 )
 from models.periods import Period, month_of
-from models.profitability import Contract as PureContract
-from models.profitability import ContractKind, Entry, attributed_contract
+from models.profitability import Entry, PricedContract, PricingKind, attributed_contract
 from models.rates import rate_in_force
 from models.reporting import Report
 from models.tables import (
@@ -137,7 +136,7 @@ class MonthData:
     report: Report
     rows: list[ContractMonth]
     contracts: dict[int, Contract]
-    pure: dict[int, PureContract]
+    pure: dict[int, PricedContract]
     usage: dict[int, BlockUsage] = field(default_factory=dict)
 
 
@@ -163,14 +162,14 @@ async def block_usage_in(
     session: AsyncSession,
     workspace_id: int,
     month: Period,
-    contracts: dict[int, PureContract],
+    contracts: dict[int, PricedContract],
 ) -> dict[int, BlockUsage]:
     """Each block contract's billable minutes used before `month` and within it.
 
     Read from the stored monthly results: a contract's row holds exactly the billable minutes
     the engine let it consume (its customer's time while it was active).
     """
-    blocks = {i: c for i, c in contracts.items() if c.kind is ContractKind.BLOCK}
+    blocks = {i: c for i, c in contracts.items() if c.kind is PricingKind.BLOCK}
     if not blocks:
         return {}
     earlier = sa.case((_PR.c.period_start < month.start, _PR.c.billable_minutes), else_=0)
@@ -369,9 +368,9 @@ async def export_journal(
 
 
 async def _billable_time(
-    session: AsyncSession, workspace_id: int, month: Period, contracts: dict[int, PureContract]
+    session: AsyncSession, workspace_id: int, month: Period, contracts: dict[int, PricedContract]
 ) -> dict[int, list[BillableTime]]:
-    hourly = [i for i, c in contracts.items() if c.kind is ContractKind.HOURLY]
+    hourly = [i for i, c in contracts.items() if c.kind is PricingKind.HOURLY]
     if not hourly:
         return {}
     stmt = (
@@ -455,14 +454,14 @@ async def build_invoices(*, session: AsyncSession, workspace_id: int, month: Per
         name = stored.name
         revenue = line.presented.revenue_minor
         new: list[InvoiceLine] = []
-        if line.kind == ContractKind.HOURLY:
+        if line.kind == PricingKind.HOURLY:
             new = hourly_lines(
                 contract=name,
                 product_code=code,
                 revenue_minor=revenue,
                 time=time.get(line.contract_id, []),
             )
-        elif line.kind == ContractKind.FIXED:
+        elif line.kind == PricingKind.FIXED:
             fee = fixed_fee_line(
                 contract=name,
                 product_code=code,
@@ -471,7 +470,7 @@ async def build_invoices(*, session: AsyncSession, workspace_id: int, month: Per
                 revenue_minor=revenue,
             )
             new = [] if fee is None else [fee]
-        elif line.kind == ContractKind.BLOCK and line.contract_id in data.usage:
+        elif line.kind == PricingKind.BLOCK and line.contract_id in data.usage:
             new = block_lines(contract=name, product_code=code, usage=data.usage[line.contract_id])
         if new:
             by_customer[line.customer_id] += new

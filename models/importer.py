@@ -35,6 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import directory
 from models.money import parse_amount
+from models.people import ensure_group
 from models.sla_import import (
     SLA_COLUMNS,
     SLA_KINDS,
@@ -223,7 +224,8 @@ def parse_minutes(raw: str) -> int:
     # Exact integer arithmetic: minutes = (whole.frac) x 60, rounded half up.
     scale = 10 ** len(frac)
     numer = (int(whole) * scale + (int(frac) if frac else 0)) * 60
-    return (2 * numer + scale) // (2 * scale)
+    minutes: int = (2 * numer + scale) // (2 * scale)
+    return minutes
 
 
 def parse_bool(raw: str) -> bool:
@@ -402,7 +404,7 @@ async def _apply_directory_row(
         minor = _amount(row, "hourly_cost", required=True)
         member_id = group_id = None
         if subject.lower().startswith("group:"):
-            group = await directory.ensure_group(
+            group = await ensure_group(
                 session=session,
                 workspace_id=workspace_id,
                 name=directory.clean_name(subject[6:], "group name"),

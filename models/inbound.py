@@ -58,10 +58,11 @@ from models.tickets import (
     TicketConflict,
     TicketCreate,
     TicketUpdate,
-    active_contracts,
     clean_title,
     create_ticket,
+    default_contract_id,
     get_ticket,
+    ticket_by_number,
     update_ticket,
     workspace_today,
 )
@@ -690,11 +691,9 @@ async def open_customer_ticket(
     contract_id = None
     if customer_id is not None:
         today = await workspace_today(session=session, workspace_id=workspace_id, at=at)
-        contracts = await active_contracts(
-            session=session, workspace_id=workspace_id, customer_id=customer_id, on=today, limit=2
+        contract_id = await default_contract_id(
+            session=session, workspace_id=workspace_id, customer_id=customer_id, on=today
         )
-        if len(contracts) == 1:
-            contract_id = contracts[0].id
     text = clean_text(description, DESCRIPTION_MAX)
     if follow_up_of is not None:
         text = clean_text(f"Follow-up of #{follow_up_of.number}.\n\n{text}", DESCRIPTION_MAX)
@@ -780,14 +779,9 @@ async def _duplicate_of(
 
 
 async def _ticket_by_number(session: AsyncSession, workspace_id: int, number: int) -> Ticket:
-    stmt = (
-        select(Ticket)
-        .where(Ticket.workspace_id == workspace_id, Ticket.number == number)
-        .execution_options(populate_existing=True)
+    ticket = await ticket_by_number(
+        session=session, workspace_id=workspace_id, number=number, for_update=True
     )
-    if dialect(session) == "postgresql":
-        stmt = stmt.with_for_update()
-    ticket = (await session.exec(stmt)).first()
     if ticket is None:
         raise LookupError(f"ticket #{number} vanished while a mail was processed")
     return ticket

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import Member, MemberGroup, Role
@@ -127,3 +127,28 @@ async def member_by_id(
     """The workspace's member with this id, or None."""
     member = await session.get(Member, member_id)
     return member if member is not None and member.workspace_id == workspace_id else None
+
+
+async def roster(
+    *, session: AsyncSession, workspace_id: int
+) -> list[tuple[Member, MemberGroup | None]]:
+    """Every member of the workspace with their group, active ones first, by name."""
+    stmt = (
+        select(Member, MemberGroup)
+        .join(MemberGroup, col(Member.group_id) == col(MemberGroup.id), isouter=True)
+        .where(Member.workspace_id == workspace_id)
+        .order_by(col(Member.active).desc(), col(Member.name))
+    )
+    return [(member, group) for member, group in (await session.exec(stmt)).all()]
+
+
+def settle_membership(
+    member: Member, *, listed_admin: bool, first_seen: bool, team_member: bool | None
+) -> None:
+    """Whether a member resolved from Slack is active: a DOCKET_ADMINS admin always is; a
+    guest or outsider seen for the first time is known by name but not part of the support
+    team (`team_member` None: Slack's profile is unknown, nothing changes)."""
+    if listed_admin:
+        member.active = True
+    elif first_seen and team_member is False:
+        member.active = False

@@ -41,12 +41,10 @@ from models import engine as per_customer
 from models.money import SUBUNITS, split_largest_remainder
 from models.periods import month_of, week_of
 from models.profitability import (
-    Contract as PureContract,
-)
-from models.profitability import (
-    ContractKind,
     CostRates,
     Figures,
+    PricedContract,
+    PricingKind,
     RowKey,
     block_revenue_60,
 )
@@ -146,12 +144,12 @@ def _append_piece(pieces: list[Piece], piece: Piece) -> None:
     pieces.append(piece)
 
 
-def charge_pieces(contracts: Iterable[PureContract]) -> list[Piece]:
+def charge_pieces(contracts: Iterable[PricedContract]) -> list[Piece]:
     """(contract, from, until (exclusive), rate) pieces of every hourly contract's charge rate;
     days in no piece are unpriced."""
     pieces: list[Piece] = []
     for contract in contracts:
-        if contract.kind is not ContractKind.HOURLY:
+        if contract.kind is not PricingKind.HOURLY:
             continue
         ordered = sorted({r.effective_from for r in contract.charge_rates})
         for index, start in enumerate(ordered):
@@ -198,7 +196,7 @@ def customer_figures(
     customer_id: int | None,
     sums: Mapping[tuple[str, date], Mapping[int | None, Sequence[int]]],
     missing: Mapping[tuple[str, date, int | None], set[int]],
-    contracts: Mapping[int, PureContract],
+    contracts: Mapping[int, PricedContract],
     horizon: date,
     shares: DayShares,
 ) -> dict[tuple[str, date], dict[RowKey, Figures]]:
@@ -215,7 +213,7 @@ def customer_figures(
         if contract.start <= last:
             for p in periods_of_range(contract.start, last):
                 periods[p.kind].add(p.start)
-    blocks = {c.id: c for c in contracts.values() if c.kind is ContractKind.BLOCK}
+    blocks = {c.id: c for c in contracts.values() if c.kind is PricingKind.BLOCK}
     results: dict[tuple[str, date], dict[RowKey, Figures]] = {}
     for kind, starts in periods.items():
         used: dict[int, int] = {}
@@ -229,7 +227,7 @@ def customer_figures(
                 last = period.end if contract.end is None else min(period.end, contract.end)
                 if first > last:
                     continue
-                fee = contract.monthly_fee_minor if contract.kind is ContractKind.FIXED else 0
+                fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
                 direct = contract.monthly_direct_cost_minor
                 if fee or direct:
                     amounts[contract.id] = (
@@ -288,7 +286,7 @@ def _as_date(value: Any) -> date:
 
 
 async def _fill_pieces(
-    session: AsyncSession, rates: CostRates, contracts: Mapping[int, PureContract]
+    session: AsyncSession, rates: CostRates, contracts: Mapping[int, PricedContract]
 ) -> None:
     conn = await session.connection()
     for table in (_RATE, _CONTRACT, _CHARGE):
@@ -368,7 +366,7 @@ async def _sum_time(
     te, rate, con, charge = _TE.c, _RATE.c, _CONTRACT.c, _CHARGE.c
     week, month = _period_starts(session)
     billable = te.billable == sa.true()
-    hourly = sa.and_(billable, con.kind == ContractKind.HOURLY.value)
+    hourly = sa.and_(billable, con.kind == PricingKind.HOURLY.value)
     zero = sa.literal(0)
     columns = [
         sa.func.sum(te.minutes),
@@ -384,7 +382,7 @@ async def _sum_time(
         ),
         sa.func.sum(
             sa.case(
-                (sa.and_(billable, con.kind == ContractKind.BLOCK.value), te.minutes), else_=zero
+                (sa.and_(billable, con.kind == PricingKind.BLOCK.value), te.minutes), else_=zero
             )
         ),
     ]
@@ -444,7 +442,7 @@ async def recompute_customers(
     today: date,
     at: datetime,
     rates: CostRates | None = None,
-    contracts: Mapping[int, PureContract] | None = None,
+    contracts: Mapping[int, PricedContract] | None = None,
     reported: set[str] | None = None,
 ) -> per_customer.WriteStats:
     """Recompute and store every result of `customers` (None: time against no customer) and
@@ -478,7 +476,7 @@ async def recompute_customers(
     old = await _stored_rows(session, workspace_id, ordered)
     horizon = horizon_end(today)
     shares = DayShares()
-    by_customer: dict[int, dict[int, PureContract]] = defaultdict(dict)
+    by_customer: dict[int, dict[int, PricedContract]] = defaultdict(dict)
     for contract in mine.values():
         by_customer[contract.customer_id][contract.id] = contract
     plan = per_customer.WritePlan()

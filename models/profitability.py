@@ -63,7 +63,7 @@ RowKey = tuple[int | None, int | None]
 """``(customer_id, contract_id)``; contract None holds the customer's unattributed time."""
 
 
-class ContractKind(StrEnum):
+class PricingKind(StrEnum):
     """How a contract earns: by the hour, a fixed monthly fee, or a prepaid block of hours."""
 
     HOURLY = "hourly"
@@ -78,20 +78,20 @@ def _check_count(name: str, value: int) -> None:
         raise ValueError(f"{name} cannot be negative: {value}")
 
 
-_FOREIGN_FIELDS: dict[ContractKind, tuple[str, ...]] = {
-    ContractKind.HOURLY: (
+_FOREIGN_FIELDS: dict[PricingKind, tuple[str, ...]] = {
+    PricingKind.HOURLY: (
         "monthly_fee_minor",
         "block_minutes",
         "block_price_minor",
         "overage_minor_per_hour",
     ),
-    ContractKind.FIXED: (
+    PricingKind.FIXED: (
         "charge_rates",
         "block_minutes",
         "block_price_minor",
         "overage_minor_per_hour",
     ),
-    ContractKind.BLOCK: ("charge_rates", "monthly_fee_minor"),
+    PricingKind.BLOCK: ("charge_rates", "monthly_fee_minor"),
 }
 
 
@@ -112,12 +112,12 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Contract:
+class PricedContract:
     """What a customer pays for. Only the fields of its kind may be set (others must be 0)."""
 
     id: int
     customer_id: int
-    kind: ContractKind
+    kind: PricingKind
     start: date
     end: date | None = None
     charge_rates: tuple[RateRow, ...] = ()
@@ -128,7 +128,7 @@ class Contract:
     monthly_direct_cost_minor: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", ContractKind(self.kind))
+        object.__setattr__(self, "kind", PricingKind(self.kind))
         object.__setattr__(self, "charge_rates", tuple(self.charge_rates))
         if self.end is not None and self.end < self.start:
             raise ValueError(f"contract {self.id} ends {self.end}, before its start {self.start}")
@@ -144,7 +144,7 @@ class Contract:
         for name in _FOREIGN_FIELDS[self.kind]:
             if getattr(self, name):
                 raise ValueError(f"contract {self.id} is {self.kind.value}: {name} must be empty")
-        if self.kind is ContractKind.BLOCK and self.block_minutes == 0:
+        if self.kind is PricingKind.BLOCK and self.block_minutes == 0:
             raise ValueError(f"block contract {self.id} needs block_minutes > 0")
 
     def active_on(self, day: date) -> bool:
@@ -306,14 +306,14 @@ def present(fig: Figures) -> Presented:
     )
 
 
-def block_revenue_60(contract: Contract, used_before: int, minutes: int) -> tuple[int, int]:
+def block_revenue_60(contract: PricedContract, used_before: int, minutes: int) -> tuple[int, int]:
     """Revenue (sixtieths) of ``minutes`` billable minutes on a block contract after
     ``used_before`` minutes were consumed, and the usage afterwards.
 
     The part inside the block earns the change in cumulative block revenue (rounded half up
     to sixtieths); the part beyond it earns ``overage_minor_per_hour``.
     """
-    if contract.kind is not ContractKind.BLOCK:
+    if contract.kind is not PricingKind.BLOCK:
         raise ValueError(f"contract {contract.id} is not a block contract")
     _check_count("used_before", used_before)
     _check_count("minutes", minutes)
@@ -329,7 +329,9 @@ def block_revenue_60(contract: Contract, used_before: int, minutes: int) -> tupl
     return revenue, used_after
 
 
-def attributed_contract(entry: Entry, contracts: Mapping[int, Contract]) -> Contract | None:
+def attributed_contract(
+    entry: Entry, contracts: Mapping[int, PricedContract]
+) -> PricedContract | None:
     """The contract an entry earns through, or None when its time is unattributed."""
     if entry.contract_id is None:
         return None
@@ -342,7 +344,7 @@ def attributed_contract(entry: Entry, contracts: Mapping[int, Contract]) -> Cont
 
 
 def block_usage_before(
-    *, entries: Iterable[Entry], contracts: Mapping[int, Contract], before: date
+    *, entries: Iterable[Entry], contracts: Mapping[int, PricedContract], before: date
 ) -> dict[int, int]:
     """Billable minutes each block contract consumed on dates before ``before``.
 
@@ -354,7 +356,7 @@ def block_usage_before(
         if entry.work_date >= before or not entry.billable:
             continue
         contract = attributed_contract(entry, contracts)
-        if contract is not None and contract.kind is ContractKind.BLOCK:
+        if contract is not None and contract.kind is PricingKind.BLOCK:
             usage[contract.id] = usage.get(contract.id, 0) + entry.minutes
     return usage
 
@@ -392,12 +394,14 @@ def monthly_day_shares(monthly_minor: int, month: Period) -> dict[date, int]:
     return dict(zip(month_days, shares, strict=True))
 
 
-def _add_monthly_amounts(period: Period, contract: Contract, rows: dict[RowKey, _Row]) -> None:
+def _add_monthly_amounts(
+    period: Period, contract: PricedContract, rows: dict[RowKey, _Row]
+) -> None:
     first = max(period.start, contract.start)
     last = period.end if contract.end is None else min(period.end, contract.end)
     if first > last:
         return
-    fee = contract.monthly_fee_minor if contract.kind is ContractKind.FIXED else 0
+    fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
     direct = contract.monthly_direct_cost_minor
     if fee == 0 and direct == 0:
         return
@@ -420,7 +424,7 @@ def compute_period(
     *,
     period: Period,
     entries: Iterable[Entry],
-    contracts: Mapping[int, Contract],
+    contracts: Mapping[int, PricedContract],
     rates: CostRates,
     block_used_before: Mapping[int, int],
 ) -> PeriodFigures:
@@ -439,7 +443,7 @@ def compute_period(
     block_used: dict[int, int] = {
         c.id: block_used_before.get(c.id, 0)
         for c in contracts.values()
-        if c.kind is ContractKind.BLOCK
+        if c.kind is PricingKind.BLOCK
     }
     # Block revenue depends on the order of consumption: work date, then entry id.
     in_period = sorted(
@@ -474,9 +478,9 @@ def compute_period(
 
         if contract is None:
             row.unattributed_minutes += minutes
-        elif not entry.billable or contract.kind is ContractKind.FIXED:
+        elif not entry.billable or contract.kind is PricingKind.FIXED:
             pass  # a fixed fee is earned per day (below), never per minute
-        elif contract.kind is ContractKind.HOURLY:
+        elif contract.kind is PricingKind.HOURLY:
             charge = rate_in_force(contract.charge_rates, entry.work_date)
             if charge is None:
                 row.unpriced_minutes += minutes

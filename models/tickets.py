@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -23,11 +23,12 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.directory import match_customers
 from models.lifecycle import ACTIVE, check_move
 from models.routing import ThreadTarget, card_channel, card_thread
 from models.sla import SlaInput
 from models.sla_store import refresh_ticket_sla, sla_due_between, sla_inputs
-from models.sql import insert_ignore
+from models.sql import dialect, insert_ignore
 from models.tables import (
     Contact,
     Contract,
@@ -233,14 +234,17 @@ async def get_ticket(*, session: AsyncSession, workspace_id: int, ticket_id: int
 
 
 async def ticket_by_number(
-    *, session: AsyncSession, workspace_id: int, number: int
+    *, session: AsyncSession, workspace_id: int, number: int, for_update: bool = False
 ) -> Ticket | None:
-    """The ticket numbered `number` in this workspace (as stored now), if any."""
+    """The ticket numbered `number` in this workspace (as stored now), if any; `for_update`
+    locks its row on PostgreSQL until the transaction ends."""
     stmt = (
         select(Ticket)
         .where(Ticket.workspace_id == workspace_id, Ticket.number == number)
         .execution_options(populate_existing=True)
     )
+    if for_update and dialect(session) == "postgresql":
+        stmt = stmt.with_for_update()
     return (await session.exec(stmt)).first()
 
 
@@ -434,16 +438,11 @@ async def search_customers(
 async def customer_by_name(
     *, session: AsyncSession, workspace_id: int, name: str
 ) -> Customer | None:
-    """The customer called `name` (any case), else the only one whose name contains it."""
-    exact = select(Customer).where(
-        Customer.workspace_id == workspace_id,
-        sa.func.lower(col(Customer.name)) == name.strip().lower(),
-    )
-    found = (await session.exec(exact)).first()
-    if found is not None:
-        return found
-    matches = await search_customers(session=session, workspace_id=workspace_id, text=name, limit=2)
-    return matches[0] if len(matches) == 1 else None
+    """The one customer a person means by `name`, matched as `/profit` matches
+    (models.directory.match_customers): the one so named, else the only one whose name
+    contains it; None when none or several do."""
+    found = await match_customers(session=session, workspace_id=workspace_id, text=name, limit=2)
+    return found[0] if len(found) == 1 else None
 
 
 async def customer_by_channel(
@@ -501,6 +500,22 @@ async def active_contracts(
         .limit(limit)
     )
     return list((await session.exec(stmt)).all())
+
+
+def sole_option(options: Sequence[int | None]) -> int | None:
+    """The default among a customer's active contracts: the only one; with several (or none)
+    the person picks."""
+    return options[0] if len(options) == 1 else None
+
+
+async def default_contract_id(
+    *, session: AsyncSession, workspace_id: int, customer_id: int, on: date
+) -> int | None:
+    """The contract a new ticket of this customer gets: their only active one, else none."""
+    contracts = await active_contracts(
+        session=session, workspace_id=workspace_id, customer_id=customer_id, on=on, limit=2
+    )
+    return sole_option([c.id for c in contracts])
 
 
 async def workspace_today(*, session: AsyncSession, workspace_id: int, at: datetime) -> date:
@@ -1071,4 +1086,81 @@ async def announce_channel(
         triage_channel=workspace.triage_channel if workspace else None,
         creator_slack_id=creator_slack_id,
         internal_channel=customer.internal_channel if customer else None,
+    )
+
+
+async def customer_by_id(
+    *, session: AsyncSession, workspace_id: int, customer_id: int | None
+) -> Customer | None:
+    """The workspace's customer with this id, or None (also for no id)."""
+    if customer_id is None:
+        return None
+    customer = await session.get(Customer, customer_id)
+    return customer if customer is not None and customer.workspace_id == workspace_id else None
+
+
+async def contract_by_id(
+    *, session: AsyncSession, workspace_id: int, contract_id: int
+) -> Contract | None:
+    """The workspace's contract with this id, or None."""
+    contract = await session.get(Contract, contract_id)
+    return contract if contract is not None and contract.workspace_id == workspace_id else None
+
+
+async def ticket_by_id(
+    *, session: AsyncSession, workspace_id: int, ticket_id: int
+) -> Ticket | None:
+    """The workspace's ticket with this id, or None (get_ticket raises instead)."""
+    ticket = await session.get(Ticket, ticket_id)
+    return ticket if ticket is not None and ticket.workspace_id == workspace_id else None
+
+
+async def created_event(*, session: AsyncSession, ticket_id: int) -> TicketEvent | None:
+    """The "created" entry of a ticket's history (it records where the ticket came from)."""
+    stmt = select(TicketEvent).where(
+        TicketEvent.ticket_id == ticket_id, TicketEvent.kind == EventKind.CREATED
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def event_by_slack_ts(
+    *, session: AsyncSession, workspace_id: int, slack_ts: str, kind: str | None = None
+) -> TicketEvent | None:
+    """The history entry recorded for this Slack message (of `kind`, when given), if any."""
+    stmt = select(TicketEvent).where(
+        TicketEvent.workspace_id == workspace_id, TicketEvent.slack_ts == slack_ts
+    )
+    if kind is not None:
+        stmt = stmt.where(TicketEvent.kind == kind)
+    return (await session.exec(stmt)).first()
+
+
+async def names_by_id(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    ticket_ids: Iterable[int] = (),
+    customer_ids: Iterable[int] = (),
+    contract_ids: Iterable[int] = (),
+) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+    """Labels of tickets (`#12 Title`), customer names and contract names, by id."""
+    tickets = await session.exec(
+        select(Ticket).where(
+            Ticket.workspace_id == workspace_id, col(Ticket.id).in_(list(ticket_ids))
+        )
+    )
+    customers = await session.exec(
+        select(Customer).where(
+            Customer.workspace_id == workspace_id, col(Customer.id).in_(list(customer_ids))
+        )
+    )
+    contracts = await session.exec(
+        select(Contract).where(
+            Contract.workspace_id == workspace_id, col(Contract.id).in_(list(contract_ids))
+        )
+    )
+    return (
+        {t.id: f"#{t.number} {t.title}" for t in tickets.all() if t.id is not None},
+        {c.id: c.name for c in customers.all() if c.id is not None},
+        {k.id: k.name for k in contracts.all() if k.id is not None},
     )

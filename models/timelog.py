@@ -308,14 +308,6 @@ async def minutes_on_day(
     return int((await session.exec(stmt)).one())
 
 
-async def ticket_by_number(
-    *, session: AsyncSession, workspace_id: int, number: int
-) -> Ticket | None:
-    """The workspace's ticket with this number, if any."""
-    stmt = select(Ticket).where(Ticket.workspace_id == workspace_id, Ticket.number == number)
-    return (await session.exec(stmt)).first()
-
-
 async def _contract_customer(session: AsyncSession, workspace_id: int, contract_id: int) -> int:
     contract = await session.get(Contract, contract_id)
     if contract is None or contract.workspace_id != workspace_id:

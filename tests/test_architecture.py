@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,16 @@ def test_no_module_is_loaded_by_name(path: Path) -> None:
     assert _loads_by_name(path) == [], f"{_rel(path)} loads modules by name"
 
 
+ORM_CALLS = re.compile(r"(?<!\w)select\(|\bsession\.(?:get|add|exec|execute)\(")
+
+
+@pytest.mark.parametrize("path", _sources("handlers"), ids=_rel)
+def test_handlers_hold_no_orm_queries(path: Path) -> None:
+    """Handlers call named persistence functions of models/ instead."""
+    found = ORM_CALLS.findall(path.read_text())
+    assert not found, f"{_rel(path)} uses {found}"
+
+
 def test_the_rules_catch_violations(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text(
@@ -129,6 +140,10 @@ def test_the_rules_catch_violations(tmp_path: Path) -> None:
     assert any(_under(n, "bot.runtime") for n in names)
     assert "handlers.tickets" in names and "handlers.blocks.common" in names
     assert _loads_by_name(sample) == ["line 8: __import__"]
+    assert ORM_CALLS.findall("await session.get(Ticket, 1)\nselect(Member)\n_status_select(x)") == [
+        "session.get(",
+        "select(",
+    ]
     # A module of our own that shares a standard library name is not the standard library.
     other = tmp_path / "y.py"
     other.write_text("from models.threading import make_message_id\n")

@@ -9,14 +9,7 @@ from handlers.blocks.common import Block, button, context, plain, safe, section
 from handlers.blocks.tickets import list_line
 from handlers.ids import Action
 from models.tickets import HomeData, TicketPage
-
-
-def format_minutes(minutes: int) -> str:
-    """`95` -> `"1h 35m"`; `0` -> `"0h"`."""
-    hours, rest = divmod(max(0, minutes), 60)
-    if hours and rest:
-        return f"{hours}h {rest:02d}m"
-    return f"{hours}h" if hours or not rest else f"{rest}m"
+from models.timeparse import format_minutes
 
 
 def _ticket_list(

@@ -12,7 +12,7 @@ import pytest
 
 from handlers.admin import RosterLine, build_member_modal, build_member_saved
 from handlers.blocks.common import CUT_MARKER
-from handlers.blocks.home import build_home, format_minutes
+from handlers.blocks.home import build_home
 from handlers.blocks.tickets import (
     Choice,
     Field,
@@ -38,6 +38,7 @@ from handlers.blocks.tickets import (
 from handlers.ids import Action, View
 from handlers.tickets import parse_ticket_text, split_title
 from models.tickets import HomeData, TicketCard, TicketPage
+from models.timeparse import format_minutes, parse_duration
 from tests.slack_emulator import validate_blocks, validate_view
 from tests.slack_signing import select_value, text_value
 
@@ -425,7 +426,9 @@ def test_message_text_is_made_readable_for_the_form() -> None:
 
 
 def test_minutes_read_as_hours() -> None:
-    assert [format_minutes(m) for m in (0, 45, 60, 95, 600)] == ["0h", "45m", "1h", "1h 35m", "10h"]
+    # App Home writes durations the way /time does (and reads them back).
+    assert [format_minutes(m) for m in (0, 45, 60, 95, 600)] == ["0m", "45m", "1h", "1h35", "10h"]
+    assert [parse_duration(format_minutes(m)) for m in (45, 60, 95, 600)] == [45, 60, 95, 600]
 
 
 def test_members_modal_fits_slack() -> None:

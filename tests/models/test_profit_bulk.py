@@ -22,7 +22,7 @@ from bot.db import make_engine
 from models.money import split_largest_remainder
 from models.periods import month_of, week_of
 from models.profit_bulk import DayShares, charge_pieces, cost_pieces
-from models.profitability import Contract, ContractKind, CostRates
+from models.profitability import CostRates, PricedContract, PricingKind
 from models.rates import RateRow
 from models.tables import ContractKind as StoredKind
 from models.tables import Workspace
@@ -73,15 +73,15 @@ def test_rates_recorded_on_the_same_day_the_later_one_wins() -> None:
 
 
 def test_charge_pieces_only_for_hourly_contracts() -> None:
-    hourly = Contract(
+    hourly = PricedContract(
         id=1,
         customer_id=1,
-        kind=ContractKind.HOURLY,
+        kind=PricingKind.HOURLY,
         start=date(2025, 1, 1),
         charge_rates=(RateRow(date(2025, 1, 1), 12000), RateRow(date(2025, 7, 1), 13000)),
     )
-    fixed = Contract(
-        id=2, customer_id=1, kind=ContractKind.FIXED, start=date(2025, 1, 1), monthly_fee_minor=9
+    fixed = PricedContract(
+        id=2, customer_id=1, kind=PricingKind.FIXED, start=date(2025, 1, 1), monthly_fee_minor=9
     )
     assert charge_pieces([hourly, fixed]) == [
         (1, date(2025, 1, 1), date(2025, 7, 1), 12000),

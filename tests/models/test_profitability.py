@@ -19,12 +19,12 @@ from models.money import SUBUNITS
 from models.periods import Period, date_range, local_date, month_of, week_of
 from models.profitability import (
     INT_FIELDS,
-    Contract,
-    ContractKind,
     CostRates,
     Entry,
     Figures,
     PeriodFigures,
+    PricedContract,
+    PricingKind,
     RowKey,
     attributed_contract,
     block_revenue_60,
@@ -52,10 +52,10 @@ NO_DEFAULT = CostRates(member=RATES.member, group_of=RATES.group_of, group=RATES
 
 ACME, GLOBEX, INITECH = 7, 8, 9  # customers
 
-HOURLY = Contract(
+HOURLY = PricedContract(
     id=100,
     customer_id=ACME,
-    kind=ContractKind.HOURLY,
+    kind=PricingKind.HOURLY,
     start=date(2025, 1, 1),
     charge_rates=(RateRow(date(2025, 1, 1), 9000), RateRow(date(2025, 6, 5), 10000)),
 )
@@ -81,7 +81,7 @@ def entry(
 def run(
     period: Period,
     entries: Iterable[Entry],
-    contracts: Iterable[Contract] = (HOURLY,),
+    contracts: Iterable[PricedContract] = (HOURLY,),
     *,
     rates: CostRates = RATES,
     used: Mapping[int, int] | None = None,
@@ -199,7 +199,7 @@ def test_group_and_default_fallback_in_a_period() -> None:
 
 
 def test_hourly_without_charge_rate_is_unpriced() -> None:
-    late_priced = Contract(
+    late_priced = PricedContract(
         id=101,
         customer_id=ACME,
         kind="hourly",  # type: ignore[arg-type]  # strings from the database are accepted
@@ -226,10 +226,10 @@ def test_hourly_without_charge_rate_is_unpriced() -> None:
 
 
 def test_time_without_a_usable_contract_is_unattributed() -> None:
-    ended = Contract(
+    ended = PricedContract(
         id=102,
         customer_id=ACME,
-        kind=ContractKind.HOURLY,
+        kind=PricingKind.HOURLY,
         start=date(2025, 6, 5),
         end=date(2025, 6, 6),
         charge_rates=(RateRow(date(2025, 1, 1), 9000),),
@@ -289,10 +289,10 @@ def test_attributed_contract_rules() -> None:
 
 # Globex pays 1,000.00 a month from Wednesday 18 June 2025. June (30 days): days 1-10 earn
 # 33.34 and days 11-30 earn 33.33. July (31 days): days 1-25 earn 32.26, days 26-31 earn 32.25.
-FIXED = Contract(
+FIXED = PricedContract(
     id=200,
     customer_id=GLOBEX,
-    kind=ContractKind.FIXED,
+    kind=PricingKind.FIXED,
     start=date(2025, 6, 18),
     monthly_fee_minor=100_000,
 )
@@ -335,10 +335,10 @@ def test_fixed_fee_by_day_without_time_entries(period: Period, minor: int | None
 
 
 def test_weeks_clipped_to_the_month_add_up_to_the_month() -> None:
-    ended = Contract(
+    ended = PricedContract(
         id=201,
         customer_id=GLOBEX,
-        kind=ContractKind.FIXED,
+        kind=PricingKind.FIXED,
         start=date(2025, 6, 18),
         end=date(2025, 7, 10),
         monthly_fee_minor=100_000,
@@ -383,10 +383,10 @@ def test_time_on_a_fixed_contract_earns_nothing_more() -> None:
 
 def test_direct_costs_on_an_hourly_contract() -> None:
     # 62.00 a month over June's 30 days: days 1-20 carry 2.07, days 21-30 carry 2.06.
-    with_costs = Contract(
+    with_costs = PricedContract(
         id=103,
         customer_id=ACME,
-        kind=ContractKind.HOURLY,
+        kind=PricingKind.HOURLY,
         start=date(2025, 1, 1),
         charge_rates=(RateRow(date(2025, 1, 1), 9000),),
         monthly_direct_cost_minor=6200,
@@ -409,10 +409,10 @@ def test_direct_costs_on_an_hourly_contract() -> None:
 # --- block contracts -------------------------------------------------------------------------
 
 # Initech bought 10 hours for 1,000.00; beyond that 120.00 an hour.
-BLOCK = Contract(
+BLOCK = PricedContract(
     id=300,
     customer_id=INITECH,
-    kind=ContractKind.BLOCK,
+    kind=PricingKind.BLOCK,
     start=date(2025, 5, 1),
     block_minutes=600,
     block_price_minor=100_000,
@@ -441,10 +441,10 @@ def test_block_revenue(used_before: int, minutes: int, revenue_60: int, used_aft
 
 def test_block_rounds_cumulatively_so_the_block_earns_exactly_its_price() -> None:
     # 7 minutes for 0.10: 85.71 sixtieths a minute, rounded on the running total.
-    tiny = Contract(
+    tiny = PricedContract(
         id=301,
         customer_id=INITECH,
-        kind=ContractKind.BLOCK,
+        kind=PricingKind.BLOCK,
         start=date(2025, 1, 1),
         block_minutes=7,
         block_price_minor=10,
@@ -456,10 +456,10 @@ def test_block_rounds_cumulatively_so_the_block_earns_exactly_its_price() -> Non
     assert earned == [86, 85, 86, 86, 86, 85, 86]
     assert sum(earned) == 10 * SUBUNITS
     # Exactly half a sixtieth rounds up: 1/8 of 60 = 7.5 -> 8, then 15 - 8 = 7.
-    eighth = Contract(
+    eighth = PricedContract(
         id=302,
         customer_id=1,
-        kind=ContractKind.BLOCK,
+        kind=PricingKind.BLOCK,
         start=date(2025, 1, 1),
         block_minutes=8,
         block_price_minor=1,
@@ -526,14 +526,14 @@ def test_block_usage_ignores_unattributed_and_other_kinds() -> None:
 @pytest.mark.parametrize(
     ("changes", "words"),
     [
-        ({"kind": ContractKind.HOURLY, "monthly_fee_minor": 100}, "monthly_fee_minor"),
-        ({"kind": ContractKind.HOURLY, "block_minutes": 60}, "block_minutes"),
-        ({"kind": ContractKind.FIXED, "charge_rates": (RateRow(date(2025, 1, 1), 1),)}, "charge"),
-        ({"kind": ContractKind.FIXED, "overage_minor_per_hour": 5}, "overage"),
-        ({"kind": ContractKind.BLOCK}, "block_minutes > 0"),
-        ({"kind": ContractKind.BLOCK, "block_minutes": 60, "monthly_fee_minor": 1}, "monthly_fee"),
-        ({"kind": ContractKind.FIXED, "end": date(2024, 12, 31)}, "before its start"),
-        ({"kind": ContractKind.FIXED, "monthly_direct_cost_minor": -1}, "cannot be negative"),
+        ({"kind": PricingKind.HOURLY, "monthly_fee_minor": 100}, "monthly_fee_minor"),
+        ({"kind": PricingKind.HOURLY, "block_minutes": 60}, "block_minutes"),
+        ({"kind": PricingKind.FIXED, "charge_rates": (RateRow(date(2025, 1, 1), 1),)}, "charge"),
+        ({"kind": PricingKind.FIXED, "overage_minor_per_hour": 5}, "overage"),
+        ({"kind": PricingKind.BLOCK}, "block_minutes > 0"),
+        ({"kind": PricingKind.BLOCK, "block_minutes": 60, "monthly_fee_minor": 1}, "monthly_fee"),
+        ({"kind": PricingKind.FIXED, "end": date(2024, 12, 31)}, "before its start"),
+        ({"kind": PricingKind.FIXED, "monthly_direct_cost_minor": -1}, "cannot be negative"),
         ({"kind": "retainer"}, "retainer"),
     ],
 )
@@ -541,7 +541,7 @@ def test_contract_refuses_inconsistent_fields(changes: dict[str, object], words:
     fields: dict[str, object] = {"id": 1, "customer_id": 1, "start": date(2025, 1, 1)}
     fields.update(changes)
     with pytest.raises(ValueError, match=words):
-        Contract(**fields)  # type: ignore[arg-type]
+        PricedContract(**fields)  # type: ignore[arg-type]
 
 
 def test_entry_refuses_negative_minutes() -> None:
@@ -666,10 +666,10 @@ rate_rows = st.lists(
 
 
 @st.composite
-def contracts(draw: st.DrawFn) -> dict[int, Contract]:
-    result: dict[int, Contract] = {}
+def contracts(draw: st.DrawFn) -> dict[int, PricedContract]:
+    result: dict[int, PricedContract] = {}
     for contract_id in range(1, draw(st.integers(min_value=0, max_value=4)) + 1):
-        kind = draw(st.sampled_from(list(ContractKind)))
+        kind = draw(st.sampled_from(list(PricingKind)))
         start = draw(DAYS)
         end = draw(st.none() | st.dates(min_value=start, max_value=LAST + timedelta(days=10)))
         common = {
@@ -680,9 +680,9 @@ def contracts(draw: st.DrawFn) -> dict[int, Contract]:
             "end": end,
             "monthly_direct_cost_minor": draw(st.sampled_from([0, 0, 9_999, 31_001])),
         }
-        if kind is ContractKind.HOURLY:
+        if kind is PricingKind.HOURLY:
             extra: dict[str, object] = {"charge_rates": draw(rate_rows)}
-        elif kind is ContractKind.FIXED:
+        elif kind is PricingKind.FIXED:
             extra = {"monthly_fee_minor": draw(st.integers(min_value=0, max_value=500_000))}
         else:
             extra = {
@@ -690,12 +690,12 @@ def contracts(draw: st.DrawFn) -> dict[int, Contract]:
                 "block_price_minor": draw(st.integers(min_value=0, max_value=200_001)),
                 "overage_minor_per_hour": draw(st.integers(min_value=0, max_value=20_000)),
             }
-        result[contract_id] = Contract(**common, **extra)  # type: ignore[arg-type]
+        result[contract_id] = PricedContract(**common, **extra)  # type: ignore[arg-type]
     return result
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[dict[int, Contract], list[Entry], CostRates]:
+def scenarios(draw: st.DrawFn) -> tuple[dict[int, PricedContract], list[Entry], CostRates]:
     found = draw(contracts())
     contract_ids = [None, 99, *found]  # 99 is not a known contract
     entries = [
@@ -735,7 +735,7 @@ def merge(*results: PeriodFigures) -> dict[RowKey, Figures]:
     second_len=st.integers(min_value=1, max_value=40),
 )
 def test_adjacent_ranges_add_up_to_their_union(
-    scenario: tuple[dict[int, Contract], list[Entry], CostRates],
+    scenario: tuple[dict[int, PricedContract], list[Entry], CostRates],
     start: date,
     first_len: int,
     second_len: int,
@@ -758,7 +758,7 @@ def test_adjacent_ranges_add_up_to_their_union(
     assert dict(first.block_used_after) == {
         cid: block_usage_before(entries=entries, contracts=found, before=split).get(cid, 0)
         for cid, c in found.items()
-        if c.kind is ContractKind.BLOCK
+        if c.kind is PricingKind.BLOCK
     }
     second = compute(date_range(split, end), first.block_used_after)
     union = compute(date_range(start, end), used)
@@ -783,7 +783,7 @@ def test_adjacent_ranges_add_up_to_their_union(
 @settings(max_examples=50, deadline=None)
 @given(scenario=scenarios(), month_start=st.sampled_from([date(2025, 5, 1), date(2025, 6, 1)]))
 def test_days_of_a_month_add_up_to_the_month(
-    scenario: tuple[dict[int, Contract], list[Entry], CostRates], month_start: date
+    scenario: tuple[dict[int, PricedContract], list[Entry], CostRates], month_start: date
 ) -> None:
     found, entries, rates = scenario
     month = month_of(month_start)
@@ -812,7 +812,7 @@ def test_days_of_a_month_add_up_to_the_month(
     for contract in found.values():
         # A fixed fee earns exactly the fee for a month the contract covers entirely.
         if (
-            contract.kind is ContractKind.FIXED
+            contract.kind is PricingKind.FIXED
             and contract.monthly_fee_minor
             and contract.start <= month.start
             and (contract.end is None or contract.end >= month.end)

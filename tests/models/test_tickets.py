@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.db import make_sessionmaker
 from handlers import ticket_notifications as ticket_notify
 from handlers.blocks.tickets import build_ticket_card, card_text
+from models.directory import match_customers
 from models.lifecycle import LifecycleError
 from models.tables import (
     Contact,
@@ -607,6 +608,35 @@ async def test_customer_search_is_case_insensitive_and_literal(
         exact = await customer_by_name(session=session, workspace_id=workspace.id, name="ACME GMBH")
         vague = await customer_by_name(session=session, workspace_id=workspace.id, name="cme")
         assert exact is not None and exact.name == "Acme GmbH" and vague is None
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("ACME GMBH", "Acme GmbH"),
+        ("  acme   gmbh ", "Acme GmbH"),
+        ("émile sarl", "Émile SARL"),
+        ("pure", "100% Pure"),
+        ("cme", None),  # two names contain it
+        ("nobody", None),
+    ],
+)
+async def test_ticket_list_and_profit_match_customer_names_alike(
+    sessions: Any, workspace: Workspace, text: str, meant: str | None
+) -> None:
+    assert workspace.id is not None
+    await add(
+        sessions,
+        Customer(workspace_id=workspace.id, name="Acme GmbH"),
+        Customer(workspace_id=workspace.id, name="Bacme Ltd"),
+        Customer(workspace_id=workspace.id, name="100% Pure"),
+        Customer(workspace_id=workspace.id, name="Émile SARL"),
+    )
+    async with sessions() as session:
+        one = await customer_by_name(session=session, workspace_id=workspace.id, name=text)
+        found = await match_customers(session=session, workspace_id=workspace.id, text=text)
+    assert (one.name if one else None) == meant
+    assert ([c.name for c in found] if len(found) == 1 else None) == (meant and [meant])
 
 
 async def test_active_contracts_cover_the_day(sessions: Any, workspace: Workspace) -> None:

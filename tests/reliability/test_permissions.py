@@ -915,10 +915,6 @@ async def test_no_read_function_returns_another_workspaces_rows(
             lambda s: timelog.recent_entries(session=s, workspace_id=ws, member_id=bm),
         ),
         (
-            "timelog.ticket_by_number",
-            lambda s: timelog.ticket_by_number(session=s, workspace_id=ws, number=1),
-        ),
-        (
             "workspaces.get_workspace",
             lambda s: workspaces.get_workspace(session=s, workspace_id=ws),
         ),
@@ -946,6 +942,42 @@ async def test_no_read_function_returns_another_workspaces_rows(
             lambda s: tickets.announce_channel(
                 session=s, workspace_id=ws, ticket=bravo_ticket, creator_slack_id=None
             ),
+        ),
+        (
+            "tickets.default_contract_id",
+            lambda s: tickets.default_contract_id(
+                session=s, workspace_id=ws, customer_id=bc, on=date(2025, 6, 20)
+            ),
+        ),
+        (
+            "tickets.customer_by_id",
+            lambda s: tickets.customer_by_id(session=s, workspace_id=ws, customer_id=bc),
+        ),
+        (
+            "tickets.contract_by_id",
+            lambda s: tickets.contract_by_id(session=s, workspace_id=ws, contract_id=b["contract"]),
+        ),
+        (
+            "tickets.ticket_by_id",
+            lambda s: tickets.ticket_by_id(session=s, workspace_id=ws, ticket_id=bt),
+        ),
+        (
+            "tickets.event_by_slack_ts",
+            lambda s: tickets.event_by_slack_ts(session=s, workspace_id=ws, slack_ts="1.0"),
+        ),
+        (
+            "tickets.names_by_id",
+            lambda s: tickets.names_by_id(
+                session=s,
+                workspace_id=ws,
+                ticket_ids=[bt],
+                customer_ids=[bc],
+                contract_ids=[b["contract"]],
+            ),
+        ),
+        (
+            "people.roster",
+            lambda s: people.roster(session=s, workspace_id=ws),
         ),
         (
             "tickets.card_location",

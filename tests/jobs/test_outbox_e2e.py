@@ -478,7 +478,7 @@ async def test_a_customer_reply_reaches_the_assignees_dm_with_only_the_new_text(
     actions = [
         e["action_id"] for b in dm.args["blocks"] if b["type"] == "actions" for e in b["elements"]
     ]
-    assert actions == ["ticket_reply", "ticket_log_time", "ticket_status"]
+    assert actions == ["ticket_reply", "ticket_log_time", "ticket_status", "reply_show_full"]
     assert validate_blocks(dm.args["blocks"]) == []
     (copy,) = [c for c in ok_posts(emulator, "CTRIAGE")]
     assert copy.args["thread_ts"] == card_ts

@@ -9,7 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from alembic.script import ScriptDirectory
 
+from bot.migrate import alembic_config
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.procs import DOCKET, serve_env, start_serve
 from tests.slack_signing import SlackRequests

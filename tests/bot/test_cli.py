@@ -64,9 +64,6 @@ def test_migrate_creates_the_schema(database_url: str, tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    from alembic.script import ScriptDirectory
-
-    from bot.migrate import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     assert f"revision {head}." in proc.stdout

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -516,6 +516,20 @@ WRITES = {
     "timelog.mark_stale",
     "timelog.retarget_ticket_time",
     "workspaces.probe_write",
+    "sla_import.apply_sla_row",
+    "sla_import.start_sla_import",
+    "sla_store.queue_card_refresh",
+    "sla_store.queue_notice",
+    "sla_store.queue_notices",
+    "sla_store.refresh_open_tickets",
+    "sla_store.refresh_ticket_sla",
+    "sla_store.replace_business_hours",
+    "sla_store.save_holiday",
+    "sla_store.save_policy",
+    "sla_store.scan_due",
+    "sla_store.set_next_check",
+    "sla_store.set_warning_pct",
+    "sla_store.store_states",
 }
 
 
@@ -994,6 +1008,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
             ),
         ),
     ]
+    reads += await _sla_reads(engine, ws, bravo, bravo_ticket, june, at)
     for name, call in reads:
         await check(name, call)
 
@@ -1200,3 +1215,67 @@ async def test_claims_take_only_their_workspaces_rows(
         async with sessions() as s:
             mail = await s.get(EmailMessage, mails[0])
             assert mail is not None and mail.workspace_id == ws
+
+
+async def _sla_reads(
+    engine: AsyncEngine, ws: int, bravo: int, bravo_ticket: Ticket, june: Any, at: datetime
+) -> list[tuple[str, Callable[[Any], Any]]]:
+    """The other workspace gets a policy, a holiday and a clock named after it; none of them
+    may show through the SLA read functions."""
+    from models import sla_import, sla_report, sla_store
+    from models.sla import PriorityTargets
+
+    async with World(engine, bravo).sessions() as s, s.begin():
+        await sla_store.save_policy(
+            session=s,
+            workspace_id=bravo,
+            name=BRAVO,
+            calendar="24x7",
+            targets={"normal": PriorityTargets("1h", "1d")},
+        )
+        await sla_store.save_holiday(session=s, workspace_id=bravo, day=at.date(), name=BRAVO)
+        await sla_store.refresh_open_tickets(session=s, workspace_id=bravo, at=at)
+    later = at + timedelta(days=30)
+    return [
+        (
+            "sla_store.due_checks",
+            lambda s: sla_store.due_checks(session=s, workspace_id=ws, now=later),
+        ),
+        (
+            "sla_store.has_policies",
+            lambda s: _zero(sla_store.has_policies(session=s, workspace_id=ws)),
+        ),
+        (
+            "sla_store.sla_inputs",
+            lambda s: sla_store.sla_inputs(session=s, workspace_id=ws, tickets=[bravo_ticket]),
+        ),
+        ("sla_store.sla_settings", lambda s: sla_store.sla_settings(session=s, workspace_id=ws)),
+        (
+            "sla_store.ticket_clocks",
+            lambda s: sla_store.ticket_clocks(session=s, workspace_id=ws, tickets=[bravo_ticket]),
+        ),
+        (
+            "sla_store.ticket_states",
+            lambda s: sla_store.ticket_states(
+                session=s, workspace_id=ws, tickets=[bravo_ticket], now=later
+            ),
+        ),
+        (
+            "sla_store.workspace_calendar",
+            lambda s: sla_store.workspace_calendar(session=s, workspace_id=ws),
+        ),
+        (
+            "sla_store.workspace_policies",
+            lambda s: sla_store.workspace_policies(session=s, workspace_id=ws),
+        ),
+        (
+            "sla_import.policy_exists",
+            lambda s: _zero(sla_import.policy_exists(session=s, workspace_id=ws, name=BRAVO)),
+        ),
+        (
+            "sla_report.build_sla_report",
+            lambda s: sla_report.build_sla_report(
+                session=s, workspace_id=ws, period=june, now=later
+            ),
+        ),
+    ]

@@ -488,6 +488,7 @@ WRITES = {
     "inbound.store_received",
     "intake.claim_requests",  # a leasing write; scoped per workspace in tests/models/test_intake.py
     "intake.store_request",
+    "intake.store_requests",
     "notify.notify_customer_reply",
     "notify.queue_customer_reply",
     "outbox.enqueue",

@@ -62,7 +62,12 @@ def test_migrate_creates_the_schema(database_url: str, tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "revision 0001" in proc.stdout
+    from alembic.script import ScriptDirectory
+
+    from bot.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert f"revision {head}" in proc.stdout
 
 
 async def test_serve_answers_health_and_acks_a_signed_command(

@@ -27,8 +27,9 @@ from handlers.ticket_notifications import announce_card, has_card, post_in_card_
 from models.alerts import AlertInfo, card_refresh_prefix, waiting_card_refresh
 from models.notify import ordering_key
 from models.outbox import enqueue, replace_pending_payload, slack_call
-from models.tables import Member, Ticket, Workspace
+from models.tables import Member, Ticket
 from models.tickets import load_card
+from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ class SlackAlertHooks:
     async def opened(
         self, *, session: AsyncSession, ticket: Ticket, info: AlertInfo, at: datetime
     ) -> None:
-        ws = await session.get(Workspace, ticket.workspace_id)
-        channel = ws.triage_channel if ws else None
+        ws = await get_workspace(session=session, workspace_id=ticket.workspace_id)
+        channel = ws.triage_channel
         if not channel:
             logger.warning("alert ticket %s has no triage channel to be announced in", ticket.id)
             return

@@ -21,8 +21,8 @@ from handlers.conversation import _open_from_channel
 from handlers.events import EventRouter
 from handlers.people import resolve_member
 from models.customer_channel import is_ticket_reaction, message_recorded
-from models.tables import Workspace
 from models.tickets import customer_by_channel
+from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ async def process_reaction_added(services: Services, body: dict[str, Any]) -> No
     if not (isinstance(channel, str) and isinstance(ts, str) and isinstance(user, str)):
         return
     async with services.read() as session:
-        workspace = await session.get(Workspace, services.workspace_id)
-        configured = workspace.ticket_reaction if workspace else "ticket"
+        workspace = await get_workspace(session=session, workspace_id=services.workspace_id)
+        configured = workspace.ticket_reaction or "ticket"
         if not is_ticket_reaction(str(event.get("reaction") or ""), configured):
             return
         customer = await customer_by_channel(

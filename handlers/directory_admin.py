@@ -29,7 +29,7 @@ from models.engine import load_contracts
 from models.money import format_amount, parse_amount, to_decimal_string
 from models.people import can_see_money, roster
 from models.sla_import import policy_exists
-from models.sla_store import refresh_open_tickets
+from models.sla_store import set_contract_policy
 from models.tables import Contract, ContractKind, Customer
 from models.workspaces import get_workspace
 
@@ -884,13 +884,13 @@ async def handle_contract_submission(
                 contract_id=_metadata(view).get("contract_id"),
                 at=services.now(),
             )
-            if contract.sla_policy != policy:
-                contract.sla_policy = policy
-                session.add(contract)
-                await session.flush()
-                await refresh_open_tickets(
-                    session=session, workspace_id=services.workspace_id, at=services.now()
-                )
+            await set_contract_policy(
+                session=session,
+                workspace_id=services.workspace_id,
+                contract=contract,
+                policy=policy,
+                at=services.now(),
+            )
     except d.DirectoryError as exc:
         await ack(response_action="errors", errors={"name": str(exc)})
         return

@@ -17,10 +17,8 @@ import re
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import col, select
 
 from bot.services import Services
 from handlers.blocks.common import escape, section
@@ -34,7 +32,9 @@ from models.sla_import import parse_weekday
 from models.sla_store import (
     SlaInputError,
     check_clock,
+    list_holidays,
     refresh_open_tickets,
+    remove_holiday,
     replace_business_hours,
     save_holiday,
     save_policy,
@@ -42,7 +42,7 @@ from models.sla_store import (
     workspace_calendar,
     workspace_policies,
 )
-from models.tables import SlaHoliday, Workspace
+from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +96,7 @@ async def _apply(services: Services, text: str) -> str:
             await replace_business_hours(session=session, workspace_id=ws, hours=hours)
         elif what == "holiday" and len(args) >= 2 and args[0].lower() == "remove":
             removed = _date(args[1])
-            await session.execute(
-                sa.delete(SlaHoliday).where(
-                    col(SlaHoliday.workspace_id) == ws, col(SlaHoliday.day) == removed
-                )
-            )
+            await remove_holiday(session=session, workspace_id=ws, day=removed)
             done = f"holiday {removed.isoformat()} removed"
         elif what == "holiday" and args:
             day = _date(args[0])
@@ -164,21 +160,15 @@ async def handle_sla_command(
         _, rest = split_subcommand(command.get("text"))
         saved = await _apply(services, rest) if rest else None
         async with services.read() as session:
-            ws = await session.get(Workspace, services.workspace_id)
+            ws = await get_workspace(session=session, workspace_id=services.workspace_id)
             calendar = await workspace_calendar(session=session, workspace_id=services.workspace_id)
             policies = await workspace_policies(session=session, workspace_id=services.workspace_id)
-            holidays = (
-                await session.exec(
-                    select(SlaHoliday)
-                    .where(SlaHoliday.workspace_id == services.workspace_id)
-                    .order_by(col(SlaHoliday.day))
-                )
-            ).all()
+            holidays = await list_holidays(session=session, workspace_id=services.workspace_id)
         blocks = build_sla_settings(
             calendar=calendar,
             policies=[p for _, p in policies.values()],
-            holidays=[(h.day, h.name) for h in holidays],
-            warning_pct=ws.sla_warning_pct if ws is not None else 75,
+            holidays=holidays,
+            warning_pct=ws.sla_warning_pct,
             usage=USAGE,
         )
         if saved:

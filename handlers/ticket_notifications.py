@@ -45,7 +45,7 @@ from models.outbox import SlackCall, enqueue, is_queued, slack_call
 from models.people import member_by_id
 from models.replies import sent_mail
 from models.tables import Customer, Member, Ticket, TicketEvent
-from models.tickets import TicketCard, TicketChange, announce_channel, load_card
+from models.tickets import TicketCard, TicketChange, announce_channel, customer_by_id, load_card
 
 Blocks = list[dict[str, Any]]
 logger = logging.getLogger(__name__)
@@ -403,7 +403,9 @@ async def queue_notice(
     this notice off. One notice per ticket version and kind (safe to call twice).
     """
     if customer is None and ticket.customer_id is not None:
-        customer = await session.get(Customer, ticket.customer_id)
+        customer = await customer_by_id(
+            session=session, workspace_id=ticket.workspace_id, customer_id=ticket.customer_id
+        )
     if customer is None or not notice_enabled(customer, notice):
         return None
     source = await source_message(session=session, ticket=ticket)
@@ -437,7 +439,13 @@ async def queue_status_notices(
     )
     if not notices:
         return
-    assignee = await session.get(Member, ticket.assignee_id) if ticket.assignee_id else None
+    assignee = (
+        await member_by_id(
+            session=session, workspace_id=ticket.workspace_id, member_id=ticket.assignee_id
+        )
+        if ticket.assignee_id
+        else None
+    )
     for notice in notices:
         await queue_notice(
             session, services, ticket, notice, at=at, name=assignee.name if assignee else ""

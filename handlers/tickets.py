@@ -304,8 +304,9 @@ async def _own_customer(
     )
     if contact is None:
         return None
-    customer = await session.get(Customer, contact.customer_id)
-    return customer if customer and customer.workspace_id == services.workspace_id else None
+    return await customer_by_id(
+        session=session, workspace_id=services.workspace_id, customer_id=contact.customer_id
+    )
 
 
 async def _edit_form(services: Services, ticket_id: int) -> TicketForm:

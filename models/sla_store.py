@@ -557,6 +557,44 @@ async def save_holiday(*, session: AsyncSession, workspace_id: int, day: date, n
     await session.flush()
 
 
+async def remove_holiday(*, session: AsyncSession, workspace_id: int, day: date) -> None:
+    """Remove the workspace's holiday on `day` (nothing when there is none)."""
+    await session.execute(
+        sa.delete(SlaHoliday).where(
+            col(SlaHoliday.workspace_id) == workspace_id, col(SlaHoliday.day) == day
+        )
+    )
+
+
+async def list_holidays(*, session: AsyncSession, workspace_id: int) -> list[tuple[date, str]]:
+    """The workspace's holidays as (date, name), in date order."""
+    rows = await session.exec(
+        select(SlaHoliday)
+        .where(SlaHoliday.workspace_id == workspace_id)
+        .order_by(col(SlaHoliday.day))
+    )
+    return [(h.day, h.name) for h in rows.all()]
+
+
+async def set_contract_policy(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    contract: Contract,
+    policy: str | None,
+    at: datetime,
+) -> bool:
+    """Give a contract of the workspace its SLA policy (None: the workspace default); the
+    clocks of unfinished tickets follow. False when it already had that policy."""
+    if contract.workspace_id != workspace_id or contract.sla_policy == policy:
+        return False
+    contract.sla_policy = policy
+    session.add(contract)
+    await session.flush()
+    await refresh_open_tickets(session=session, workspace_id=workspace_id, at=at)
+    return True
+
+
 async def save_policy(
     *,
     session: AsyncSession,

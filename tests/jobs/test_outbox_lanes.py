@@ -173,7 +173,9 @@ async def test_superseded_card_updates_and_merged_copies(
 
     # The DM is claimed first, ahead of older bulk rows; the ticket's line is one at a time.
     async with sessions() as session, session.begin():
-        claimed = await claim_due(session=session, now=START + timedelta(minutes=5), owner="w")
+        claimed = await claim_due(
+            session=session, workspace_id=workspace.id, now=START + timedelta(minutes=5), owner="w"
+        )
     assert [r.id for r in claimed] == [dm, second]
 
 
@@ -184,7 +186,7 @@ async def test_a_held_copy_is_never_rewritten(engine: AsyncEngine, workspace: Wo
         held = await _enqueue(session, workspace.id, "c1", THREAD, ordering_key=None)
         await _enqueue(session, workspace.id, "u1", CARD_UPDATE, ordering_key=None)
     async with sessions() as session, session.begin():
-        claimed = await claim_due(session=session, now=START, owner="w")
+        claimed = await claim_due(session=session, workspace_id=workspace.id, now=START, owner="w")
         assert {r.id for r in claimed} >= {held}
     async with sessions() as session, session.begin():
         again = await _enqueue(session, workspace.id, "c2", THREAD, ordering_key=None)

@@ -91,7 +91,10 @@ async def test_garbage_answers_from_slack_are_retried_not_parked(docket: Any) ->
         if all(r.status == OutboxStatus.DELIVERED for r in cards):
             break
         await asyncio.sleep(0.1)
-    assert [(r.status, r.attempts) for r in cards] == [(OutboxStatus.DELIVERED, 2)] * 4
+    # Four bad answers, four good ones: each bad answer cost one retry, every card was
+    # delivered and none parked (which card met which bad answer depends on the worker's order).
+    assert all(r.status == OutboxStatus.DELIVERED for r in cards)
+    assert sum(r.attempts for r in cards) == 8
     errors = " | ".join(r.last_error or "" for r in cards)
     print(f"\nfirst answers: {errors}")
     assert "not Slack's JSON" in errors and "HTTP 503" in errors

@@ -462,6 +462,18 @@ async def _fill(engine: AsyncEngine, ws: int, mark: str) -> dict[str, int]:
 # Functions with a workspace_id that write (or are only called inside a write); the read
 # functions are all called below, and a new one fails the completeness check until it is.
 WRITES = {
+    "alerts.create_source",
+    "alerts.fail_delivery",
+    "alerts.map_customer",
+    "alerts.process_claimed",
+    "alerts.store_delivery",
+    "engine.execute_plan",
+    "profit_bulk.rebuild",
+    "profit_bulk.recompute_customers",
+    "profit_bulk.refresh_many",
+    "profit_bulk.refresh_step",
+    "sla_store.remove_holiday",
+    "sla_store.set_contract_policy",
     "directory.change_member_access",
     "directory.save_charge_rate",
     "directory.save_contact",
@@ -1010,6 +1022,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
         ),
     ]
     reads += await _sla_reads(engine, ws, bravo, bravo_ticket, june, at)
+    reads += _new_reads(ws, bravo_ticket)
     for name, call in reads:
         await check(name, call)
 
@@ -1119,6 +1132,7 @@ async def test_a_colleague_whose_first_look_up_failed_is_recognised_next_time(do
 # Claims and scans of background work: each takes the scope of the process that runs it (its
 # workspace, or its Slack team for stored events); tested below with both workspaces' work due.
 CLAIMS = {
+    "alerts.claim_deliveries",
     "outbox.claim_due",
     "outbox.next_due_at",
     "inbound.claim_received",
@@ -1128,7 +1142,14 @@ CLAIMS = {
 # Functions of models/ that take a session but no workspace: each acts only on the rows or ids
 # it is handed (found through a scoped function first) or creates the workspace itself.
 GIVEN_ROWS = {
+    "customer_channel.source_message",  # the ticket it is given
     "engine.block_usage_before",  # the contracts it is given
+    "engine.bulk_insert",  # the rows it is given
+    "intake.finish_claimed",  # the stored request this worker claimed (by id and owner)
+    "intake.forget_requests",  # requests stored by the same transaction
+    "intake.release_claim",
+    "intake.settle_failure",
+    "tickets.created_event",  # one ticket's first event, the ticket found scoped first
     "inbound.record_failure",  # one mail by id (claimed for the workspace)
     "outbox.extend_leases",  # rows this worker holds (by id and owner)
     "outbox.is_queued",  # one idempotency key (keys name their workspace)
@@ -1216,6 +1237,38 @@ async def test_claims_take_only_their_workspaces_rows(
         async with sessions() as s:
             mail = await s.get(EmailMessage, mails[0])
             assert mail is not None and mail.workspace_id == ws
+
+
+def _new_reads(ws: int, bravo_ticket: Ticket) -> list[tuple[str, Callable[[Any], Any]]]:
+    """Reads of alerts, mail and holidays, asked for the other workspace's rows by id."""
+    from models import alerts, inbound, sla_store
+
+    assert bravo_ticket.id is not None
+    return [
+        ("alerts.list_sources", lambda s: alerts.list_sources(session=s, workspace_id=ws)),
+        (
+            "alerts.source_by_name",
+            lambda s: alerts.source_by_name(session=s, workspace_id=ws, name=BRAVO),
+        ),
+        ("alerts.pending_count", lambda s: _zero(alerts.pending_count(session=s, workspace_id=ws))),
+        (
+            "alerts.alert_info_for_ticket",
+            lambda s: alerts.alert_info_for_ticket(
+                session=s, workspace_id=ws, ticket_id=bravo_ticket.id
+            ),
+        ),
+        (
+            "alerts.waiting_card_refresh",
+            lambda s: alerts.waiting_card_refresh(
+                session=s, workspace_id=ws, ticket_id=bravo_ticket.id
+            ),
+        ),
+        (
+            "inbound.full_message",
+            lambda s: inbound.full_message(session=s, workspace_id=ws, event_id=1),
+        ),
+        ("sla_store.list_holidays", lambda s: sla_store.list_holidays(session=s, workspace_id=ws)),
+    ]
 
 
 async def _sla_reads(

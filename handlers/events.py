@@ -1,8 +1,8 @@
 """Events API: every subscribed event is stored first, then processed from the database.
 
 Over HTTP the server stores the event before answering Slack (bot/server.py); in Socket Mode
-the listeners below store it. Either way `EventRouter.dispatch` runs the processors later,
-from jobs/events.py, so a crash after the answer cannot lose an event.
+the listeners below store it. Either way the event worker (jobs/events.py) later runs the
+processors through `EventRouter.dispatch`, so a crash after the answer cannot lose an event.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.events import EventRouter
 from handlers.ids import Action, Command, View
 from handlers.people import resolve_member
+from handlers.respond import tell
 from handlers.ticket_notifications import (
     SlackHooks,
     customer_permalink,
@@ -215,15 +216,6 @@ async def _member(services: Services, user_id: str, client: AsyncWebClient | Non
     return await resolve_member(services, user_id, client=client)
 
 
-async def _tell(respond: AsyncRespond | None, text: str) -> None:
-    if respond is None:
-        return
-    try:
-        await respond(text=text, response_type="ephemeral", replace_original=False)
-    except Exception:
-        logger.exception("answering with respond() failed")
-
-
 async def reply_form(services: Services, ticket_id: int, text: str = "") -> ReplyForm:
     """What the reply modal shows for a ticket."""
     async with services.read() as session:
@@ -265,15 +257,15 @@ async def open_reply_modal(
     try:
         require_agent(member)
     except PermissionDenied as exc:
-        await _tell(respond, f":no_entry: {exc}")
+        await tell(respond, f":no_entry: {exc}")
         return
     try:
         form = await reply_form(services, ticket_id)
     except TicketNotFound:
-        await _tell(respond, "That ticket no longer exists.")
+        await tell(respond, "That ticket no longer exists.")
         return
     if not form.target.email and not form.target.channel:
-        await _tell(
+        await tell(
             respond,
             f"#{form.number} has no customer email address or Slack thread to reply to. "
             "Edit the ticket to add the customer's contact.",
@@ -306,7 +298,7 @@ async def handle_reply_button(
         )
     except Exception:
         logger.exception("opening the reply modal failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 async def handle_reply_submission(
@@ -382,7 +374,7 @@ async def handle_reply_command(
     parsed = parse_reply_command(command.get("text"))
     user_id = str(command.get("user_id") or "")
     if parsed is None:
-        await _tell(respond, REPLY_USAGE)
+        await tell(respond, REPLY_USAGE)
         return
     number, text = parsed
     try:
@@ -391,7 +383,7 @@ async def handle_reply_command(
                 session=session, workspace_id=services.workspace_id, number=number
             )
         if ticket is None or ticket.id is None:
-            await _tell(respond, f"There is no ticket #{number}.")
+            await tell(respond, f"There is no ticket #{number}.")
             return
         if not text:
             await open_reply_modal(
@@ -406,13 +398,13 @@ async def handle_reply_command(
         member = await _member(services, user_id, client)
         sent = await send_reply(services, ticket_id=ticket.id, member=member, text=text)
     except (ReplyError, PermissionDenied) as exc:
-        await _tell(respond, f":no_entry: {exc}")
+        await tell(respond, f":no_entry: {exc}")
         return
     except Exception:
         logger.exception("/ticket reply failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
         return
-    await _tell(respond, reply_sent_text(sent.number, sent.to))
+    await tell(respond, reply_sent_text(sent.number, sent.to))
 
 
 # -- customer channels ---------------------------------------------------------------------------
@@ -653,7 +645,7 @@ async def handle_mail_admin(
     await ack()
     member = await _member(services, str(command.get("user_id") or ""), client)
     if not is_admin(member):
-        await _tell(respond, ":no_entry: Only Docket admins can see held and quarantined mail.")
+        await tell(respond, ":no_entry: Only Docket admins can see held and quarantined mail.")
         return
     _sub, rest = split_subcommand(command.get("text"))
     words = rest.split()
@@ -666,7 +658,7 @@ async def handle_mail_admin(
                     email_id=int(words[1]),
                     at=services.now(),
                 )
-            await _tell(
+            await tell(
                 respond,
                 f"Mail {words[1]} is queued again."
                 if released
@@ -695,7 +687,7 @@ async def handle_mail_admin(
         )
     except Exception:
         logger.exception("/docket mail failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 def register(app: AsyncApp) -> None:

@@ -17,6 +17,7 @@ from bot.services import Services
 from handlers.blocks.notify import build_full_message_modal
 from handlers.ids import Action
 from handlers.people import resolve_member
+from handlers.respond import tell
 from models.inbound import full_message
 from models.people import PermissionDenied, require_agent
 
@@ -24,13 +25,6 @@ logger = logging.getLogger(__name__)
 
 NOT_FOUND = "That message is no longer available."
 SORRY = "Sorry, Docket could not open the message just now. Please try again."
-
-
-async def _tell(respond: AsyncRespond, text: str) -> None:
-    try:
-        await respond(text=text, response_type="ephemeral", replace_original=False)
-    except Exception:
-        logger.exception("answering with respond() failed")
 
 
 async def handle_show_full_message(
@@ -45,7 +39,7 @@ async def handle_show_full_message(
     await ack()
     value = str(action.get("value") or "")
     if not value.isdigit():
-        await _tell(respond, NOT_FOUND)
+        await tell(respond, NOT_FOUND)
         return
     user_id = str((body.get("user") or {}).get("id") or "")
     try:
@@ -56,16 +50,16 @@ async def handle_show_full_message(
                 session=session, workspace_id=services.workspace_id, event_id=int(value)
             )
         if message is None:
-            await _tell(respond, NOT_FOUND)
+            await tell(respond, NOT_FOUND)
             return
         await client.views_open(
             trigger_id=body["trigger_id"], view=build_full_message_modal(message)
         )
     except PermissionDenied as exc:
-        await _tell(respond, f":no_entry: {exc}")
+        await tell(respond, f":no_entry: {exc}")
     except Exception:
         logger.exception("opening the full message failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 def register(app: AsyncApp) -> None:

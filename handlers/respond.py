@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
+
+logger = logging.getLogger(__name__)
+
+
+async def tell(respond: AsyncRespond | None, text: str) -> None:
+    """An ephemeral answer to the person who acted (when Slack gave us a response_url);
+    a failure to answer is logged, never raised."""
+    if respond is None:
+        return
+    try:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception:
+        logger.exception("answering with respond() failed")
 
 
 class ReplacingRespond(AsyncRespond):

@@ -54,7 +54,7 @@ from handlers.events import EventRouter
 from handlers.home import refresh_homes
 from handlers.ids import Action, Command, Shortcut, View
 from handlers.people import assignee_member, on_team, resolve_member, team_member
-from handlers.respond import for_stored_request
+from handlers.respond import for_stored_request, tell
 from handlers.ticket_notifications import (
     Notified,
     announce_ticket,
@@ -167,16 +167,6 @@ async def _not_reply(command: dict[str, Any]) -> bool:
 # -- small helpers -----------------------------------------------------------------------
 
 
-async def _tell(respond: AsyncRespond | None, text: str) -> None:
-    """An ephemeral answer to the person who acted (when Slack gave us a response_url)."""
-    if respond is None:
-        return
-    try:
-        await respond(text=text, response_type="ephemeral", replace_original=False)
-    except Exception:
-        logger.exception("answering with respond() failed")
-
-
 async def _agent(
     services: Services, user_id: str, client: AsyncWebClient, respond: AsyncRespond | None
 ) -> Member | None:
@@ -185,7 +175,7 @@ async def _agent(
     try:
         require_agent(member)
     except PermissionDenied as exc:
-        await _tell(respond, f":no_entry: {escape(str(exc))}")
+        await tell(respond, f":no_entry: {escape(str(exc))}")
         return None
     return member
 
@@ -377,10 +367,10 @@ async def handle_ticket_command(
             )
     except TicketInputError as exc:
         # Too long, no title: the person can fix it, so say what the limit is.
-        await _tell(respond, f"Not created: {exc}")
+        await tell(respond, f"Not created: {exc}")
     except Exception:
         logger.exception("/ticket %s failed", parsed.kind)
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 async def _quick_create(
@@ -451,7 +441,7 @@ async def _show(
             else None
         )
     if card is None:
-        await _tell(respond, f"There is no ticket #{number}.")
+        await tell(respond, f"There is no ticket #{number}.")
         return
     await respond(
         blocks=build_ticket_card(card, now=services.now()),
@@ -541,7 +531,7 @@ async def handle_list_page(
         await _list(services, client, respond, _user(body)[0], parsed[0], parsed[1], replace=True)
     except Exception:
         logger.exception("paging a ticket list failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 # -- the form: customer type-ahead, dependent selects, submission ------------------------
@@ -996,16 +986,16 @@ async def _button_change(
         )
     except LifecycleError as exc:
         # The target status comes from the payload: escape it like any typed text.
-        await _tell(respond, f":no_entry: {escape(str(exc))}")
+        await tell(respond, f":no_entry: {escape(str(exc))}")
         return
     except TicketNotFound:
-        await _tell(respond, "That ticket no longer exists.")
+        await tell(respond, "That ticket no longer exists.")
         return
     except TicketConflict as exc:
-        await _tell(respond, f"Ticket #{exc.number} is changing fast; please try again.")
+        await tell(respond, f"Ticket #{exc.number} is changing fast; please try again.")
         return
     if not change.changed:
-        await _tell(respond, unchanged(change.ticket))
+        await tell(respond, unchanged(change.ticket))
         return
     await _refresh_clicked(body, respond, notified.card, services.now())
     await refresh_homes(services, notified.homes | {actor.slack_user_id})
@@ -1041,7 +1031,7 @@ async def handle_assign_to_me(
         )
     except Exception:
         logger.exception("assigning a ticket failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 async def handle_status(
@@ -1070,7 +1060,7 @@ async def handle_status(
         )
     except Exception:
         logger.exception("changing a ticket's status failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 async def handle_close(
@@ -1098,7 +1088,7 @@ async def handle_close(
         )
     except Exception:
         logger.exception("closing a ticket failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 async def handle_edit(
@@ -1120,10 +1110,10 @@ async def handle_edit(
         form = await _edit_form(services, ticket_id)
         await client.views_open(trigger_id=body["trigger_id"], view=build_ticket_modal(form))
     except TicketNotFound:
-        await _tell(respond, "That ticket no longer exists.")
+        await tell(respond, "That ticket no longer exists.")
     except Exception:
         logger.exception("opening the edit form failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 async def handle_log_time(
@@ -1145,7 +1135,7 @@ async def handle_log_time(
         await open_log_time_modal(client, body["trigger_id"], services, ticket_id)
     except Exception:
         logger.exception("opening the log-time modal failed")
-        await _tell(respond, SORRY)
+        await tell(respond, SORRY)
 
 
 async def handle_new_ticket(

@@ -347,13 +347,7 @@ def _joined(session: AsyncSession, workspace_id: int, customers: Sequence[int | 
             ),
         )
     )
-    ids = [c for c in customers if c is not None]
-    scope = []
-    if ids:
-        scope.append(te.c.customer_id.in_(ids))
-    if None in customers:
-        scope.append(te.c.customer_id.is_(None))
-    where = sa.and_(te.c.workspace_id == workspace_id, sa.or_(*scope))
+    where = sa.and_(te.c.workspace_id == workspace_id, _customer_scope(te.c.customer_id, customers))
     return joined, where
 
 

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,12 +23,14 @@ from bot.migrate import upgrade
 from bot.server import build_web_app
 from bot.services import Services
 from handlers.alert_notifications import SlackAlertHooks
+from handlers.ids import Command
 from handlers.mail import SmtpServer
+from handlers.quick_create import run_stored_quick_creates
 from handlers.ticket_notifications import SlackHooks
 from jobs.alerts import AlertWorker
 from jobs.directory_sync import DirectorySyncWorker
 from jobs.events import EventWorker
-from jobs.intake import IntakeWorker
+from jobs.intake import Batch, IntakeWorker
 from jobs.mail import MailWorker
 from jobs.outbox import OutboxWorker
 from jobs.profit import ProfitWorker
@@ -215,6 +218,12 @@ def build_intake(runtime: Runtime) -> IntakeWorker:
         deliver=make_deliver(services),
         capacity=settings.docket_intake_concurrency,
         lease_seconds=settings.docket_intake_lease_seconds,
+        # A backlog of `/ticket <title>` quick creates is created many per transaction.
+        batch=Batch(
+            kind="slash_command",
+            name=Command.TICKET.value,
+            run=partial(run_stored_quick_creates, services),
+        ),
     )
     runtime.stoppers.append(worker.drain)
     return worker

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.ack import tell_by_dm, within_ack_budget
-from handlers.blocks.common import context, escape, safe
+from handlers.blocks.common import escape, safe
 from handlers.blocks.tickets import (
     Choice,
     Field,
@@ -54,6 +54,7 @@ from handlers.events import EventRouter
 from handlers.home import refresh_homes
 from handlers.ids import Action, Command, Shortcut, View
 from handlers.people import assignee_member, on_team, resolve_member, team_member
+from handlers.quick_create import QuickCreate, create_quick_tickets, quick_create_answer
 from handlers.respond import for_stored_request, tell
 from handlers.ticket_notifications import (
     Notified,
@@ -61,6 +62,7 @@ from handlers.ticket_notifications import (
     notify_change,
     reply_in_thread,
 )
+from handlers.ticket_text import parse_ticket_text
 from handlers.time_cmd import open_log_time_modal
 from models.lifecycle import LifecycleError
 from models.lifecycle import label as status_label
@@ -68,7 +70,6 @@ from models.people import PermissionDenied, require_agent
 from models.tables import Customer, Member, Ticket, TicketStatus
 from models.tickets import (
     KEEP,
-    TITLE_MAX,
     TicketCard,
     TicketChange,
     TicketConflict,
@@ -86,7 +87,6 @@ from models.tickets import (
     customer_by_channel,
     customer_by_id,
     customer_by_name,
-    default_contract_id,
     delete_note,
     edit_note,
     get_ticket,
@@ -108,55 +108,6 @@ logger = logging.getLogger(__name__)
 PER_PAGE = 10
 NOTE_MAX = 20_000
 SORRY = "Sorry, Docket could not do that just now. Please try again."
-
-# -- parsing `/ticket` text (pure) ---------------------------------------------------------
-
-_NUMBER = re.compile(r"^#?(\d{1,9})$")
-_HELP_WORDS = frozenset({"help", "?", "-h", "--help"})
-
-
-@dataclass(frozen=True)
-class TicketCommand:
-    """What `/ticket <text>` asks for."""
-
-    kind: Literal["form", "create", "show", "list", "help"]
-    title: str = ""
-    number: int | None = None
-    query: str = ""
-    problem: str | None = None
-
-
-def parse_ticket_text(text: str | None) -> TicketCommand:
-    """`""` form; `"123"`/`"show 123"` show; `"list ..."` list; `"help"`; else a new title."""
-    text = " ".join((text or "").split())
-    if not text:
-        return TicketCommand("form")
-    word, _, rest = text.partition(" ")
-    lower = word.lower()
-    if lower in _HELP_WORDS:
-        return TicketCommand("help")
-    number = _NUMBER.match(text)
-    if number:
-        return TicketCommand("show", number=int(number.group(1)))
-    if lower == "show":
-        number = _NUMBER.match(rest)
-        if number:
-            return TicketCommand("show", number=int(number.group(1)))
-        return TicketCommand(
-            "help", problem="`/ticket show` needs a ticket number, e.g. `/ticket show 123`."
-        )
-    if lower == "list":
-        return TicketCommand("list", query=rest)
-    if lower in ("new", "create"):
-        return TicketCommand("create", title=rest) if rest else TicketCommand("form")
-    return TicketCommand("create", title=text)
-
-
-def split_title(text: str) -> tuple[str, str]:
-    """A title that fits; text too long for one keeps the whole of it in the description."""
-    if len(text) <= TITLE_MAX:
-        return text, ""
-    return title_from_text(text, TITLE_MAX), text
 
 
 async def _not_reply(command: dict[str, Any]) -> bool:
@@ -354,7 +305,7 @@ async def handle_ticket_command(
                 user_id=user_id,
             )
         elif parsed.kind == "create":
-            await _quick_create(services, client, respond, user_id, command, parsed.title)
+            await _quick_create(services, client, respond, command, parsed.title)
         elif parsed.kind == "show" and parsed.number is not None:
             await _show(services, client, respond, user_id, parsed.number)
         elif parsed.kind == "list":
@@ -377,49 +328,13 @@ async def _quick_create(
     services: Services,
     client: AsyncWebClient,
     respond: AsyncRespond,
-    user_id: str,
     command: dict[str, Any],
-    text: str,
+    title: str,
 ) -> None:
-    actor = await resolve_member(
-        services, user_id, client=client, name_hint=str(command.get("user_name") or "")
+    (created,) = await create_quick_tickets(
+        services, client, [QuickCreate.of_command(command, title)]
     )
-    title, description = split_title(text)
-    channel_id = str(command.get("channel_id") or "")
-    async with services.transaction() as session:
-        customer = await customer_by_channel(
-            session=session, workspace_id=services.workspace_id, channel=channel_id
-        )
-        contract_id = None
-        if customer is not None and customer.id is not None:
-            today = await workspace_today(
-                session=session, workspace_id=services.workspace_id, at=services.now()
-            )
-            contract_id = await default_contract_id(
-                session=session,
-                workspace_id=services.workspace_id,
-                customer_id=customer.id,
-                on=today,
-            )
-        ticket = await create_ticket(
-            session=session,
-            workspace_id=services.workspace_id,
-            data=TicketCreate(
-                title=title,
-                description=description,
-                customer_id=customer.id if customer else None,
-                contract_id=contract_id,
-            ),
-            actor=actor,
-            at=services.now(),
-        )
-        card, channel = await announce_ticket(session, services, ticket, creator_slack_id=user_id)
-    where = f"Posted in <#{channel}>." if channel and channel[0] in "CG" else "Created."
-    blocks = [
-        *build_ticket_card(card, now=services.now()),
-        context(f"{where} *Edit* to add the customer, contract, priority or assignee."),
-    ]
-    await respond(blocks=blocks, text=card_text(card), response_type="ephemeral")
+    await respond(**quick_create_answer(services, created))
 
 
 async def _show(

@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 # How long after the last stored request the worker keeps to one run at a time.
 INGRESS_QUIET_SECONDS = 0.2
+# While requests keep arriving, the worker rests this many times as long as its last run
+# took (at most BUSY_REST_MAX_SECONDS): the acknowledgements get most of the event loop.
+BUSY_REST_FACTOR = 3.0
+BUSY_REST_MAX_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -169,11 +173,11 @@ class IntakeWorker:
                 rows = await claim(limit=free)
             stored = [StoredRequest.of(row) for row in rows]
         if batch is not None and len(batched) > 1:
-            self._track(self._process_batch(batch, batched))
+            self._track(self._paced(self._process_batch(batch, batched)))
         else:
             stored = batched + stored
         for request in stored:
-            self._start(request, deliver_answer=True)
+            self._track(self._paced(self._process(request, deliver_answer=True)))
         if len(stored) < free and not full_batch:
             return None
         return self.busy_until - now if busy else 0
@@ -183,6 +187,14 @@ class IntakeWorker:
         self.in_flight.add(task)
         task.add_done_callback(self._done)
         return task
+
+    async def _paced(self, work: Awaitable[Any]) -> None:
+        """Run `work`; during a burst of requests, then rest, keeping its slot."""
+        started = time.monotonic()
+        await work
+        finished = time.monotonic()
+        if finished < self.busy_until:
+            await asyncio.sleep(min(BUSY_REST_MAX_SECONDS, BUSY_REST_FACTOR * (finished - started)))
 
     async def _process_batch(self, batch: Batch, requests: list[StoredRequest]) -> None:
         """Run a batch in one transaction; if it fails, run each request on its own."""

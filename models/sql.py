@@ -19,10 +19,6 @@ def _insert(session: AsyncSession, table: Table) -> Any:
     return postgresql.insert(table) if dialect(session) == "postgresql" else sqlite.insert(table)
 
 
-# Bound parameters per statement, under both SQLite's and PostgreSQL's limits.
-MAX_PARAMETERS = 30_000
-
-
 async def insert_ignore_many(
     session: AsyncSession,
     model: type[SQLModel],
@@ -31,7 +27,8 @@ async def insert_ignore_many(
     conflict: list[str],
     key: str,
 ) -> list[int | None]:
-    """Insert many rows unless their `conflict` key exists, in as few statements as fit.
+    """Insert many rows unless their `conflict` key exists (one executemany; the statement is
+    compiled once and cached, whatever the number of rows).
 
     Returns each row's new id, or None for a row that existed (or repeats a `key` value
     earlier in `rows`). Every row must have the same columns.
@@ -39,16 +36,13 @@ async def insert_ignore_many(
     if not rows:
         return []
     table: Table = model.__table__  # type: ignore[attr-defined]
-    per = max(1, MAX_PARAMETERS // max(1, len(rows[0])))
-    new: dict[Any, int] = {}
-    for start in range(0, len(rows), per):
-        stmt = (
-            _insert(session, table)
-            .values(list(rows[start : start + per]))
-            .on_conflict_do_nothing(index_elements=conflict)
-            .returning(table.c.id, table.c[key])
-        )
-        new.update({value: int(row_id) for row_id, value in (await session.execute(stmt)).all()})
+    stmt = (
+        _insert(session, table)
+        .on_conflict_do_nothing(index_elements=conflict)
+        .returning(table.c.id, table.c[key])
+    )
+    result = await session.execute(stmt, list(rows))
+    new = {value: int(row_id) for row_id, value in result.all()}
     return [new.pop(row[key], None) for row in rows]
 
 

@@ -35,7 +35,7 @@ from models.tables import SlackIntake
 logger = logging.getLogger(__name__)
 
 # How long after the last stored request the worker keeps to one run at a time.
-INGRESS_QUIET_SECONDS = 0.2
+INGRESS_QUIET_SECONDS = 0.5
 # While requests keep arriving, the worker rests this many times as long as its last run
 # took (at most BUSY_REST_MAX_SECONDS): the acknowledgements get most of the event loop.
 BUSY_REST_FACTOR = 3.0
@@ -127,6 +127,7 @@ class IntakeWorker:
         self.capacity = capacity
         self.lease_seconds = lease_seconds
         self.in_flight: set[asyncio.Task[Any]] = set()
+        self._batching: asyncio.Task[Any] | None = None
         self.busy_until = 0.0
 
     def note_ingress(self) -> None:
@@ -142,15 +143,19 @@ class IntakeWorker:
         await run_worker("intake", self.step, self.services.wake.intake, stop)
 
     async def step(self) -> float | None:
-        """Claim as many rows as there are free slots and start them; 0 when more may wait."""
+        """Claim as many rows as there are free slots and start them; 0 when more may wait.
+
+        A backlog of the batch's kind runs as one batch at a time (a batch is one slot).
+        """
         now = time.monotonic()
         busy = now < self.busy_until
+        batch = self.batch if self._batching is None else None
         free = (1 if busy else self.capacity) - len(self.in_flight)
-        if free <= 0:
+        if free <= 0 and batch is None:
             # A finishing run sets the wake event; a burst's end is checked for.
             return self.busy_until - now if busy else None
-        batch = self.batch
         batched: list[StoredRequest] = []
+        size = 0
         async with self.services.transaction() as session:
             claim = partial(
                 claim_requests,
@@ -164,21 +169,19 @@ class IntakeWorker:
                 size = batch.size_when_busy if busy else batch.size
                 rows = await claim(limit=size, only=(batch.kind, batch.name))
                 batched = [StoredRequest.of(row) for row in rows]
-                full_batch = len(batched) == size
-                if batched:
-                    free -= 1
-                rows = await claim(limit=free, excluding=(batch.kind, batch.name))
-            else:
-                full_batch = False
-                rows = await claim(limit=free)
+                free -= 1 if batched else 0
+            kinds = self.batch
+            others = (kinds.kind, kinds.name) if kinds is not None else None
+            rows = await claim(limit=free, excluding=others)
             stored = [StoredRequest.of(row) for row in rows]
         if batch is not None and len(batched) > 1:
-            self._track(self._paced(self._process_batch(batch, batched)))
+            self._batching = self._track(self._paced(self._process_batch(batch, batched)))
         else:
             stored = batched + stored
         for request in stored:
             self._track(self._paced(self._process(request, deliver_answer=True)))
-        if len(stored) < free and not full_batch:
+        more = (free > 0 and len(stored) >= free) or (size > 0 and len(batched) >= size)
+        if not more:
             return None
         return self.busy_until - now if busy else 0
 
@@ -248,6 +251,8 @@ class IntakeWorker:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.in_flight.discard(task)
+        if task is self._batching:
+            self._batching = None
         self.services.wake.intake.set()
 
     async def drain(self) -> None:

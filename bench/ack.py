@@ -255,7 +255,9 @@ async def measure(args: argparse.Namespace) -> int:
                         r["tickets"] = o["stored"]
                         r["peak_rss_mb"] = peak_rss_mb(serve.proc.pid)
                     finally:
-                        serve.terminate()
+                        # In a thread: the emulator in this loop must keep answering while
+                        # Docket finishes what it has in hand.
+                        await asyncio.to_thread(serve.terminate)
     finally:
         bare.terminate()
         await bare.wait()

@@ -191,7 +191,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 result["dm_per_second"] = len(arrived) / span if span > 0 else float(len(arrived))
             result["card_updates"] = sum(1 for c in emu.calls if c.method == "chat.update" and c.ok)
         finally:
-            serve.terminate()
+            await asyncio.to_thread(serve.terminate)
     return result
 
 

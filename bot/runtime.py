@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -86,10 +87,16 @@ class Runtime:
     async def stop(self) -> None:
         self.stop_event.set()
         for stopper in reversed(self.stoppers):
+            began = time.monotonic()
             try:
                 await stopper()
             except Exception:
                 logger.exception("error while stopping")
+            took = time.monotonic() - began
+            if took > 1.0:
+                logger.info(
+                    "stopping %s took %.1f s", getattr(stopper, "__qualname__", stopper), took
+                )
         # Workers see stop_event and return after their current step; cancelling one inside a
         # SQLite transaction could leave the write lock held until its connection is collected.
         if self.tasks:

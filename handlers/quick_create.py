@@ -39,8 +39,9 @@ from models.tickets import (
 
 logger = logging.getLogger(__name__)
 
-# Answers sent at once through response_url after a batch commits.
+# Answers sent at once through response_url after a batch commits, and how long each may take.
 ANSWER_CONCURRENCY = 16
+ANSWER_TIMEOUT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ async def run_stored_quick_creates(services: Services, bodies: Sequence[str]) ->
         1000 * (time.perf_counter() - started),
     )
     gate = asyncio.Semaphore(ANSWER_CONCURRENCY)
-    async with aiohttp.ClientSession() as http:
+    timeout = aiohttp.ClientTimeout(total=ANSWER_TIMEOUT_SECONDS)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
 
         async def answer(item: QuickCreate, result: Created) -> None:
             if not item.response_url:

@@ -16,7 +16,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bot.services import Services
-from models.inbound import store_received
+from models.inbound_store import store_received
 from models.threading import is_support_recipient
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The SMTP receiver (handlers/mail.py) stores each message before it answers 250. This worker
 reads stored mail off the event loop (parsing is CPU work), applies it in one transaction
-(models.inbound.process_mail), and on failure keeps the error on the row, retries with
+(models.inbound_apply.process_mail), and on failure keeps the error on the row, retries with
 back-off, and quarantines the mail after a few attempts (`/docket mail` lists them).
 
 What a mail causes in Slack (the card, the assignee's DM, thread copies) is queued through the
@@ -16,17 +16,8 @@ import logging
 
 from bot.services import Services
 from jobs.loop import run_worker
-from models.inbound import (
-    QUARANTINED,
-    InboundConfig,
-    InboundHooks,
-    MailOutcome,
-    claim_received,
-    next_retry_at,
-    process_mail,
-    read_mail,
-    record_failure,
-)
+from models.inbound_apply import InboundConfig, InboundHooks, MailOutcome, process_mail, read_mail
+from models.inbound_store import QUARANTINED, claim_received, next_retry_at, record_failure
 from models.tables import EmailMessage
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from sqlmodel import col, select
 
 from handlers.blocks.conversation import REPLY_BLOCK, REPLY_INPUT
 from handlers.ids import Action, View
-from models.inbound import RECEIVED
+from models.inbound_store import RECEIVED
 from models.mail import REPLY_MARKER
 from models.tables import (
     Contact,

@@ -12,19 +12,21 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import make_sessionmaker
-from models.inbound import (
+from models.inbound_apply import (
+    InboundConfig,
+    ReadMail,
+    process_mail,
+    read_mail,
+    record_customer_reply,
+)
+from models.inbound_store import (
     HELD,
     IGNORED,
     PROCESSED,
     QUARANTINED,
     RECEIVED,
-    InboundConfig,
-    ReadMail,
     claim_received,
     list_mail,
-    process_mail,
-    read_mail,
-    record_customer_reply,
     record_failure,
     release_mail,
     store_received,

@@ -17,7 +17,13 @@ import logging
 from bot.services import Services
 from jobs.loop import run_worker
 from models.inbound_apply import InboundConfig, InboundHooks, MailOutcome, process_mail, read_mail
-from models.inbound_store import QUARANTINED, claim_received, next_retry_at, record_failure
+from models.inbound_store import (
+    QUARANTINED,
+    claim_received,
+    next_retry_at,
+    record_failure,
+    stored_raw,
+)
 from models.tables import EmailMessage
 
 logger = logging.getLogger(__name__)
@@ -45,9 +51,12 @@ async def process_one(
     try:
         async with services.read() as session:
             row = await session.get(EmailMessage, email_id)
-            if row is None:
+            raw = await stored_raw(
+                session=session, workspace_id=services.workspace_id, email_id=email_id
+            )
+            if row is None or raw is None:
                 return None
-            raw, envelope_from = row.raw, row.envelope_from
+            envelope_from = row.envelope_from
         read = await asyncio.to_thread(read_mail, raw, envelope_from=envelope_from)
         async with services.transaction() as session:
             outcome = await process_mail(

@@ -14,16 +14,18 @@ received (waiting), processed, ignored, held (unknown sender, for an admin), qua
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import IO
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.sql import dialect
-from models.tables import EmailMessage, EventKind, Ticket, TicketEvent
+from models.tables import EmailChunk, EmailMessage, EventKind, Ticket, TicketEvent
 
 RECEIVED = "received"
 PROCESSED = "processed"
@@ -62,14 +64,17 @@ async def store_received(
     *,
     session: AsyncSession,
     workspace_id: int,
-    raw: bytes,
+    raw: bytes | IO[bytes],
     envelope_from: str | None,
     envelope_to: Sequence[str],
     at: datetime,
 ) -> int:
     """Keep a mail exactly as received (status "received") and wake the mail worker.
 
-    Nothing here parses the message: storing must not fail on what a sender wrote.
+    `raw` is the message, or a file positioned at its start (the receiver's spool): it is
+    read and stored `CHUNK_BYTES` at a time, so storing holds one piece in memory, never the
+    whole message. Nothing here parses the message: storing must not fail on what a sender
+    wrote.
     """
     row = EmailMessage(
         workspace_id=workspace_id,
@@ -77,15 +82,48 @@ async def store_received(
         status=RECEIVED,
         envelope_from=clean_opt(envelope_from, 320),
         envelope_to=clean_text(", ".join(envelope_to), 2000),
-        size=len(raw),
-        raw=bytes(raw),
+        raw=b"",
         received_at=at,
     )
     session.add(row)
     await session.flush()
     assert row.id is not None
+    source = io.BytesIO(raw) if isinstance(raw, bytes | bytearray) else raw
+    size = seq = 0
+    while piece := source.read(CHUNK_BYTES):
+        # Core, not ORM objects: the session would keep every piece until the commit.
+        await session.execute(sa.insert(EmailChunk).values(email_id=row.id, seq=seq, data=piece))
+        size += len(piece)
+        seq += 1
+    row.size = size
+    session.add(row)
+    await session.flush()
     session.info["mail_dirty"] = True
     return row.id
+
+
+async def stored_raw(*, session: AsyncSession, workspace_id: int, email_id: int) -> bytes | None:
+    """A received mail's bytes exactly as they arrived (None when there is no such mail).
+
+    Joined from its pieces; mail stored before pieces existed has its bytes in `raw`.
+    """
+    raw = (
+        await session.exec(
+            select(EmailMessage.raw).where(
+                EmailMessage.id == email_id, EmailMessage.workspace_id == workspace_id
+            )
+        )
+    ).first()
+    if raw is None:
+        return None
+    pieces = (
+        await session.exec(
+            select(EmailChunk.data)
+            .where(EmailChunk.email_id == email_id)
+            .order_by(col(EmailChunk.seq))
+        )
+    ).all()
+    return b"".join(pieces) if pieces else bytes(raw)
 
 
 async def claim_received(

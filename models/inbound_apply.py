@@ -1,7 +1,7 @@
 """Applying stored inbound mail: turn a parsed mail into ticket changes in one transaction.
 
-The mail worker reads a stored mail off the event loop (`read_mail`: parse and cut the reply,
-both pure) and applies the threading decision with `process_mail`: a customer reply event, a
+The mail worker reads a stored mail off the event loop (models.inbound_read: parse and cut the
+reply, both pure) and applies the threading decision with `process_mail`: a customer reply event, a
 reopen or a status move, a new or follow-up ticket, attachment metadata, and the
 notifications, all in the caller's transaction. Storing, leasing and settling the rows is
 models.inbound_store. Slack and notification details come from the caller through
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.inbound_read import ReadMail
 from models.inbound_store import (
     BOUNCED,
     HELD,
@@ -32,9 +33,8 @@ from models.inbound_store import (
     clean_text,
 )
 from models.lifecycle import can_move
-from models.mail import AutoKind, MailRejected, ParsedMail, parse_message
+from models.mail import AutoKind, ParsedMail
 from models.mailauth import sender_authenticated
-from models.reply_text import Cut, extract
 from models.sla_store import refresh_ticket_sla
 from models.sql import dialect, insert_ignore
 from models.tables import (
@@ -121,17 +121,6 @@ class InboundHooks(Protocol):
 
 
 @dataclass(frozen=True)
-class ReadMail:
-    """A stored mail as read off the event loop: parsed, with only the new text cut out."""
-
-    parsed: ParsedMail | None
-    reply_text: str
-    rejected: str | None = None
-    cut: Cut = Cut.NONE
-    language: str | None = None
-
-
-@dataclass(frozen=True)
 class MailOutcome:
     """What processing did with one mail."""
 
@@ -141,25 +130,6 @@ class MailOutcome:
     ticket_id: int | None = None
     ticket_number: int | None = None
     event_id: int | None = None
-
-
-def envelope_sender(mail_from: str | None) -> str | None:
-    """The SMTP MAIL FROM as models.mail wants it ("" for the null sender of bounces)."""
-    if mail_from is None:
-        return None
-    return mail_from.strip().strip("<>")
-
-
-def read_mail(raw: bytes, *, envelope_from: str | None) -> ReadMail:
-    """Parse a stored mail and cut out the new text. Pure and blocking: run it in a thread."""
-    try:
-        parsed = parse_message(raw, envelope_from=envelope_sender(envelope_from))
-    except MailRejected as exc:
-        return ReadMail(None, "", exc.reason)
-    if parsed.auto_kind is not None:
-        return ReadMail(parsed, parsed.text[:2000].strip())
-    found = extract(parsed.reply_source, subject=parsed.subject)
-    return ReadMail(parsed, found.reply, cut=found.cut, language=found.language)
 
 
 # --------------------------------------------------------------------------- lookups

@@ -15,7 +15,7 @@ received (waiting), processed, ignored, held (unknown sender, for an admin), qua
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO
@@ -42,6 +42,7 @@ MAIL_TEXT_MAX = 200_000  # characters of a mail's text kept with it
 OUTCOME_MAX = 2000
 # Raw bytes are stored in pieces of this size: what one insert holds in memory.
 CHUNK_BYTES = 256 * 1024
+_PIECES_PER_QUERY = 4
 
 
 def clean_text(text: str | None, limit: int) -> str:
@@ -102,28 +103,55 @@ async def store_received(
     return row.id
 
 
-async def stored_raw(*, session: AsyncSession, workspace_id: int, email_id: int) -> bytes | None:
-    """A received mail's bytes exactly as they arrived (None when there is no such mail).
+async def raw_pieces(
+    *, session: AsyncSession, workspace_id: int, email_id: int
+) -> AsyncIterator[bytes]:
+    """A received mail's bytes in order, a few pieces per query (nothing for no such mail).
 
-    Joined from its pieces; mail stored before pieces existed has its bytes in `raw`.
+    Mail stored before pieces existed comes as one piece, its `raw`.
     """
-    raw = (
+    old = (
         await session.exec(
             select(EmailMessage.raw).where(
                 EmailMessage.id == email_id, EmailMessage.workspace_id == workspace_id
             )
         )
     ).first()
-    if raw is None:
-        return None
-    pieces = (
+    if old is None:
+        return
+    if old:
+        yield bytes(old)
+        return
+    seq = -1
+    while True:
+        batch = (
+            await session.exec(
+                select(EmailChunk.seq, EmailChunk.data)
+                .where(EmailChunk.email_id == email_id, col(EmailChunk.seq) > seq)
+                .order_by(col(EmailChunk.seq))
+                .limit(_PIECES_PER_QUERY)
+            )
+        ).all()
+        for _, data in batch:
+            yield bytes(data)
+        if len(batch) < _PIECES_PER_QUERY:
+            return
+        seq = batch[-1][0]
+
+
+async def stored_raw(*, session: AsyncSession, workspace_id: int, email_id: int) -> bytes | None:
+    """A received mail's bytes exactly as they arrived (None when there is no such mail)."""
+    exists = (
         await session.exec(
-            select(EmailChunk.data)
-            .where(EmailChunk.email_id == email_id)
-            .order_by(col(EmailChunk.seq))
+            select(EmailMessage.id).where(
+                EmailMessage.id == email_id, EmailMessage.workspace_id == workspace_id
+            )
         )
-    ).all()
-    return b"".join(pieces) if pieces else bytes(raw)
+    ).first()
+    if exists is None:
+        return None
+    pieces = raw_pieces(session=session, workspace_id=workspace_id, email_id=email_id)
+    return b"".join([piece async for piece in pieces])
 
 
 async def claim_received(

@@ -402,7 +402,6 @@ class EmailMessage(SQLModel, table=True):
     sender_verified: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
-
 class EmailChunk(SQLModel, table=True):
     """One piece of a received mail's raw bytes; `seq` orders them (models.inbound_store).
 
@@ -420,6 +419,7 @@ class EmailChunk(SQLModel, table=True):
     )
     seq: int = Field(primary_key=True)
     data: bytes = Field(sa_type=sa.LargeBinary)
+
 
 class ProfitResult(SQLModel, table=True):
     """Stored profitability of one customer (and contract) in one period, as exact integers.

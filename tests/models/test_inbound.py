@@ -13,13 +13,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import make_sessionmaker
-from models.inbound_apply import (
-    InboundConfig,
-    ReadMail,
-    process_mail,
-    read_mail,
-    record_customer_reply,
-)
+from models.inbound_apply import InboundConfig, process_mail, record_customer_reply
+from models.inbound_read import ReadMail, read_mail
 from models.inbound_store import (
     CHUNK_BYTES,
     HELD,

@@ -13,7 +13,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import make_sessionmaker
-from models.inbound_apply import InboundConfig, process_mail, read_mail
+from models.inbound_apply import InboundConfig, process_mail
+from models.inbound_read import read_mail
 from models.inbound_store import QUEUED, store_received
 from models.mail import REPLY_MARKER
 from models.outbox import EMAIL

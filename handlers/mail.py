@@ -4,6 +4,11 @@ The receiver (aiosmtpd, inside Docket's event loop) accepts mail for DOCKET_SUPP
 its plus-addresses only (others: 550 5.1.1), advertises SIZE and refuses bigger mail (552), and
 stores the raw message before it answers 250: a mail it accepted is never lost. When storing
 fails the sender is told to try again later (451), so the mail stays with them.
+
+At most DOCKET_SMTP_MAX_SESSIONS sessions run at once (421 beyond them; senders retry). A
+session writes the message to a spool file as it arrives and the store reads it back in
+pieces, so the receiver holds no whole-message copy: its memory is bounded by the session
+count, not by the size of the mails (RELIABILITY.md, point 6 of the hardening).
 """
 
 from __future__ import annotations
@@ -187,7 +192,7 @@ class SmtpServer:
                     if known.is_closing():
                         connections.discard(known)
                 if len(connections) >= limit:
-                    # Each session may hold a whole message in memory: at most `limit` of them.
+                    # Each session holds a spool and a disk file: at most `limit` of them.
                     self.refused = True
                     logger.warning("refused an SMTP connection: %d sessions open", len(connections))
                     if isinstance(transport, asyncio.WriteTransport):

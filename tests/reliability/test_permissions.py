@@ -1028,7 +1028,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
         ),
     ]
     reads += await _sla_reads(engine, ws, bravo, bravo_ticket, june, at)
-    reads += _new_reads(ws, bravo_ticket)
+    reads += _new_reads(ws, bravo_ticket, b["mail"])
     for name, call in reads:
         await check(name, call)
 
@@ -1245,7 +1245,9 @@ async def test_claims_take_only_their_workspaces_rows(
             assert mail is not None and mail.workspace_id == ws
 
 
-def _new_reads(ws: int, bravo_ticket: Ticket) -> list[tuple[str, Callable[[Any], Any]]]:
+def _new_reads(
+    ws: int, bravo_ticket: Ticket, bravo_mail: int
+) -> list[tuple[str, Callable[[Any], Any]]]:
     """Reads of alerts, mail and holidays, asked for the other workspace's rows by id."""
     from models import alerts, inbound_store, sla_store
 
@@ -1272,6 +1274,10 @@ def _new_reads(ws: int, bravo_ticket: Ticket) -> list[tuple[str, Callable[[Any],
         (
             "inbound_store.full_message",
             lambda s: inbound_store.full_message(session=s, workspace_id=ws, event_id=1),
+        ),
+        (
+            "inbound_store.stored_raw",
+            lambda s: inbound_store.stored_raw(session=s, workspace_id=ws, email_id=bravo_mail),
         ),
         ("sla_store.list_holidays", lambda s: sla_store.list_holidays(session=s, workspace_id=ws)),
     ]

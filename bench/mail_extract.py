@@ -20,7 +20,7 @@ import time
 
 from bench._common import Row, machine, print_table
 from jobs.reply_extract import ReplyLibrary
-from models.inbound import read_mail
+from models.inbound_read import read_mail
 from models.mail import parse_message
 from models.reply_text import extract
 from tests.mail_corpus.cases import Case, all_cases

@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     docket_smtp_host: str = "127.0.0.1"
     docket_smtp_relay: str | None = None
     docket_smtp_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
-    # SMTP sessions at once; each may hold one message (up to DOCKET_SMTP_MAX_BYTES) in memory.
+    # SMTP sessions at once; each spools its message to a temporary file (256 KB in memory) and
+    # stores it in pieces, so the process grows by at most sessions x (max bytes + 8 MB).
     docket_smtp_max_sessions: int = Field(default=4, ge=1, le=1000)
     docket_smtp_tls_cert: str | None = None
     docket_smtp_tls_key: str | None = None

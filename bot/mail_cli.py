@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import Settings
-from models.inbound import read_mail
+from models.inbound_read import read_mail
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 

@@ -54,15 +54,8 @@ from handlers.ticket_notifications import (
     refresh_card,
 )
 from models.customer_channel import Notice, is_external, message_recorded, source_message
-from models.inbound import (
-    HELD,
-    QUARANTINED,
-    closed_too_long,
-    list_mail,
-    open_customer_ticket,
-    record_customer_reply,
-    release_mail,
-)
+from models.inbound_apply import closed_too_long, open_customer_ticket, record_customer_reply
+from models.inbound_store import HELD, QUARANTINED, list_mail, release_mail
 from models.people import PermissionDenied, is_admin, member_by_slack_id, require_agent
 from models.replies import (
     AgentReply,

@@ -18,7 +18,7 @@ from handlers.blocks.notify import build_full_message_modal
 from handlers.ids import Action
 from handlers.people import resolve_member
 from handlers.respond import tell
-from models.inbound import full_message
+from models.inbound_store import full_message
 from models.people import PermissionDenied, require_agent
 
 logger = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from handlers.blocks.customer import notice_text
 from handlers.blocks.notify import RENDERERS
 from handlers.blocks.tickets import assigned_text, build_ticket_card, card_text
 from models.customer_channel import Notice, notice_enabled, source_message, status_notices
-from models.inbound import InboundHooks
+from models.inbound_apply import InboundHooks
 from models.notify import ReplyPlan, notify_customer_reply, ordering_key
 from models.outbox import Queued, SlackCall, enqueue, enqueue_many, is_queued, slack_call
 from models.people import member_by_id

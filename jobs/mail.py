@@ -1,8 +1,9 @@
 """The mail worker: turns stored inbound mail into ticket changes.
 
 The SMTP receiver (handlers/mail.py) stores each message before it answers 250. This worker
-reads stored mail off the event loop (parsing is CPU work), applies it in one transaction
-(models.inbound.process_mail), and on failure keeps the error on the row, retries with
+takes one mail at a time, reads it off the event loop (parsing is CPU work; a large mail in a
+child process, jobs/mail_reader.py), applies it in one transaction
+(models.inbound_apply.process_mail), and on failure keeps the error on the row, retries with
 back-off, and quarantines the mail after a few attempts (`/docket mail` lists them).
 
 What a mail causes in Slack (the card, the assignee's DM, thread copies) is queued through the
@@ -16,15 +17,14 @@ import logging
 
 from bot.services import Services
 from jobs.loop import run_worker
-from models.inbound import (
+from jobs.mail_reader import CHILD_BYTES, ChildRead
+from models.inbound_apply import InboundConfig, InboundHooks, MailOutcome, process_mail
+from models.inbound_read import read_mail
+from models.inbound_store import (
     QUARANTINED,
-    InboundConfig,
-    InboundHooks,
-    MailOutcome,
     claim_received,
     next_retry_at,
-    process_mail,
-    read_mail,
+    raw_pieces,
     record_failure,
 )
 from models.tables import EmailMessage
@@ -52,12 +52,23 @@ async def process_one(
     """Process one claimed mail; failures are recorded on the row, never raised."""
     config = inbound_config(services)
     try:
+        child: ChildRead | None = None
         async with services.read() as session:
             row = await session.get(EmailMessage, email_id)
             if row is None:
                 return None
-            raw, envelope_from = row.raw, row.envelope_from
-        read = await asyncio.to_thread(read_mail, raw, envelope_from=envelope_from)
+            envelope_from = row.envelope_from
+            pieces = raw_pieces(
+                session=session, workspace_id=services.workspace_id, email_id=email_id
+            )
+            if row.size > CHILD_BYTES:
+                child = await ChildRead.start(pieces, envelope_from=envelope_from)
+            else:
+                raw = b"".join([piece async for piece in pieces])
+        if child is not None:
+            read = await child.result()
+        else:
+            read = await asyncio.to_thread(read_mail, raw, envelope_from=envelope_from)
         async with services.transaction() as session:
             outcome = await process_mail(
                 session=session,

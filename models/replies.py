@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.inbound import QUEUED, clean_text
+from models.inbound_store import QUEUED, clean_text
 from models.lifecycle import can_move
 from models.mail import build_reply_email
 from models.outbox import EmailSend, enqueue

@@ -402,6 +402,25 @@ class EmailMessage(SQLModel, table=True):
     sender_verified: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
+class EmailChunk(SQLModel, table=True):
+    """One piece of a received mail's raw bytes; `seq` orders them (models.inbound_store).
+
+    Received mail is stored in pieces so that neither the receiver nor the database driver
+    holds a whole-message copy; its `EmailMessage.raw` stays empty. Mail stored before keeps
+    its bytes in `raw` and has no pieces.
+    """
+
+    __tablename__ = "email_chunk"
+
+    email_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("email_message.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    seq: int = Field(primary_key=True)
+    data: bytes = Field(sa_type=sa.LargeBinary)
+
+
 class ProfitResult(SQLModel, table=True):
     """Stored profitability of one customer (and contract) in one period, as exact integers.
 

@@ -23,7 +23,7 @@ from handlers.blocks.common import (
 )
 from handlers.blocks.tickets import UNVERIFIED_SENDER, status_value
 from handlers.ids import Action, View
-from models.inbound import FullMessage
+from models.inbound_store import FullMessage
 from models.lifecycle import label, next_statuses
 from models.notify import ReplyNotice, ReplyRenderers
 

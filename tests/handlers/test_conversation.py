@@ -30,7 +30,7 @@ from handlers.blocks.conversation import (
 )
 from handlers.conversation import parse_reply_command
 from handlers.ids import Action, View
-from models.inbound import QUARANTINED
+from models.inbound_store import QUARANTINED
 from models.outbox import EMAIL
 from models.tables import (
     Contact,

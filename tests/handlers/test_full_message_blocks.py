@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from handlers.blocks.notify import build_full_message_modal, build_reply_dm
 from handlers.ids import Action, View
-from models.inbound import FullMessage
+from models.inbound_store import FullMessage
 from models.notify import ReplyNotice
 from tests.slack_emulator import validate_blocks, validate_view
 

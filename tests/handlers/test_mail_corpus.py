@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from models.inbound import FINAL_STATUSES, RECEIVED
+from models.inbound_store import FINAL_STATUSES, RECEIVED
 from models.tables import EmailMessage
 from tests.conftest import SIGNING_SECRET, make_settings
 from tests.harness import DocketHarness, running_docket

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,27 +13,27 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import make_sessionmaker
-from models.inbound import (
+from models.inbound_apply import InboundConfig, process_mail, record_customer_reply
+from models.inbound_read import ReadMail, read_mail
+from models.inbound_store import (
+    CHUNK_BYTES,
     HELD,
     IGNORED,
     PROCESSED,
     QUARANTINED,
     RECEIVED,
-    InboundConfig,
-    ReadMail,
     claim_received,
     list_mail,
-    process_mail,
-    read_mail,
-    record_customer_reply,
     record_failure,
     release_mail,
     store_received,
+    stored_raw,
 )
 from models.replies import MailSettings, queue_email_reply
 from models.tables import (
     Contact,
     Customer,
+    EmailChunk,
     EmailMessage,
     EventKind,
     Member,
@@ -148,13 +149,11 @@ async def _process(
     at: datetime = AT,
     config: InboundConfig = CONFIG,
 ) -> Any:
+    raw = await _raw(w, email_id)
     async with w.sessions()() as session:
         row = await session.get(EmailMessage, email_id)
         assert row is not None
-        read = read_mail(
-            row.raw,
-            envelope_from=row.envelope_from,
-        )
+        read = read_mail(raw, envelope_from=row.envelope_from)
     async with w.sessions()() as session, session.begin():
         return await process_mail(
             session=session,
@@ -189,6 +188,13 @@ async def _events(w: World, ticket_id: int) -> list[TicketEvent]:
             .order_by(col(TicketEvent.id))
         )
         return list(rows.all())
+
+
+async def _raw(w: World, email_id: int) -> bytes:
+    async with w.sessions()() as session:
+        raw = await stored_raw(session=session, workspace_id=w.ws, email_id=email_id)
+        assert raw is not None
+        return raw
 
 
 async def _row(w: World, email_id: int) -> EmailMessage:
@@ -244,7 +250,51 @@ async def test_store_keeps_any_bytes_and_flags_the_worker(world: World) -> None:
         )
         assert session.info["mail_dirty"] is True
     row = await _row(world, email_id)
-    assert (row.raw, row.status, row.size, row.envelope_from) == (raw, RECEIVED, len(raw), "<>")
+    assert (row.status, row.size, row.envelope_from) == (RECEIVED, len(raw), "<>")
+    assert await _raw(world, email_id) == raw
+
+
+async def test_a_large_mail_is_stored_in_pieces_read_from_its_spool(world: World) -> None:
+    line = b".dot-stuffed lines stay as given, %06d\r\n"
+    raw = b"Subject: big\r\n\r\n" + b"".join(line % i for i in range(30_000))
+    spool = io.BytesIO(raw)
+    async with world.sessions()() as session, session.begin():
+        email_id = await store_received(
+            session=session,
+            workspace_id=world.ws,
+            raw=spool,
+            envelope_from="alice@acme.test",
+            envelope_to=[SUPPORT],
+            at=AT,
+        )
+    row = await _row(world, email_id)
+    async with world.sessions()() as session:
+        pieces = (
+            await session.exec(
+                select(EmailChunk.data)
+                .where(EmailChunk.email_id == email_id)
+                .order_by(col(EmailChunk.seq))
+            )
+        ).all()
+        other = await stored_raw(session=session, workspace_id=world.ws + 1, email_id=email_id)
+    assert (row.raw, row.size) == (b"", len(raw)) and len(raw) > 4 * CHUNK_BYTES
+    assert [len(p) for p in pieces[:-1]] == [CHUNK_BYTES] * (len(pieces) - 1)
+    assert await _raw(world, email_id) == raw and other is None
+
+
+async def test_mail_stored_whole_before_pieces_is_still_read_and_processed(world: World) -> None:
+    raw = build_mail(sender="alice@acme.test", subject="Stored the old way", body="Printer down")
+    async with world.sessions()() as session, session.begin():
+        row = EmailMessage(
+            workspace_id=world.ws, envelope_to=SUPPORT, size=len(raw), raw=raw, received_at=AT
+        )
+        session.add(row)
+        await session.flush()
+        assert row.id is not None
+        email_id = row.id
+    assert await _raw(world, email_id) == raw
+    outcome = await _process(world, email_id, Hooks())
+    assert outcome.status == PROCESSED and outcome.decision is DecisionKind.NEW_TICKET
 
 
 async def test_claim_leases_then_quarantines_after_the_attempts(world: World) -> None:
@@ -284,7 +334,7 @@ async def test_failures_are_retried_with_backoff_then_quarantined(world: World) 
             now = row.processed_at
     assert statuses == [RECEIVED, RECEIVED, RECEIVED, QUARANTINED]
     row = await _row(world, email_id)
-    assert "boom" in (row.outcome or "") and row.raw
+    assert "boom" in (row.outcome or "") and await _raw(world, email_id)
     async with world.sessions()() as session:
         listed = await list_mail(session=session, workspace_id=world.ws)
     assert [m.id for m in listed] == [email_id]
@@ -552,7 +602,8 @@ async def test_unreadable_mail_is_quarantined_with_its_reason(world: World) -> N
         )
     assert outcome.status == QUARANTINED
     row = await _row(world, email_id)
-    assert row.status == QUARANTINED and "TypeError" in (row.outcome or "") and row.raw
+    assert row.status == QUARANTINED and "TypeError" in (row.outcome or "")
+    assert await _raw(world, email_id)
 
 
 async def test_hostile_text_is_stored_safely(world: World) -> None:

@@ -13,7 +13,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import make_sessionmaker
-from models.inbound import QUEUED, InboundConfig, process_mail, read_mail, store_received
+from models.inbound_apply import InboundConfig, process_mail
+from models.inbound_read import read_mail
+from models.inbound_store import QUEUED, store_received
 from models.mail import REPLY_MARKER
 from models.outbox import EMAIL
 from models.people import PermissionDenied

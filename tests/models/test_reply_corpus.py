@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from models.inbound import read_mail
+from models.inbound_read import read_mail
 from tests.mail_corpus.cases import Case, all_cases
 from tests.mail_corpus.score import missing_words, normalise, run
 

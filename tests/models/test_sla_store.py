@@ -11,7 +11,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import make_sessionmaker
-from models.inbound import open_customer_ticket
+from models.inbound_apply import open_customer_ticket
 from models.replies import record_agent_reply
 from models.sla import PriorityTargets, Target, TargetStatus
 from models.sla_store import (

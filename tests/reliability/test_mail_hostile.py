@@ -32,13 +32,9 @@ from bot.db import make_engine, make_sessionmaker
 from bot.runtime import make_slack_client
 from bot.services import Services
 from handlers.ticket_notifications import SlackHooks
-from models.inbound import (
-    FINAL_STATUSES,
-    InboundConfig,
-    process_mail,
-    read_mail,
-    store_received,
-)
+from models.inbound_apply import InboundConfig, process_mail
+from models.inbound_read import read_mail
+from models.inbound_store import FINAL_STATUSES, store_received
 from models.tables import (
     Contact,
     Customer,

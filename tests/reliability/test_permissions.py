@@ -367,7 +367,7 @@ BRAVO = "BRAVO"  # every name and text of the second workspace carries it
 
 async def _fill(engine: AsyncEngine, ws: int, mark: str) -> dict[str, int]:
     """A workspace with people, a customer, a contract, rates, a ticket, time and mail."""
-    from models import inbound, outbox, timelog
+    from models import inbound_store, outbox, timelog
     from models.tables import EmailMessage, EventKind, TicketEvent
 
     w = World(engine, ws)
@@ -421,7 +421,7 @@ async def _fill(engine: AsyncEngine, ws: int, mark: str) -> dict[str, int]:
                 slack_ts=f"9.{len(mark)}",
             )
         )
-        mail_id = await inbound.store_received(
+        mail_id = await inbound_store.store_received(
             session=s,
             workspace_id=ws,
             raw=f"From: pat@{mark.lower()}.test\r\nSubject: {mark}\r\n\r\nhi".encode(),
@@ -491,13 +491,13 @@ WRITES = {
     "exports.set_labour_allocation",
     "importer.import_csv",
     "importer.write_time_rows",
-    "inbound.claim_received",
-    "inbound.move_status",
-    "inbound.open_customer_ticket",
-    "inbound.process_mail",
-    "inbound.record_customer_reply",
-    "inbound.release_mail",
-    "inbound.store_received",
+    "inbound_store.claim_received",
+    "inbound_apply.move_status",
+    "inbound_apply.open_customer_ticket",
+    "inbound_apply.process_mail",
+    "inbound_apply.record_customer_reply",
+    "inbound_store.release_mail",
+    "inbound_store.store_received",
     "intake.claim_requests",  # a leasing write; scoped per workspace in tests/models/test_intake.py
     "intake.store_request",
     "intake.store_requests",
@@ -621,7 +621,8 @@ async def test_no_read_function_returns_another_workspaces_rows(
     from models import (
         customer_channel,
         directory,
-        inbound,
+        inbound_apply,
+        inbound_store,
         notify,
         outbox,
         people,
@@ -633,7 +634,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
         workspaces,
     )
     from models import engine as profit
-    from models.inbound import InboundConfig
+    from models.inbound_apply import InboundConfig
     from models.periods import parse_period
     from models.tables import EventKind, TicketEvent
     from models.threading import MailFacts
@@ -793,15 +794,15 @@ async def test_no_read_function_returns_another_workspaces_rows(
             lambda s: profit.stored_rows(session=s, workspace_id=ws, period=june),
         ),
         (
-            "inbound.contact_by_email",
-            lambda s: inbound.contact_by_email(
+            "inbound_apply.contact_by_email",
+            lambda s: inbound_apply.contact_by_email(
                 session=s, workspace_id=ws, email=f"pat@{BRAVO.lower()}.test"
             ),
         ),
         (
-            "inbound.count_recent_from",
+            "inbound_apply.count_recent_from",
             lambda s: _zero(
-                inbound.count_recent_from(
+                inbound_apply.count_recent_from(
                     session=s,
                     workspace_id=ws,
                     sender=f"pat@{BRAVO.lower()}.test",
@@ -812,16 +813,21 @@ async def test_no_read_function_returns_another_workspaces_rows(
             ),
         ),
         (
-            "inbound.customer_by_domain",
-            lambda s: inbound.customer_by_domain(
+            "inbound_apply.customer_by_domain",
+            lambda s: inbound_apply.customer_by_domain(
                 session=s, workspace_id=ws, domain=f"{BRAVO.lower()}.test"
             ),
         ),
-        ("inbound.list_mail", lambda s: inbound.list_mail(session=s, workspace_id=ws)),
-        ("inbound.next_retry_at", lambda s: inbound.next_retry_at(session=s, workspace_id=ws)),
+        ("inbound_store.list_mail", lambda s: inbound_store.list_mail(session=s, workspace_id=ws)),
         (
-            "inbound.thread_lookup",
-            lambda s: inbound.thread_lookup(session=s, workspace_id=ws, mail=mail, config=config),
+            "inbound_store.next_retry_at",
+            lambda s: inbound_store.next_retry_at(session=s, workspace_id=ws),
+        ),
+        (
+            "inbound_apply.thread_lookup",
+            lambda s: inbound_apply.thread_lookup(
+                session=s, workspace_id=ws, mail=mail, config=config
+            ),
         ),
         ("notify.admin_slack_ids", lambda s: notify.admin_slack_ids(session=s, workspace_id=ws)),
         ("notify.plan_customer_reply", lambda s: _plan(s, notify, ws, alpha_ticket, at)),
@@ -1037,7 +1043,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
         ),
     ]
     reads += await _sla_reads(engine, ws, bravo, bravo_ticket, june, at)
-    reads += _new_reads(ws, bravo_ticket)
+    reads += _new_reads(ws, bravo_ticket, b["mail"])
     for name, call in reads:
         await check(name, call)
 
@@ -1150,8 +1156,8 @@ CLAIMS = {
     "alerts.claim_deliveries",
     "outbox.claim_due",
     "outbox.next_due_at",
-    "inbound.claim_received",
-    "inbound.next_retry_at",
+    "inbound_store.claim_received",
+    "inbound_store.next_retry_at",
 }
 
 # Functions of models/ that take a session but no workspace: each acts only on the rows or ids
@@ -1166,7 +1172,7 @@ GIVEN_ROWS = {
     "intake.release_claim",
     "intake.settle_failure",
     "tickets.created_event",  # one ticket's first event, the ticket found scoped first
-    "inbound.record_failure",  # one mail by id (claimed for the workspace)
+    "inbound_store.record_failure",  # one mail by id (claimed for the workspace)
     "outbox.extend_leases",  # rows this worker holds (by id and owner)
     "outbox.is_queued",  # one idempotency key (keys name their workspace)
     "outbox.mark_dead",
@@ -1206,7 +1212,7 @@ async def test_claims_take_only_their_workspaces_rows(
 ) -> None:
     """Outbox rows, stored events and received mails of two workspaces, all due: each claim
     takes its own workspace's (its team's) only, and the next-due scans see only those."""
-    from models import inbound, outbox, slack_events
+    from models import inbound_store, outbox, slack_events
     from models.tables import EmailMessage
 
     assert workspace.id is not None
@@ -1232,7 +1238,7 @@ async def test_claims_take_only_their_workspaces_rows(
                 body={"team_id": team, "event_id": f"Ev{ws}", "event": {"type": "app_mention"}},
                 at=at,
             )
-            await inbound.store_received(
+            await inbound_store.store_received(
                 session=s,
                 workspace_id=ws,
                 raw=b"Subject: x\r\n\r\nx",
@@ -1248,17 +1254,19 @@ async def test_claims_take_only_their_workspaces_rows(
             assert due is None
             events = await slack_events.claim_pending(session=s, team_id=team, now=at)
             assert [e.team_id for e in events] == [team]
-            assert await inbound.next_retry_at(session=s, workspace_id=ws) is None
-            mails = await inbound.claim_received(session=s, workspace_id=ws, now=at)
+            assert await inbound_store.next_retry_at(session=s, workspace_id=ws) is None
+            mails = await inbound_store.claim_received(session=s, workspace_id=ws, now=at)
         assert len(mails) == 1
         async with sessions() as s:
             mail = await s.get(EmailMessage, mails[0])
             assert mail is not None and mail.workspace_id == ws
 
 
-def _new_reads(ws: int, bravo_ticket: Ticket) -> list[tuple[str, Callable[[Any], Any]]]:
+def _new_reads(
+    ws: int, bravo_ticket: Ticket, bravo_mail: int
+) -> list[tuple[str, Callable[[Any], Any]]]:
     """Reads of alerts, mail and holidays, asked for the other workspace's rows by id."""
-    from models import alerts, inbound, sla_store
+    from models import alerts, inbound_store, sla_store
 
     assert bravo_ticket.id is not None
     return [
@@ -1281,8 +1289,12 @@ def _new_reads(ws: int, bravo_ticket: Ticket) -> list[tuple[str, Callable[[Any],
             ),
         ),
         (
-            "inbound.full_message",
-            lambda s: inbound.full_message(session=s, workspace_id=ws, event_id=1),
+            "inbound_store.full_message",
+            lambda s: inbound_store.full_message(session=s, workspace_id=ws, event_id=1),
+        ),
+        (
+            "inbound_store.stored_raw",
+            lambda s: inbound_store.stored_raw(session=s, workspace_id=ws, email_id=bravo_mail),
         ),
         ("sla_store.list_holidays", lambda s: sla_store.list_holidays(session=s, workspace_id=ws)),
     ]

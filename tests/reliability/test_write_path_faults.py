@@ -30,7 +30,7 @@ from handlers.blocks.tickets import Field, FormMeta
 from handlers.ticket_notifications import SlackHooks
 from handlers.tickets import SORRY, handle_ticket_command, handle_ticket_submission
 from jobs.mail import process_one
-from models.inbound import PROCESSED, RECEIVED, store_received
+from models.inbound_store import PROCESSED, RECEIVED, store_received
 from models.tables import Contact, Customer, EmailMessage, Member, Role, Workspace
 from tests.conftest import make_settings
 from tests.smtp_sink import build_mail

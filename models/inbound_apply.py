@@ -1,16 +1,11 @@
-"""Inbound mail: keep the raw message first, then turn it into ticket changes in one transaction.
+"""Applying stored inbound mail: turn a parsed mail into ticket changes in one transaction.
 
-The SMTP receiver calls `store_received` before it answers 250, so a mail Docket accepted is
-never lost. The mail worker claims stored rows (`claim_received`), reads them off the event loop
-(`read_mail`: parse and cut the reply, both pure), and applies the threading decision with
-`process_mail`: a customer reply event, a reopen or a status move, a new or follow-up ticket,
-attachment metadata, and the notifications, all in the caller's transaction. A failure is
-recorded on the row and retried a few times (`record_failure`); then the mail is quarantined
-for an admin, raw bytes and error kept.
-
-Every stored mail ends in one status with its reason in `outcome`:
-received (waiting), processed, ignored, held (unknown sender, for an admin), quarantined.
-Slack and notification details come from the caller through `InboundHooks`.
+The mail worker reads a stored mail off the event loop (models.inbound_read: parse and cut the
+reply, both pure) and applies the threading decision with `process_mail`: a customer reply event, a
+reopen or a status move, a new or follow-up ticket, attachment metadata, and the
+notifications, all in the caller's transaction. Storing, leasing and settling the rows is
+models.inbound_store. Slack and notification details come from the caller through
+`InboundHooks`.
 """
 
 from __future__ import annotations
@@ -24,10 +19,22 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.inbound_read import ReadMail
+from models.inbound_store import (
+    BOUNCED,
+    HELD,
+    IGNORED,
+    MAIL_TEXT_MAX,
+    OUTCOME_MAX,
+    PROCESSED,
+    QUARANTINED,
+    RECEIVED,
+    clean_opt,
+    clean_text,
+)
 from models.lifecycle import can_move
-from models.mail import AutoKind, MailRejected, ParsedMail, parse_message
+from models.mail import AutoKind, ParsedMail
 from models.mailauth import sender_authenticated
-from models.reply_text import Cut, extract
 from models.sla_store import refresh_ticket_sla
 from models.sql import dialect, insert_ignore
 from models.tables import (
@@ -67,23 +74,10 @@ from models.tickets import (
     workspace_today,
 )
 
-RECEIVED = "received"
-PROCESSED = "processed"
-IGNORED = "ignored"
-HELD = "held"
-QUARANTINED = "quarantined"
-# Outgoing mail (models.replies) uses these.
-QUEUED = "queued"
-BOUNCED = "bounced"
-
-FINAL_STATUSES = (PROCESSED, IGNORED, HELD, QUARANTINED)
-MAX_ATTEMPTS = 4
 FLOOD_LIMIT = 5
 FLOOD_WINDOW = timedelta(minutes=5)
 EVENT_BODY_MAX = 20_000
-MAIL_TEXT_MAX = 200_000  # characters of a mail's text kept with it
 _MAX_IDS = 101
-_OUTCOME_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -127,17 +121,6 @@ class InboundHooks(Protocol):
 
 
 @dataclass(frozen=True)
-class ReadMail:
-    """A stored mail as read off the event loop: parsed, with only the new text cut out."""
-
-    parsed: ParsedMail | None
-    reply_text: str
-    rejected: str | None = None
-    cut: Cut = Cut.NONE
-    language: str | None = None
-
-
-@dataclass(frozen=True)
 class MailOutcome:
     """What processing did with one mail."""
 
@@ -147,199 +130,6 @@ class MailOutcome:
     ticket_id: int | None = None
     ticket_number: int | None = None
     event_id: int | None = None
-
-
-def clean_text(text: str | None, limit: int) -> str:
-    """Text fit for both databases: no NUL, no lone surrogates, at most `limit` characters."""
-    if not text:
-        return ""
-    text = text.replace("\x00", "")
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    return text[:limit]
-
-
-def _clean_opt(text: str | None, limit: int) -> str | None:
-    return clean_text(text, limit) or None
-
-
-def envelope_sender(mail_from: str | None) -> str | None:
-    """The SMTP MAIL FROM as models.mail wants it ("" for the null sender of bounces)."""
-    if mail_from is None:
-        return None
-    return mail_from.strip().strip("<>")
-
-
-def read_mail(raw: bytes, *, envelope_from: str | None) -> ReadMail:
-    """Parse a stored mail and cut out the new text. Pure and blocking: run it in a thread."""
-    try:
-        parsed = parse_message(raw, envelope_from=envelope_sender(envelope_from))
-    except MailRejected as exc:
-        return ReadMail(None, "", exc.reason)
-    if parsed.auto_kind is not None:
-        return ReadMail(parsed, parsed.text[:2000].strip())
-    found = extract(parsed.reply_source, subject=parsed.subject)
-    return ReadMail(parsed, found.reply, cut=found.cut, language=found.language)
-
-
-# --------------------------------------------------------------------------- storage
-
-
-async def store_received(
-    *,
-    session: AsyncSession,
-    workspace_id: int,
-    raw: bytes,
-    envelope_from: str | None,
-    envelope_to: Sequence[str],
-    at: datetime,
-) -> int:
-    """Keep a mail exactly as received (status "received") and wake the mail worker.
-
-    Nothing here parses the message: storing must not fail on what a sender wrote.
-    """
-    row = EmailMessage(
-        workspace_id=workspace_id,
-        direction="in",
-        status=RECEIVED,
-        envelope_from=_clean_opt(envelope_from, 320),
-        envelope_to=clean_text(", ".join(envelope_to), 2000),
-        size=len(raw),
-        raw=bytes(raw),
-        received_at=at,
-    )
-    session.add(row)
-    await session.flush()
-    assert row.id is not None
-    session.info["mail_dirty"] = True
-    return row.id
-
-
-async def claim_received(
-    *,
-    session: AsyncSession,
-    workspace_id: int,
-    now: datetime,
-    limit: int = 10,
-    lease_seconds: int = 300,
-    max_attempts: int = MAX_ATTEMPTS,
-) -> list[int]:
-    """Lease due "received" mails, oldest first, and return their ids.
-
-    While a mail is "received", `processed_at` is the time before which no worker may take it
-    (a lease, or the back-off after a failure), as for stored Slack events. A mail whose
-    attempts are used up here (its worker died mid-way every time) is quarantined instead.
-    """
-    stmt = (
-        select(EmailMessage)
-        .where(
-            EmailMessage.workspace_id == workspace_id,
-            EmailMessage.direction == "in",
-            EmailMessage.status == RECEIVED,
-            sa.or_(col(EmailMessage.processed_at).is_(None), col(EmailMessage.processed_at) <= now),
-        )
-        .order_by(col(EmailMessage.id))
-        .limit(limit)
-    )
-    if dialect(session) == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    ids: list[int] = []
-    for row in (await session.exec(stmt)).all():
-        assert row.id is not None
-        if row.attempts >= max_attempts:
-            row.status = QUARANTINED
-            row.outcome = clean_text(
-                f"gave up after {row.attempts} attempts; last: {row.outcome or 'worker stopped'}",
-                _OUTCOME_MAX,
-            )
-            row.processed_at = now
-        else:
-            row.attempts += 1
-            row.processed_at = now + timedelta(seconds=lease_seconds)
-            ids.append(row.id)
-        session.add(row)
-    await session.flush()
-    return ids
-
-
-async def next_retry_at(*, session: AsyncSession, workspace_id: int) -> datetime | None:
-    """When the earliest waiting mail may be taken (for the worker's sleep)."""
-    stmt = select(sa.func.min(EmailMessage.processed_at)).where(
-        EmailMessage.workspace_id == workspace_id,
-        EmailMessage.direction == "in",
-        EmailMessage.status == RECEIVED,
-    )
-    return (await session.exec(stmt)).first()
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """Back-off after a failed attempt: 30 s, 2 min, 8 min, ..."""
-    return timedelta(seconds=30 * 4 ** max(0, attempts - 1))
-
-
-async def record_failure(
-    *,
-    session: AsyncSession,
-    email_id: int,
-    error: str,
-    at: datetime,
-    max_attempts: int = MAX_ATTEMPTS,
-) -> str:
-    """Note a failed attempt; quarantine the mail once its attempts are used up.
-
-    Returns the mail's status afterwards ("received" while it will be retried).
-    """
-    row = await session.get(EmailMessage, email_id)
-    if row is None:
-        return QUARANTINED
-    if row.status != RECEIVED:
-        return row.status
-    if row.attempts >= max_attempts:
-        row.status = QUARANTINED
-        row.outcome = clean_text(f"failed {row.attempts} times; last error: {error}", _OUTCOME_MAX)
-        row.processed_at = at
-    else:
-        row.outcome = clean_text(f"attempt {row.attempts} failed: {error}", _OUTCOME_MAX)
-        row.processed_at = at + retry_delay(row.attempts)
-        session.info["mail_dirty"] = True
-    session.add(row)
-    await session.flush()
-    return row.status
-
-
-async def list_mail(
-    *,
-    session: AsyncSession,
-    workspace_id: int,
-    statuses: Sequence[str] = (QUARANTINED, HELD),
-    limit: int = 20,
-) -> list[EmailMessage]:
-    """Inbound mails in these statuses, newest first (what admins look at)."""
-    stmt = (
-        select(EmailMessage)
-        .where(
-            EmailMessage.workspace_id == workspace_id,
-            EmailMessage.direction == "in",
-            col(EmailMessage.status).in_(list(statuses)),
-        )
-        .order_by(col(EmailMessage.id).desc())
-        .limit(limit)
-    )
-    return list((await session.exec(stmt)).all())
-
-
-async def release_mail(
-    *, session: AsyncSession, workspace_id: int, email_id: int, at: datetime
-) -> bool:
-    """Put a quarantined mail back in the queue (an admin fixed the cause); False if not one."""
-    row = await session.get(EmailMessage, email_id)
-    if row is None or row.workspace_id != workspace_id or row.status != QUARANTINED:
-        return False
-    row.status = RECEIVED
-    row.attempts = 0
-    row.processed_at = at
-    session.add(row)
-    session.info["mail_dirty"] = True
-    return True
 
 
 # --------------------------------------------------------------------------- lookups
@@ -706,8 +496,8 @@ async def open_customer_ticket(
             customer_id=customer_id,
             contact_id=contact_id,
             contract_id=contract_id,
-            requester_email=_clean_opt(requester_email, 320),
-            source_permalink=_clean_opt(source_permalink, 500),
+            requester_email=clean_opt(requester_email, 320),
+            source_permalink=clean_opt(source_permalink, 500),
         ),
         actor=None,
         at=at,
@@ -756,7 +546,7 @@ def _attachments_meta(parsed: ParsedMail) -> list[dict[str, Any]]:
 
 
 def _summary(reasons: Sequence[str]) -> str:
-    return clean_text("; ".join(reasons), _OUTCOME_MAX)
+    return clean_text("; ".join(reasons), OUTCOME_MAX)
 
 
 async def _duplicate_of(
@@ -837,9 +627,9 @@ async def process_mail(
         await session.flush()
         return result
 
-    row.message_id = _clean_opt(parsed.message_id, 998)
-    row.in_reply_to = _clean_opt(parsed.in_reply_to, 998)
-    row.from_addr = _clean_opt(parsed.from_addr, 320)
+    row.message_id = clean_opt(parsed.message_id, 998)
+    row.in_reply_to = clean_opt(parsed.in_reply_to, 998)
+    row.from_addr = clean_opt(parsed.from_addr, 320)
     row.subject = clean_text(parsed.subject, 998)
     row.text = clean_text(parsed.text, MAIL_TEXT_MAX)
     row.attachments = _attachments_meta(parsed)
@@ -1049,56 +839,6 @@ async def _mark_bounced(
     if sent is None:
         return False
     sent.status = BOUNCED
-    sent.outcome = clean_text(f"bounced (reported {at.isoformat()})", _OUTCOME_MAX)
+    sent.outcome = clean_text(f"bounced (reported {at.isoformat()})", OUTCOME_MAX)
     session.add(sent)
     return True
-
-
-# --------------------------------------------------------------------------- the whole message
-
-
-@dataclass(frozen=True)
-class FullMessage:
-    """A customer message as it arrived, for the "Show full message" view."""
-
-    ticket_id: int
-    ticket_number: int
-    title: str
-    sender: str
-    subject: str
-    text: str  # the whole mail in text form (HTML converted), or the message's own text
-    from_mail: bool
-    truncated: bool = False  # the mail was longer than Docket keeps
-
-
-async def full_message(
-    *, session: AsyncSession, workspace_id: int, event_id: int
-) -> FullMessage | None:
-    """The whole message behind a customer-reply event, or None when there is none to show.
-
-    For a mail that is every line of its text, quoted history and signature included (the
-    event itself holds only the new text); for a message from a customer's Slack channel it
-    is the event's own text.
-    """
-    event = await session.get(TicketEvent, event_id)
-    if event is None or event.workspace_id != workspace_id:
-        return None
-    if event.kind not in (EventKind.CUSTOMER_REPLY, EventKind.CREATED):
-        return None
-    ticket = await session.get(Ticket, event.ticket_id)
-    if ticket is None or ticket.workspace_id != workspace_id:
-        return None
-    mail = await session.get(EmailMessage, event.email_id) if event.email_id else None
-    if mail is not None and mail.workspace_id != workspace_id:
-        mail = None
-    assert ticket.id is not None
-    return FullMessage(
-        ticket_id=ticket.id,
-        ticket_number=ticket.number,
-        title=ticket.title,
-        sender=event.actor_label or (mail.from_addr if mail else None) or "the customer",
-        subject=(mail.subject or "") if mail else "",
-        text=(mail.text or "") if mail is not None and mail.text else event.body,
-        from_mail=mail is not None,
-        truncated=mail is not None and len(mail.text or "") >= MAIL_TEXT_MAX,
-    )

@@ -28,7 +28,10 @@ from handlers import (
     profit_cmd,
     settings_admin,
     sla_admin,
-    tickets,
+    ticket_buttons,
+    ticket_command,
+    ticket_form,
+    ticket_notes,
     time_cmd,
 )
 from handlers.events import EventRouter
@@ -40,7 +43,9 @@ def register_listeners(app: AsyncApp) -> EventRouter:
     """Wire every handler package's listeners into `app`; returns the stored-event router."""
     events.register(app)
     mentions.register(app)
-    tickets.register(app)
+    ticket_command.register(app)
+    ticket_form.register(app)
+    ticket_buttons.register(app)
     time_cmd.register(app)
     profit_cmd.register(app)
     admin.register(app)
@@ -57,7 +62,7 @@ def register_listeners(app: AsyncApp) -> EventRouter:
 
     router = EventRouter()
     mentions.register_events(router)
-    tickets.register_events(router)
+    ticket_notes.register_events(router)
     conversation.register_events(router)
     customer_channels.register_events(router)
     home.register_events(router)

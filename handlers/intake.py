@@ -21,7 +21,7 @@ from handlers.blocks.intake import (
 from handlers.blocks.tickets import form_errors, parse_ticket_form
 from handlers.docket_cmd import split_subcommand
 from handlers.ids import Action, Command, View
-from handlers.tickets import parse_ticket_text
+from handlers.ticket_command import parse_ticket_text
 from handlers.time_cmd import read_form
 from models.timeparse import DeleteTime, EditTime, LogTime, TimeTextError, parse_command
 

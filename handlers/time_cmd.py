@@ -736,7 +736,8 @@ async def handle_log_time_action(
 
 def register(app: AsyncApp) -> None:
     app.command(Command.TIME.value)(handle_time_command)
-    # The card's Log time (Action.LOG_TIME) is wired in handlers.tickets, which checks the role.
+    # The card's Log time (Action.LOG_TIME) is wired in handlers.ticket_buttons, which checks
+    # the role.
     app.action(Action.HOME_LOG_TIME.value)(handle_log_time_action)
     app.view(View.LOG_TIME.value)(handle_log_time_submission)
     app.options(Action.TIME_TARGET.value)(handle_target_options)

@@ -18,6 +18,7 @@ from handlers import (
     conversation,
     customer_channels,
     directory_admin,
+    directory_forms,
     docket_cmd,
     events,
     full_message,
@@ -55,6 +56,7 @@ def register_listeners(app: AsyncApp) -> EventRouter:
     outbox_admin.register(app)
     settings_admin.register(app)
     directory_admin.register(app)
+    directory_forms.register(app)
     integrations_admin.register(app)
     sla_admin.register(app)
     # Last: its help answers any /docket text no other listener matched.

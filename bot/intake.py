@@ -20,6 +20,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
+from handlers.ack import ACK_BUDGET_SECONDS, within_ack_budget
 from handlers.blocks.intake import form_not_saved_text
 from handlers.intake import classify, request_kind, request_name
 from jobs.intake import Deliver, IntakeWorker, Runner, StoredRequest
@@ -74,10 +75,6 @@ def response_url_of(payload: dict[str, Any]) -> str | None:
 
 
 BUSY = "Docket is busy right now and nothing was saved. Please try again in a moment."
-# Slack waits 3 s for the answer: a store that cannot commit in time is refused instead.
-STORE_BUDGET_SECONDS = 2.0
-# A form's work runs at once for up to this long, so its answer can go back in the response.
-SUBMISSION_BUDGET_SECONDS = 2.0
 
 
 async def accept(
@@ -130,7 +127,7 @@ async def accept(
         worker.owner if run_now and worker else None,
         worker.lease_seconds if worker else LEASE_SECONDS,
     )
-    if not await store.store(pending, budget=STORE_BUDGET_SECONDS):
+    if not await store.store(pending, budget=ACK_BUDGET_SECONDS):
         logger.warning("refused a %s %s: the database did not take it in time", kind, name)
         if kind == "view_submission":
             errors = {_first_block(payload): BUSY}
@@ -142,7 +139,7 @@ async def accept(
     elif run_now:
         assert worker is not None
         answer = await worker.run_now(
-            StoredRequest.of_request(stored, request), budget=SUBMISSION_BUDGET_SECONDS
+            StoredRequest.of_request(stored, request), budget=ACK_BUDGET_SECONDS
         )
         if answer is not None:  # finished in time: its own answer ("" for a plain ack)
             return web.Response(body=answer.encode(), content_type="application/json")
@@ -192,8 +189,7 @@ class IntakeStore:
         self._queue.append(pending)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
-        done, _ = await asyncio.wait({pending.done}, timeout=budget)
-        if done or pending.committing:
+        if (await within_ack_budget(pending.done, budget=budget)).done() or pending.committing:
             await pending.done
             return True
         pending.abandoned = True

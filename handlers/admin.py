@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
-from handlers.ack import tell_by_dm, within_ack_budget
+from handlers.ack import Answer, answer_within_budget
 from handlers.blocks.common import Block, context, cut, plain, safe, section
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
@@ -219,43 +219,36 @@ async def handle_member_submission(
     if errors:
         await ack(response_action="errors", errors=errors)
         return
-    task = await within_ack_budget(_save_member_answer(services, client, body, form))
-    if task.done():
-        await ack(**task.result())
-        return
-    # Slack stops waiting at 3 s: close the modal and report the outcome by DM.
-    await ack()
-    result = await task
-    if result.get("response_action") == "errors":
-        actor_id = str((body.get("user") or {}).get("id") or "")
-        reasons = " ".join(str(e) for e in result["errors"].values())
-        await tell_by_dm(
-            client, actor_id, safe(f"The member change was not saved: {reasons}", 2000)
-        )
+    actor_id = str((body.get("user") or {}).get("id") or "")
+    await answer_within_budget(
+        ack, client, actor_id, _save_member_answer(services, client, body, form)
+    )
 
 
 async def _save_member_answer(
     services: Services, client: AsyncWebClient, body: dict[str, Any], form: MemberForm
-) -> dict[str, Any]:
+) -> Answer:
     try:
         return await _save_member(services, client, body, form)
     except Exception:
         logger.exception("saving a member failed")
-        return {
-            "response_action": "errors",
-            "errors": {USER_BLOCK: "Sorry, Docket could not save that. Please try again."},
-        }
+        return _refused({USER_BLOCK: "Sorry, Docket could not save that. Please try again."})
+
+
+def _refused(errors: dict[str, str]) -> Answer:
+    reasons = " ".join(errors.values())
+    return Answer(errors=errors, late=safe(f"The member change was not saved: {reasons}", 2000))
 
 
 async def _save_member(
     services: Services, client: AsyncWebClient, body: dict[str, Any], form: MemberForm
-) -> dict[str, Any]:
+) -> Answer:
     actor_id = str((body.get("user") or {}).get("id") or "")
     actor = await resolve_member(services, actor_id, client=client)
     try:
         require_admin(actor)
     except PermissionDenied as exc:
-        return {"response_action": "errors", "errors": {USER_BLOCK: str(exc)}}
+        return _refused({USER_BLOCK: str(exc)})
     assert form.slack_user_id is not None
     target = await resolve_member(services, form.slack_user_id, client=client)
     assert target.id is not None
@@ -271,11 +264,11 @@ async def _save_member(
                 at=services.now(),
             )
     except LastAdminError as exc:
-        return {"response_action": "errors", "errors": {ACCESS_BLOCK: str(exc)}}
+        return _refused({ACCESS_BLOCK: str(exc)})
     except DirectoryError as exc:
-        return {"response_action": "errors", "errors": {GROUP_BLOCK: str(exc)}}
+        return _refused({GROUP_BLOCK: str(exc)})
     line = RosterLine(member.slack_user_id, member.name, form.access, form.group or None)
-    return {"response_action": "update", "view": build_member_saved(line)}
+    return Answer(view=build_member_saved(line))
 
 
 def register(app: AsyncApp) -> None:

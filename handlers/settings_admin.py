@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
-from handlers.ack import tell_by_dm, within_ack_budget
+from handlers.ack import Answer, answer_within_budget
 from handlers.blocks.common import Block, context, plain, section
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
@@ -297,29 +297,24 @@ async def handle_settings_submission(
     now = services.now()
     user_id = str(body["user"]["id"])
 
-    async def save() -> tuple[Member, Workspace | None, bool]:
+    saved: tuple[Member | None, Workspace | None, bool] = (None, None, False)
+
+    async def save() -> Answer:
+        nonlocal saved
         member = await resolve_member(services, user_id, client=client)
         if not is_admin(member):
-            return member, None, False
+            saved = (member, None, False)
+            return Answer(errors={Field.TIMEZONE.value: NOT_ADMIN}, late=NOT_ADMIN)
         async with services.transaction() as session:
             ws = await get_workspace(session=session, workspace_id=services.workspace_id)
             # The workspace row belongs to this session: its changes are written at commit.
             changed = apply_settings(ws, data, now=now)
-        return member, ws, changed
+        saved = (member, ws, changed)
+        return Answer(view=build_saved_view(ws, now=now), late="Settings saved.")
 
-    task = await within_ack_budget(save())
-    if not task.done():
-        # Slack stops waiting at 3 s: close the modal; the outcome comes by DM.
-        await ack()
-        member, ws, changed = await task
-        await tell_by_dm(client, user_id, NOT_ADMIN if ws is None else "Settings saved.")
-    else:
-        member, ws, changed = task.result()
-        if ws is None:
-            await ack(response_action="errors", errors={Field.TIMEZONE.value: NOT_ADMIN})
-            return
-        await ack(response_action="update", view=build_saved_view(ws, now=now))
-    if ws is None:
+    await answer_within_budget(ack, client, user_id, save())
+    member, ws, changed = saved
+    if ws is None or member is None:
         return
     services.timezone = ZoneInfo(ws.timezone)
     if changed and services.on_reschedule is not None:

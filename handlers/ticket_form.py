@@ -20,8 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
-from handlers.ack import tell_by_dm, within_ack_budget
-from handlers.blocks.common import safe
+from handlers.ack import Answer, answer_within_budget
 from handlers.blocks.tickets import (
     Choice,
     Field,
@@ -315,28 +314,20 @@ async def handle_ticket_submission(
         await ack(response_action="errors", errors=errors)
         return
     user_id, user_name = user_of(body)
-    task = await within_ack_budget(_save_form(services, client, user_id, user_name, form, meta))
-    if not task.done():
-        # Slack stops waiting at 3 s: close the form and report the outcome by DM.
-        await ack()
-        result = await task
-        if result.errors:
-            await tell_by_dm(
-                client,
-                user_id,
-                safe("Your ticket form was not saved: " + " ".join(result.errors.values()), 2000),
-            )
-    else:
-        result = task.result()
-        if result.errors:
-            await ack(response_action="errors", errors=result.errors)
-            return
-        assert result.card is not None
-        await ack(
-            response_action="update",
-            view=build_saved_view(result.card, created=result.created, channel=result.channel),
+    saved = SaveResult()
+
+    async def save() -> Answer:
+        nonlocal saved
+        saved = await _save_form(services, client, user_id, user_name, form, meta)
+        if saved.errors:
+            return Answer.refused(saved.errors, what="ticket form")
+        assert saved.card is not None
+        return Answer(
+            view=build_saved_view(saved.card, created=saved.created, channel=saved.channel)
         )
-    await refresh_homes(services, result.homes)
+
+    await answer_within_budget(ack, client, user_id, save())
+    await refresh_homes(services, saved.homes)
 
 
 async def _save_form(

@@ -21,10 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
+from handlers.ack import Answer, answer_within_budget
 from handlers.blocks.common import Block, context, escape, plain, safe, section
 from handlers.ids import Action, Command, View
 from handlers.people import on_team, resolve_member, team_member
-from handlers.respond import for_stored_request
+from handlers.respond import SORRY, for_stored_request
 from models import engine as profit
 from models.directory import list_contracts, list_customers, workspace_today
 from models.money import format_amount, round_subunits
@@ -58,7 +59,6 @@ from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
 
-SORRY = "Sorry, Docket could not do that just now. Please try again."
 HELP = (
     "*Log time*\n"
     "• `/time 1h30 #123 fixed the VPN` — also `90m`, `1.5h`, `1:30`\n"
@@ -648,55 +648,64 @@ async def handle_log_time_submission(
     except ValueError:
         metadata = {}
     user_id = str((body.get("user") or {}).get("id") or "")
-    try:
-        member = await resolve_member(services, user_id, client=client)
-        async with services.transaction() as session:
-            today = await workspace_today(
-                session=session, workspace_id=services.workspace_id, at=services.now()
-            )
-            ticket_id = metadata.get("ticket_id")
-            customer_id = contract_id = None
-            if ticket_id is None and form.ticket_number is not None:
-                ticket = await ticket_by_number(
-                    session=session, workspace_id=services.workspace_id, number=form.ticket_number
+    saved: tuple[Member, int] | None = None
+
+    async def save() -> Answer:
+        nonlocal saved
+        try:
+            member = await resolve_member(services, user_id, client=client)
+            async with services.transaction() as session:
+                today = await workspace_today(
+                    session=session, workspace_id=services.workspace_id, at=services.now()
                 )
-                if ticket is None:
-                    await ack(
-                        response_action="errors",
-                        errors={B_TICKET: f"There is no ticket #{form.ticket_number}."},
+                ticket_id = metadata.get("ticket_id")
+                customer_id = contract_id = None
+                if ticket_id is None and form.ticket_number is not None:
+                    ticket = await ticket_by_number(
+                        session=session,
+                        workspace_id=services.workspace_id,
+                        number=form.ticket_number,
                     )
-                    return
-                ticket_id = ticket.id
-            if ticket_id is None and form.target:
-                kind, _, raw = form.target.partition(":")
-                if kind == "c":
-                    customer_id = int(raw)
-                elif kind == "k":
-                    contract_id = int(raw)
-            entry = await log_time(
-                session=session,
-                workspace_id=services.workspace_id,
-                member=member,
-                minutes=form.minutes,
-                work_date=form.work_date,
-                today=today,
-                at=services.now(),
-                ticket_id=ticket_id,
-                customer_id=customer_id,
-                contract_id=contract_id,
-                billable=form.billable,
-                note=form.note,
-            )
-            entry_id = entry.id
-    except TimeRefused as exc:
-        await ack(response_action="errors", errors={_field_for(str(exc)): str(exc)})
+                    if ticket is None:
+                        return Answer.refused(
+                            {B_TICKET: f"There is no ticket #{form.ticket_number}."},
+                            what="time entry",
+                        )
+                    ticket_id = ticket.id
+                if ticket_id is None and form.target:
+                    kind, _, raw = form.target.partition(":")
+                    if kind == "c":
+                        customer_id = int(raw)
+                    elif kind == "k":
+                        contract_id = int(raw)
+                assert form.minutes is not None and form.work_date is not None
+                entry = await log_time(
+                    session=session,
+                    workspace_id=services.workspace_id,
+                    member=member,
+                    minutes=form.minutes,
+                    work_date=form.work_date,
+                    today=today,
+                    at=services.now(),
+                    ticket_id=ticket_id,
+                    customer_id=customer_id,
+                    contract_id=contract_id,
+                    billable=form.billable,
+                    note=form.note,
+                )
+                assert entry.id is not None
+                saved = (member, entry.id)
+        except TimeRefused as exc:
+            return Answer.refused({_field_for(str(exc)): str(exc)}, what="time entry")
+        except Exception:
+            logger.exception("logging time from the form failed")
+            return Answer.refused({B_DURATION: SORRY}, what="time entry")
+        return Answer()
+
+    await answer_within_budget(ack, client, user_id, save())
+    if saved is None:
         return
-    except Exception:
-        logger.exception("logging time from the form failed")
-        await ack(response_action="errors", errors={B_DURATION: SORRY})
-        return
-    await ack()
-    assert entry_id is not None
+    member, entry_id = saved
     try:
         blocks = await confirmation(services, member, entry_id)
         async with services.transaction() as session:

@@ -24,7 +24,7 @@ from sqlmodel import col, select
 from handlers.blocks.conversation import REPLY_BLOCK, REPLY_INPUT
 from handlers.ids import Action, View
 from models.inbound import RECEIVED
-from models.mail import REPLY_MARKER
+from models.reply_text import REPLY_MARKER
 from models.tables import (
     Contact,
     Customer,

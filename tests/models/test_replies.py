@@ -14,7 +14,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import make_sessionmaker
 from models.inbound import QUEUED, InboundConfig, process_mail, read_mail, store_received
-from models.mail import REPLY_MARKER
 from models.outbox import EMAIL
 from models.people import PermissionDenied
 from models.replies import (
@@ -24,6 +23,7 @@ from models.replies import (
     queue_email_reply,
     record_agent_reply,
 )
+from models.reply_text import REPLY_MARKER
 from models.tables import (
     Customer,
     EmailMessage,

@@ -43,7 +43,7 @@ from handlers.blocks.tickets import message_to_plain, title_from_text
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.events import EventRouter
 from handlers.ids import Action, Command, View
-from handlers.people import resolve_member
+from handlers.people import resolve_member, user_of
 from handlers.respond import SORRY, tell
 from handlers.ticket_notifications import (
     SlackHooks,
@@ -292,7 +292,7 @@ async def handle_reply_button(
             client,
             body["trigger_id"],
             respond,
-            user_id=str((body.get("user") or {}).get("id") or ""),
+            user_id=user_of(body)[0],
             ticket_id=int(value),
         )
     except Exception:
@@ -309,7 +309,7 @@ async def handle_reply_submission(
     arrives as a DM, and the send itself is never cut off half-way.
     """
     view = body.get("view") or {}
-    user_id = str((body.get("user") or {}).get("id") or "")
+    user_id = user_of(body)[0]
     text = parse_reply_text((view.get("state") or {}).get("values") or {})
     ticket_id = parse_reply_metadata(view.get("private_metadata"))
     if not text:

@@ -30,7 +30,7 @@ from handlers.blocks.directory import (
 )
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.ids import Action, Command
-from handlers.people import resolve_member, team_member
+from handlers.people import resolve_member, team_member, user_of
 from models import directory as d
 from models.engine import load_contracts
 from models.money import format_amount
@@ -240,8 +240,7 @@ async def _listing(sub: str, services: Services) -> str:
 
 async def _asker_on_team(body: dict[str, Any], services: Services) -> bool:
     """Directory look-ups answer members of the support team only."""
-    user_id = str((body.get("user") or {}).get("id") or "")
-    return await team_member(services, user_id) is not None
+    return await team_member(services, user_of(body)[0]) is not None
 
 
 async def handle_customer_options(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:

@@ -33,7 +33,7 @@ from handlers.blocks.directory import (
 )
 from handlers.directory_admin import REFUSAL, allowed, today_in_workspace, workspace_groups
 from handlers.ids import View
-from handlers.people import resolve_member
+from handlers.people import resolve_member, user_of
 from models import directory as d
 from models.costcalc import loaded_hourly_cost
 from models.money import format_amount, to_decimal_string
@@ -67,13 +67,11 @@ def _answering(save: SaveForm) -> Callable[..., Coroutine[Any, Any, None]]:
         client: AsyncWebClient,
         services: Services,
     ) -> None:
-        await answer_within_budget(ack, client, _user(body), save(services, body, view, client))
+        await answer_within_budget(
+            ack, client, user_of(body)[0], save(services, body, view, client)
+        )
 
     return handle
-
-
-def _user(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id") or "")
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +90,7 @@ async def _save_customer(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save the customer form."""
-    if not await allowed(services, _user(body), client):
+    if not await allowed(services, user_of(body)[0], client):
         return _refused({"name": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
@@ -133,7 +131,7 @@ async def _save_contact(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save the contact form."""
-    if not await allowed(services, _user(body), client):
+    if not await allowed(services, user_of(body)[0], client):
         return _refused({"customer": REFUSAL})
     values = _values(view)
     customer = selected(values, "customer")
@@ -157,7 +155,7 @@ async def _save_contract(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save the contract form (the affected periods are recomputed in the background)."""
-    if not await allowed(services, _user(body), client):
+    if not await allowed(services, user_of(body)[0], client):
         return _refused({"name": REFUSAL})
     customer_id, terms, errors = read_contract(_values(view))
     policy = text_of(_values(view), "sla_policy") or None
@@ -218,7 +216,7 @@ async def _save_cost_rate(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save a cost rate for a member, a group or the default."""
-    if not await allowed(services, _user(body), client):
+    if not await allowed(services, user_of(body)[0], client):
         return _refused({"hourly_cost": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
@@ -256,7 +254,7 @@ async def _save_charge_rate(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save an hourly contract's charge rate from a date."""
-    if not await allowed(services, _user(body), client):
+    if not await allowed(services, user_of(body)[0], client):
         return _refused({"hourly_rate": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
@@ -301,7 +299,7 @@ async def _save_calculator(
 ) -> Answer:
     """Work out the loaded hourly cost; with a member, group or default chosen, save it as a
     dated cost rate keeping the inputs for audit."""
-    if not await allowed(services, _user(body), client):
+    if not await allowed(services, user_of(body)[0], client):
         return _refused({"salary": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}

@@ -7,7 +7,7 @@ retries and queues the card update (and notifications) in the same transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -102,6 +102,28 @@ async def change_ticket(
     return change, notified
 
 
+async def _as_agent(
+    services: Services,
+    body: dict[str, Any],
+    respond: AsyncRespond | None,
+    client: AsyncWebClient,
+    *,
+    doing: str,
+    work: Callable[[Member], Awaitable[None]],
+) -> None:
+    """Run a button's work for the person who clicked, if they may update tickets; a failure
+    is logged and the person told."""
+    try:
+        actor = await acting_agent(services, user_of(body)[0], client, respond)
+        if actor is not None:
+            await work(actor)
+    except TicketNotFound:
+        await tell(respond, "That ticket no longer exists.")
+    except Exception:
+        logger.exception("%s failed", doing)
+        await tell(respond, SORRY)
+
+
 async def _button_change(
     services: Services,
     body: dict[str, Any],
@@ -109,31 +131,31 @@ async def _button_change(
     client: AsyncWebClient,
     *,
     ticket_id: int,
-    delta: Callable[[Member], Callable[[Ticket], TicketUpdate]],
+    update: Callable[[Member], TicketUpdate],
     unchanged: Callable[[Ticket], str],
+    doing: str,
 ) -> None:
-    actor = await acting_agent(services, user_of(body)[0], client, respond)
-    if actor is None:
-        return
-    try:
-        change, notified = await change_ticket(
-            services, ticket_id=ticket_id, actor=actor, delta=delta(actor)
-        )
-    except LifecycleError as exc:
-        # The target status comes from the payload: escape it like any typed text.
-        await tell(respond, f":no_entry: {escape(str(exc))}")
-        return
-    except TicketNotFound:
-        await tell(respond, "That ticket no longer exists.")
-        return
-    except TicketConflict as exc:
-        await tell(respond, f"Ticket #{exc.number} is changing fast; please try again.")
-        return
-    if not change.changed:
-        await tell(respond, unchanged(change.ticket))
-        return
-    await _refresh_clicked(body, respond, notified.card, services.now())
-    await refresh_homes(services, notified.homes | {actor.slack_user_id})
+    """A button's small change by the person who clicked (if they may update tickets)."""
+
+    async def change(actor: Member) -> None:
+        try:
+            changed, notified = await change_ticket(
+                services, ticket_id=ticket_id, actor=actor, delta=lambda _t: update(actor)
+            )
+        except LifecycleError as exc:
+            # The target status comes from the payload: escape it like any typed text.
+            await tell(respond, f":no_entry: {escape(str(exc))}")
+            return
+        except TicketConflict as exc:
+            await tell(respond, f"Ticket #{exc.number} is changing fast; please try again.")
+            return
+        if not changed.changed:
+            await tell(respond, unchanged(changed.ticket))
+            return
+        await _refresh_clicked(body, respond, notified.card, services.now())
+        await refresh_homes(services, notified.homes | {actor.slack_user_id})
+
+    await _as_agent(services, body, respond, client, doing=doing, work=change)
 
 
 def _ticket_id(action: dict[str, Any]) -> int | None:
@@ -154,19 +176,16 @@ async def handle_assign_to_me(
     ticket_id = _ticket_id(action)
     if ticket_id is None:
         return
-    try:
-        await _button_change(
-            services,
-            body,
-            respond,
-            client,
-            ticket_id=ticket_id,
-            delta=lambda me: lambda _t: TicketUpdate(assignee_id=me.id),
-            unchanged=lambda t: f"{ref(t.number)} is already yours.",
-        )
-    except Exception:
-        logger.exception("assigning a ticket failed")
-        await tell(respond, SORRY)
+    await _button_change(
+        services,
+        body,
+        respond,
+        client,
+        ticket_id=ticket_id,
+        update=lambda me: TicketUpdate(assignee_id=me.id),
+        unchanged=lambda t: f"{ref(t.number)} is already yours.",
+        doing="assigning a ticket",
+    )
 
 
 async def handle_status(
@@ -183,19 +202,16 @@ async def handle_status(
     if parsed is None:
         return
     ticket_id, status = parsed
-    try:
-        await _button_change(
-            services,
-            body,
-            respond,
-            client,
-            ticket_id=ticket_id,
-            delta=lambda _me: lambda _t: TicketUpdate(status=status),
-            unchanged=lambda t: f"{ref(t.number)} is already {status_label(t.status).lower()}.",
-        )
-    except Exception:
-        logger.exception("changing a ticket's status failed")
-        await tell(respond, SORRY)
+    await _button_change(
+        services,
+        body,
+        respond,
+        client,
+        ticket_id=ticket_id,
+        update=lambda _me: TicketUpdate(status=status),
+        unchanged=lambda t: f"{ref(t.number)} is already {status_label(t.status).lower()}.",
+        doing="changing a ticket's status",
+    )
 
 
 async def handle_close(
@@ -211,19 +227,16 @@ async def handle_close(
     ticket_id = _ticket_id(action)
     if ticket_id is None:
         return
-    try:
-        await _button_change(
-            services,
-            body,
-            respond,
-            client,
-            ticket_id=ticket_id,
-            delta=lambda _me: lambda _t: TicketUpdate(status=TicketStatus.CLOSED.value),
-            unchanged=lambda t: f"{ref(t.number)} is already closed.",
-        )
-    except Exception:
-        logger.exception("closing a ticket failed")
-        await tell(respond, SORRY)
+    await _button_change(
+        services,
+        body,
+        respond,
+        client,
+        ticket_id=ticket_id,
+        update=lambda _me: TicketUpdate(status=TicketStatus.CLOSED.value),
+        unchanged=lambda t: f"{ref(t.number)} is already closed.",
+        doing="closing a ticket",
+    )
 
 
 async def handle_edit(
@@ -239,16 +252,12 @@ async def handle_edit(
     ticket_id = _ticket_id(action)
     if ticket_id is None:
         return
-    try:
-        if await acting_agent(services, user_of(body)[0], client, respond) is None:
-            return
+
+    async def open_form(_me: Member) -> None:
         form = await edit_form(services, ticket_id)
         await client.views_open(trigger_id=body["trigger_id"], view=build_ticket_modal(form))
-    except TicketNotFound:
-        await tell(respond, "That ticket no longer exists.")
-    except Exception:
-        logger.exception("opening the edit form failed")
-        await tell(respond, SORRY)
+
+    await _as_agent(services, body, respond, client, doing="opening the edit form", work=open_form)
 
 
 async def handle_log_time(
@@ -264,13 +273,13 @@ async def handle_log_time(
     ticket_id = _ticket_id(action)
     if ticket_id is None:
         return
-    try:
-        if await acting_agent(services, user_of(body)[0], client, respond) is None:
-            return
+
+    async def open_modal(_me: Member) -> None:
         await open_log_time_modal(client, body["trigger_id"], services, ticket_id)
-    except Exception:
-        logger.exception("opening the log-time modal failed")
-        await tell(respond, SORRY)
+
+    await _as_agent(
+        services, body, respond, client, doing="opening the log-time modal", work=open_modal
+    )
 
 
 def register(app: AsyncApp) -> None:

@@ -75,6 +75,38 @@ def intake_key(kind: str, payload: dict[str, Any], raw_body: str) -> str:
     return f"{kind[:16]}:sha256:{hashlib.sha256(raw_body.encode()).hexdigest()}"
 
 
+def _pending_row(
+    workspace_id: int,
+    request: IntakeRequest,
+    key: str,
+    owner: str | None,
+    lease_seconds: int,
+    at: datetime,
+) -> dict[str, Any]:
+    """A new intake row's columns, cut to their sizes (every column: rows of one multi-row
+    insert must name the same ones); with `owner` it is leased to that process already."""
+    return {
+        "workspace_id": workspace_id,
+        "team_id": request.team_id[:32],
+        "intake_key": key[:128],
+        "kind": request.kind[:32],
+        "name": request.name[:255],
+        "user_id": request.user_id[:32],
+        "response_url": (request.response_url or None) and request.response_url[:1000],
+        "trigger_id": (request.trigger_id or None) and request.trigger_id[:255],
+        "content_type": request.content_type[:64],
+        "body": request.body,
+        "status": "pending",
+        "attempts": 0 if owner is None else 1,
+        "owner": owner,
+        "lease_until": None if owner is None else at + timedelta(seconds=lease_seconds),
+        "last_error": None,
+        "received_at": at,
+        "processed_at": None,
+        "notified_at": None,
+    }
+
+
 async def store_request(
     *,
     session: AsyncSession,
@@ -92,23 +124,7 @@ async def store_request(
     new_id = await insert_ignore(
         session,
         SlackIntake,
-        {
-            "workspace_id": workspace_id,
-            "team_id": request.team_id[:32],
-            "intake_key": key[:128],
-            "kind": request.kind[:32],
-            "name": request.name[:255],
-            "user_id": request.user_id[:32],
-            "response_url": (request.response_url or None) and request.response_url[:1000],
-            "trigger_id": (request.trigger_id or None) and request.trigger_id[:255],
-            "content_type": request.content_type[:64],
-            "body": request.body,
-            "status": "pending",
-            "attempts": 0 if owner is None else 1,
-            "owner": owner,
-            "lease_until": None if owner is None else at + timedelta(seconds=lease_seconds),
-            "received_at": at,
-        },
+        _pending_row(workspace_id, request, key, owner, lease_seconds, at),
         conflict=["team_id", "intake_key"],
     )
     session.info["intake_dirty"] = True
@@ -226,26 +242,7 @@ async def store_requests(
         return []
     table = SlackIntake.__table__  # type: ignore[attr-defined]
     rows = [
-        {
-            "workspace_id": workspace_id,
-            "team_id": request.team_id[:32],
-            "intake_key": key[:128],
-            "kind": request.kind[:32],
-            "name": request.name[:255],
-            "user_id": request.user_id[:32],
-            "response_url": (request.response_url or None) and request.response_url[:1000],
-            "trigger_id": (request.trigger_id or None) and request.trigger_id[:255],
-            "content_type": request.content_type[:64],
-            "body": request.body,
-            "status": "pending",
-            "attempts": 0 if owner is None else 1,
-            "owner": owner,
-            "lease_until": None if owner is None else at + timedelta(seconds=lease),
-            "last_error": None,
-            "received_at": at,
-            "processed_at": None,
-            "notified_at": None,
-        }
+        _pending_row(workspace_id, request, key, owner, lease, at)
         for request, key, owner, lease in items
     ]
     ins: Any = (

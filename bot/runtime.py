@@ -7,9 +7,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from aiohttp import web
 from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -22,12 +24,14 @@ from bot.migrate import upgrade
 from bot.server import build_web_app
 from bot.services import Services
 from handlers.alert_notifications import SlackAlertHooks
+from handlers.ids import Command
 from handlers.mail import SmtpServer
+from handlers.quick_create import run_stored_quick_creates
 from handlers.ticket_notifications import SlackHooks
 from jobs.alerts import AlertWorker
 from jobs.directory_sync import DirectorySyncWorker
 from jobs.events import EventWorker
-from jobs.intake import IntakeWorker
+from jobs.intake import Batch, IntakeWorker
 from jobs.mail import MailWorker
 from jobs.outbox import OutboxWorker
 from jobs.profit import ProfitWorker
@@ -40,14 +44,27 @@ logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10.0
 
 
-def make_slack_client(settings: Settings) -> AsyncWebClient:
+SLACK_TIMEOUT_SECONDS = 10
+
+
+def make_slack_client(
+    settings: Settings, *, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The Web API client. With `session` its calls share connections (kept alive), instead
+    of a new connection, and TLS handshake, per call; the session's owner closes it."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
-        timeout=10,
+        timeout=SLACK_TIMEOUT_SECONDS,
+        session=session,
         retry_handlers=[AsyncServerErrorRetryHandler(max_retry_count=1)],
     )
+
+
+def slack_http_session() -> aiohttp.ClientSession:
+    """One HTTP session for the process's Web API calls (call inside the running loop)."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT_SECONDS))
 
 
 @dataclass
@@ -80,7 +97,13 @@ class Runtime:
             for task in pending:
                 task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await _close_http(self.services.slack)
         await self.services.engine.dispose()
+
+
+async def _close_http(slack: AsyncWebClient) -> None:
+    if slack.session is not None and not slack.session.closed:
+        await slack.session.close()
 
 
 async def build_services(settings: Settings) -> Services:
@@ -94,8 +117,13 @@ async def build_services(settings: Settings) -> Services:
         await engine.dispose()
         raise
     await upgrade(engine)
-    slack = make_slack_client(settings)
-    auth = await slack.auth_test()
+    slack = make_slack_client(settings, session=slack_http_session())
+    try:
+        auth = await slack.auth_test()
+    except BaseException:
+        await _close_http(slack)
+        await engine.dispose()
+        raise
     team_id = str(auth["team_id"])
     bot_user_id = str(auth["user_id"])
     sessions = make_sessionmaker(engine)
@@ -215,6 +243,12 @@ def build_intake(runtime: Runtime) -> IntakeWorker:
         deliver=make_deliver(services),
         capacity=settings.docket_intake_concurrency,
         lease_seconds=settings.docket_intake_lease_seconds,
+        # A backlog of `/ticket <title>` quick creates is created many per transaction.
+        batch=Batch(
+            kind="slash_command",
+            name=Command.TICKET.value,
+            run=partial(run_stored_quick_creates, services),
+        ),
     )
     runtime.stoppers.append(worker.drain)
     return worker

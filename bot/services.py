@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config import Settings
 from bot.db import readonly_engine
 from bot.writelock import WriterLock
-from models.intake import current_claim, finish_claimed, has_effect
+from models.intake import IntakeClaim, current_claims, finish_claims, has_effect
 from models.tables import utcnow
 
 
@@ -66,16 +66,16 @@ class Services:
         mark profit periods stale or store mail, so the workers start at once after commit.
         """
         async with self._writer(urgent), self.sessions() as session:
-            claim = current_claim.get()
-            finishing = False
+            finishing: list[IntakeClaim] = []
             async with session.begin():
                 yield session
-                if claim is not None and not claim.finished and has_effect(session.info):
+                finishing = [c for c in current_claims.get() if not c.finished]
+                if finishing and has_effect(session.info):
                     # The first state change of a stored request commits with its "done" mark.
-                    await finish_claimed(session=session, claim=claim, at=self.now())
-                    finishing = True
-            if finishing:
-                assert claim is not None
+                    await finish_claims(session=session, claims=finishing, at=self.now())
+                else:
+                    finishing = []
+            for claim in finishing:
                 claim.finished = True
             info = session.info
             if info.pop("outbox_dirty", False):

@@ -22,7 +22,7 @@ from handlers.blocks.tickets import form_errors, parse_ticket_form
 from handlers.blocks.time import read_form
 from handlers.docket_cmd import split_subcommand
 from handlers.ids import Action, Command, View
-from handlers.ticket_command import parse_ticket_text
+from handlers.ticket_text import parse_ticket_text
 from models.timeparse import DeleteTime, EditTime, LogTime, TimeTextError, parse_command
 
 # Buttons whose work writes (assign, status, close, retry); the ack is empty. The others

@@ -24,6 +24,7 @@ from models.people import (
     PermissionDenied,
     ensure_member,
     member_by_slack_id,
+    members_by_slack_ids,
     require_agent,
     settle_membership,
 )
@@ -93,8 +94,7 @@ async def resolve_member(
         member = await member_by_slack_id(
             session=session, workspace_id=services.workspace_id, slack_user_id=slack_user_id
         )
-    needs_promotion = member is not None and slack_user_id in admins and member.role != Role.ADMIN
-    if member is not None and not needs_promotion:
+    if member is not None and _settled(member, admins):
         return member
     profile = None
     if member is None:
@@ -114,6 +114,30 @@ async def resolve_member(
     except IntegrityError:
         # Another request saw this person first and created the member: use theirs.
         return await _save_member(services, slack_user_id, profile, name_hint, admins)
+
+
+def _settled(member: Member, admins: list[str]) -> bool:
+    """A stored member needs nothing more (an admin named in the settings is promoted)."""
+    return member.slack_user_id not in admins or member.role == Role.ADMIN
+
+
+async def resolve_members(
+    services: Services, users: dict[str, str], *, client: AsyncWebClient | None = None
+) -> dict[str, Member]:
+    """`resolve_member` for several Slack users ({user id: name hint}); one read for the known."""
+    admins = list(services.settings.docket_admins)
+    async with services.read() as session:
+        known = await members_by_slack_ids(
+            session=session, workspace_id=services.workspace_id, slack_user_ids=users
+        )
+    out: dict[str, Member] = {}
+    for user_id, hint in users.items():
+        member = known.get(user_id)
+        if member is not None and _settled(member, admins):
+            out[user_id] = member
+        else:
+            out[user_id] = await resolve_member(services, user_id, client=client, name_hint=hint)
+    return out
 
 
 async def _save_member(

@@ -1,4 +1,5 @@
-"""`/ticket`: the command's text, quick create, showing one ticket and the paged lists.
+"""`/ticket`: the command, showing one ticket and the paged lists (quick create itself is
+`handlers.quick_create`, parsing the text `handlers.ticket_text`).
 
 The listener acks at once, then reads or writes the database and answers with respond();
 a new ticket's card is queued in the outbox in the same transaction as the ticket.
@@ -8,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -18,88 +18,33 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
-from handlers.blocks.common import context, safe
+from handlers.blocks.common import safe
 from handlers.blocks.tickets import (
     build_ticket_card,
     build_ticket_help,
     build_ticket_list,
     card_text,
     parse_list_page_value,
-    title_from_text,
 )
 from handlers.docket_cmd import split_subcommand
 from handlers.ids import Action, Command
-from handlers.people import acting_agent, resolve_member, user_of
+from handlers.people import acting_agent, user_of
+from handlers.quick_create import QuickCreate, create_quick_tickets, quick_create_answer
 from handlers.respond import SORRY, for_stored_request, tell
 from handlers.ticket_form import open_ticket_form
-from handlers.ticket_notifications import announce_ticket
+from handlers.ticket_text import parse_ticket_text
 from models.tickets import (
-    TITLE_MAX,
-    TicketCreate,
     TicketInputError,
     TicketQuery,
-    create_ticket,
-    customer_by_channel,
     customer_by_name,
-    default_contract_id,
     list_tickets,
     load_card,
     ticket_by_number,
-    workspace_today,
 )
 
 logger = logging.getLogger(__name__)
 
 PER_PAGE = 10
-
-# -- parsing `/ticket` text (pure) ---------------------------------------------------------
-
-_NUMBER = re.compile(r"^#?(\d{1,9})$")
-_HELP_WORDS = frozenset({"help", "?", "-h", "--help"})
-
-
-@dataclass(frozen=True)
-class TicketCommand:
-    """What `/ticket <text>` asks for."""
-
-    kind: Literal["form", "create", "show", "list", "help"]
-    title: str = ""
-    number: int | None = None
-    query: str = ""
-    problem: str | None = None
-
-
-def parse_ticket_text(text: str | None) -> TicketCommand:
-    """`""` form; `"123"`/`"show 123"` show; `"list ..."` list; `"help"`; else a new title."""
-    text = " ".join((text or "").split())
-    if not text:
-        return TicketCommand("form")
-    word, _, rest = text.partition(" ")
-    lower = word.lower()
-    if lower in _HELP_WORDS:
-        return TicketCommand("help")
-    number = _NUMBER.match(text)
-    if number:
-        return TicketCommand("show", number=int(number.group(1)))
-    if lower == "show":
-        number = _NUMBER.match(rest)
-        if number:
-            return TicketCommand("show", number=int(number.group(1)))
-        return TicketCommand(
-            "help", problem="`/ticket show` needs a ticket number, e.g. `/ticket show 123`."
-        )
-    if lower == "list":
-        return TicketCommand("list", query=rest)
-    if lower in ("new", "create"):
-        return TicketCommand("create", title=rest) if rest else TicketCommand("form")
-    return TicketCommand("create", title=text)
-
-
-def split_title(text: str) -> tuple[str, str]:
-    """A title that fits; text too long for one keeps the whole of it in the description."""
-    if len(text) <= TITLE_MAX:
-        return text, ""
-    return title_from_text(text, TITLE_MAX), text
 
 
 async def _not_reply(command: dict[str, Any]) -> bool:
@@ -130,7 +75,7 @@ async def handle_ticket_command(
                 user_id=user_id,
             )
         elif parsed.kind == "create":
-            await _quick_create(services, client, respond, user_id, command, parsed.title)
+            await _quick_create(services, client, respond, command, parsed.title)
         elif parsed.kind == "show" and parsed.number is not None:
             await _show(services, client, respond, user_id, parsed.number)
         elif parsed.kind == "list":
@@ -153,49 +98,13 @@ async def _quick_create(
     services: Services,
     client: AsyncWebClient,
     respond: AsyncRespond,
-    user_id: str,
     command: dict[str, Any],
-    text: str,
+    title: str,
 ) -> None:
-    actor = await resolve_member(
-        services, user_id, client=client, name_hint=str(command.get("user_name") or "")
+    (created,) = await create_quick_tickets(
+        services, client, [QuickCreate.of_command(command, title)]
     )
-    title, description = split_title(text)
-    channel_id = str(command.get("channel_id") or "")
-    async with services.transaction() as session:
-        customer = await customer_by_channel(
-            session=session, workspace_id=services.workspace_id, channel=channel_id
-        )
-        contract_id = None
-        if customer is not None and customer.id is not None:
-            today = await workspace_today(
-                session=session, workspace_id=services.workspace_id, at=services.now()
-            )
-            contract_id = await default_contract_id(
-                session=session,
-                workspace_id=services.workspace_id,
-                customer_id=customer.id,
-                on=today,
-            )
-        ticket = await create_ticket(
-            session=session,
-            workspace_id=services.workspace_id,
-            data=TicketCreate(
-                title=title,
-                description=description,
-                customer_id=customer.id if customer else None,
-                contract_id=contract_id,
-            ),
-            actor=actor,
-            at=services.now(),
-        )
-        card, channel = await announce_ticket(session, services, ticket, creator_slack_id=user_id)
-    where = f"Posted in <#{channel}>." if channel and channel[0] in "CG" else "Created."
-    blocks = [
-        *build_ticket_card(card, now=services.now()),
-        context(f"{where} *Edit* to add the customer, contract, priority or assignee."),
-    ]
-    await respond(blocks=blocks, text=card_text(card), response_type="ephemeral")
+    await respond(**quick_create_answer(services, created))
 
 
 async def _show(

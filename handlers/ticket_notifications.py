@@ -25,6 +25,7 @@ reprocessed message queues nothing twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -41,11 +42,18 @@ from handlers.blocks.tickets import assigned_text, build_ticket_card, card_text
 from models.customer_channel import Notice, notice_enabled, source_message, status_notices
 from models.inbound import InboundHooks
 from models.notify import ReplyPlan, notify_customer_reply, ordering_key
-from models.outbox import SlackCall, enqueue, is_queued, slack_call
+from models.outbox import Queued, SlackCall, enqueue, enqueue_many, is_queued, slack_call
 from models.people import member_by_id
 from models.replies import sent_mail
 from models.tables import Customer, Member, Ticket, TicketEvent
-from models.tickets import TicketCard, TicketChange, announce_channel, customer_by_id, load_card
+from models.tickets import (
+    TicketCard,
+    TicketChange,
+    announce_channels,
+    customer_by_id,
+    load_card,
+    load_cards,
+)
 
 Blocks = list[dict[str, Any]]
 logger = logging.getLogger(__name__)
@@ -59,6 +67,19 @@ def announce_key(ticket_id: int) -> str:
 def _id(ticket: Ticket) -> int:
     assert ticket.id is not None, "flush the ticket first"
     return ticket.id
+
+
+async def _enqueue(
+    session: AsyncSession, workspace_id: int, item: Queued, at: datetime
+) -> int | None:
+    return await enqueue(
+        session=session,
+        workspace_id=workspace_id,
+        key=item.key,
+        payload=item.payload,
+        at=at,
+        ordering_key=item.ordering_key,
+    )
 
 
 async def _queue(
@@ -83,6 +104,22 @@ async def _queue(
 # -- the outbox rows -------------------------------------------------------------------------
 
 
+def card_post(ticket: Ticket, channel: str, text: str, blocks: Blocks) -> Queued:
+    """The outbox row posting a new ticket's card; the worker stores its channel and ts."""
+    ticket_id = _id(ticket)
+    payload = slack_call(
+        "chat.postMessage",
+        channel=channel,
+        text=text,
+        blocks=blocks,
+        unfurl_links=False,
+        unfurl_media=False,
+    )
+    return Queued(
+        announce_key(ticket_id), replace(payload, posts_card_of=ticket_id), ordering_key(ticket_id)
+    )
+
+
 async def announce_card(
     *,
     session: AsyncSession,
@@ -94,23 +131,7 @@ async def announce_card(
     at: datetime,
 ) -> int | None:
     """Post the ticket's card in `channel`; the worker stores its channel and ts on the ticket."""
-    ticket_id = _id(ticket)
-    payload = slack_call(
-        "chat.postMessage",
-        channel=channel,
-        text=text,
-        blocks=blocks,
-        unfurl_links=False,
-        unfurl_media=False,
-    )
-    return await _queue(
-        session,
-        workspace_id,
-        ticket_id,
-        announce_key(ticket_id),
-        replace(payload, posts_card_of=ticket_id),
-        at,
-    )
+    return await _enqueue(session, workspace_id, card_post(ticket, channel, text, blocks), at)
 
 
 async def has_card(*, session: AsyncSession, ticket: Ticket) -> bool:
@@ -146,6 +167,23 @@ async def update_card(
     )
 
 
+def card_dm(ticket: Ticket, slack_user_id: str, text: str, blocks: Blocks) -> Queued:
+    """The outbox row sending the card to a person's DM with Docket (e.g. the new assignee)."""
+    ticket_id = _id(ticket)
+    return Queued(
+        f"ticket:{ticket_id}:v{ticket.version}:dm:{slack_user_id}",
+        slack_call(
+            "chat.postMessage",
+            channel=slack_user_id,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        ),
+        ordering_key(ticket_id),
+    )
+
+
 async def dm_card(
     *,
     session: AsyncSession,
@@ -157,22 +195,7 @@ async def dm_card(
     at: datetime,
 ) -> int | None:
     """Send the card to a person's DM with Docket (e.g. the new assignee)."""
-    ticket_id = _id(ticket)
-    return await _queue(
-        session,
-        workspace_id,
-        ticket_id,
-        f"ticket:{ticket_id}:v{ticket.version}:dm:{slack_user_id}",
-        slack_call(
-            "chat.postMessage",
-            channel=slack_user_id,
-            text=text,
-            blocks=blocks,
-            unfurl_links=False,
-            unfurl_media=False,
-        ),
-        at,
-    )
+    return await _enqueue(session, workspace_id, card_dm(ticket, slack_user_id, text, blocks), at)
 
 
 async def reply_in_thread(
@@ -256,36 +279,31 @@ async def announce_ticket(
 ) -> tuple[TicketCard, str | None]:
     """Queue a new ticket's card, in the caller's transaction, where the routing rule says
     (models.routing.card_channel); and the card to an assignee by DM."""
+    (announced,) = await announce_tickets(session, services, [(ticket, creator_slack_id)])
+    return announced
+
+
+async def announce_tickets(
+    session: AsyncSession, services: Services, tickets: Sequence[tuple[Ticket, str | None]]
+) -> list[tuple[TicketCard, str | None]]:
+    """`announce_ticket` for many new tickets (each with its creator), queued in one statement."""
     at = services.now()
-    card = await load_card(session=session, workspace_id=services.workspace_id, ticket=ticket)
-    channel = await announce_channel(
-        session=session,
-        workspace_id=services.workspace_id,
-        ticket=ticket,
-        creator_slack_id=creator_slack_id,
+    workspace_id = services.workspace_id
+    cards = await load_cards(
+        session=session, workspace_id=workspace_id, tickets=[ticket for ticket, _ in tickets]
     )
-    blocks = build_ticket_card(card, now=at)
-    if channel:
-        await announce_card(
-            session=session,
-            workspace_id=services.workspace_id,
-            ticket=ticket,
-            channel=channel,
-            text=card_text(card),
-            blocks=blocks,
-            at=at,
-        )
-    if card.assignee_slack_id and card.assignee_slack_id != creator_slack_id:
-        await dm_card(
-            session=session,
-            workspace_id=services.workspace_id,
-            ticket=ticket,
-            slack_user_id=card.assignee_slack_id,
-            text=assigned_text(card),
-            blocks=blocks,
-            at=at,
-        )
-    return card, channel
+    channels = await announce_channels(session=session, workspace_id=workspace_id, tickets=tickets)
+    queued: list[Queued] = []
+    out: list[tuple[TicketCard, str | None]] = []
+    for (ticket, creator_slack_id), card, channel in zip(tickets, cards, channels, strict=True):
+        blocks = build_ticket_card(card, now=at)
+        if channel:
+            queued.append(card_post(ticket, channel, card_text(card), blocks))
+        if card.assignee_slack_id and card.assignee_slack_id != creator_slack_id:
+            queued.append(card_dm(ticket, card.assignee_slack_id, assigned_text(card), blocks))
+        out.append((card, channel))
+    await enqueue_many(session=session, workspace_id=workspace_id, items=queued, at=at)
+    return out
 
 
 @dataclass

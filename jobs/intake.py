@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -25,7 +26,7 @@ from models.intake import (
     IntakeClaim,
     IntakeRequest,
     claim_requests,
-    current_claim,
+    current_claims,
     release_claim,
     settle_failure,
 )
@@ -35,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 # How long after the last stored request the worker keeps to one run at a time.
 INGRESS_QUIET_SECONDS = 0.2
+# While requests keep arriving, the worker rests this many times as long as its last run
+# took (at most BUSY_REST_MAX_SECONDS): the acknowledgements get most of the event loop.
+BUSY_REST_FACTOR = 3.0
+BUSY_REST_MAX_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,22 @@ Runner = Callable[[StoredRequest], Awaitable[str | None]]
 Deliver = Callable[[StoredRequest, str], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Stored requests of one kind and name that `run` does together in one transaction.
+
+    `run` gets the stored bodies; it raises when nothing was done, and then every request
+    of the batch runs on its own through the listeners.
+    """
+
+    kind: str
+    name: str
+    run: Callable[[list[str]], Awaitable[None]]
+    size: int = 200
+    # While requests keep arriving, a smaller batch keeps SQLite's write lock short.
+    size_when_busy: int = 20
+
+
 def describe(kind: str, name: str) -> str:
     """How the failure message names the request."""
     if kind == "slash_command":
@@ -96,10 +117,12 @@ class IntakeWorker:
         deliver: Deliver | None = None,
         capacity: int = 8,
         lease_seconds: int = LEASE_SECONDS,
+        batch: Batch | None = None,
     ) -> None:
         self.services = services
         self.run_request = run_request
         self.deliver = deliver
+        self.batch = batch
         self.owner = owner
         self.capacity = capacity
         self.lease_seconds = lease_seconds
@@ -126,27 +149,81 @@ class IntakeWorker:
         if free <= 0:
             # A finishing run sets the wake event; a burst's end is checked for.
             return self.busy_until - now if busy else None
+        batch = self.batch
+        batched: list[StoredRequest] = []
         async with self.services.transaction() as session:
-            rows = await claim_requests(
+            claim = partial(
+                claim_requests,
                 session=session,
                 workspace_id=self.services.workspace_id,
                 owner=self.owner,
                 now=self.services.now(),
-                limit=free,
                 lease_seconds=self.lease_seconds,
             )
+            if batch is not None:
+                size = batch.size_when_busy if busy else batch.size
+                rows = await claim(limit=size, only=(batch.kind, batch.name))
+                batched = [StoredRequest.of(row) for row in rows]
+                full_batch = len(batched) == size
+                if batched:
+                    free -= 1
+                rows = await claim(limit=free, excluding=(batch.kind, batch.name))
+            else:
+                full_batch = False
+                rows = await claim(limit=free)
             stored = [StoredRequest.of(row) for row in rows]
+        if batch is not None and len(batched) > 1:
+            self._track(self._paced(self._process_batch(batch, batched)))
+        else:
+            stored = batched + stored
         for request in stored:
-            self._start(request, deliver_answer=True)
-        if len(stored) < free:
+            self._track(self._paced(self._process(request, deliver_answer=True)))
+        if len(stored) < free and not full_batch:
             return None
         return self.busy_until - now if busy else 0
 
-    def _start(self, request: StoredRequest, *, deliver_answer: bool) -> asyncio.Task[str | None]:
-        task = asyncio.ensure_future(self._process(request, deliver_answer=deliver_answer))
+    def _track(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(work)
         self.in_flight.add(task)
         task.add_done_callback(self._done)
         return task
+
+    async def _paced(self, work: Awaitable[Any]) -> None:
+        """Run `work`; during a burst of requests, then rest, keeping its slot."""
+        started = time.monotonic()
+        await work
+        finished = time.monotonic()
+        if finished < self.busy_until:
+            await asyncio.sleep(min(BUSY_REST_MAX_SECONDS, BUSY_REST_FACTOR * (finished - started)))
+
+    async def _process_batch(self, batch: Batch, requests: list[StoredRequest]) -> None:
+        """Run a batch in one transaction; if it fails, run each request on its own."""
+        claims = tuple(IntakeClaim(r.intake_id, self.owner) for r in requests)
+        token = current_claims.set(claims)
+        try:
+            await batch.run([r.body for r in requests])
+            failed = False
+        except Exception:
+            logger.warning(
+                "running %d stored %s together failed; running them one by one",
+                len(requests),
+                batch.name,
+                exc_info=True,
+            )
+            failed = True
+        finally:
+            current_claims.reset(token)
+        for request, claim in zip(requests, claims, strict=True):
+            if failed and not claim.finished:
+                await self._process(request, deliver_answer=True)
+            elif not claim.finished:
+                try:
+                    await self._settle(request, claim, None)
+                except Exception:
+                    logger.exception("settling stored request %s failed", request.intake_id)
+
+    def _start(self, request: StoredRequest, *, deliver_answer: bool) -> asyncio.Task[str | None]:
+        return self._track(self._process(request, deliver_answer=deliver_answer))
 
     async def run_now(self, request: StoredRequest, *, budget: float) -> str | None:
         """Run a row this process stored and leased itself, waiting up to `budget` seconds.
@@ -180,7 +257,7 @@ class IntakeWorker:
 
     async def _process(self, request: StoredRequest, *, deliver_answer: bool) -> str | None:
         claim = IntakeClaim(request.intake_id, self.owner)
-        current_claim.set(claim)  # this task's context only
+        token = current_claims.set((claim,))  # this task's context only
         error: str | None = None
         answer: str | None = None
         try:
@@ -189,7 +266,7 @@ class IntakeWorker:
             logger.exception("running a stored %s %s failed", request.kind, request.name)
             error = f"{type(exc).__name__}: {exc}"
         finally:
-            current_claim.set(None)
+            current_claims.reset(token)
         try:
             await self._settle(request, claim, error)
         except Exception:

@@ -11,17 +11,17 @@ so a crash before that commit leaves the row pending and a crash after it never 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.sql import dialect, insert_ignore
+from models.sql import dialect, insert_ignore_many
 from models.tables import SlackIntake
 
 MAX_ATTEMPTS = 5
@@ -43,7 +43,11 @@ class IntakeClaim:
     finished: bool = False
 
 
-current_claim: ContextVar[IntakeClaim | None] = ContextVar("current_intake_claim", default=None)
+# The stored requests whose work the current task is doing: one, or a batch of quick
+# creates done in one transaction (all finished by that transaction's commit).
+current_claims: ContextVar[tuple[IntakeClaim, ...]] = ContextVar(
+    "current_intake_claims", default=()
+)
 
 
 @dataclass(frozen=True)
@@ -75,38 +79,6 @@ def intake_key(kind: str, payload: dict[str, Any], raw_body: str) -> str:
     return f"{kind[:16]}:sha256:{hashlib.sha256(raw_body.encode()).hexdigest()}"
 
 
-def _pending_row(
-    workspace_id: int,
-    request: IntakeRequest,
-    key: str,
-    owner: str | None,
-    lease_seconds: int,
-    at: datetime,
-) -> dict[str, Any]:
-    """A new intake row's columns, cut to their sizes (every column: rows of one multi-row
-    insert must name the same ones); with `owner` it is leased to that process already."""
-    return {
-        "workspace_id": workspace_id,
-        "team_id": request.team_id[:32],
-        "intake_key": key[:128],
-        "kind": request.kind[:32],
-        "name": request.name[:255],
-        "user_id": request.user_id[:32],
-        "response_url": (request.response_url or None) and request.response_url[:1000],
-        "trigger_id": (request.trigger_id or None) and request.trigger_id[:255],
-        "content_type": request.content_type[:64],
-        "body": request.body,
-        "status": "pending",
-        "attempts": 0 if owner is None else 1,
-        "owner": owner,
-        "lease_until": None if owner is None else at + timedelta(seconds=lease_seconds),
-        "last_error": None,
-        "received_at": at,
-        "processed_at": None,
-        "notified_at": None,
-    }
-
-
 async def store_request(
     *,
     session: AsyncSession,
@@ -121,13 +93,12 @@ async def store_request(
 
     With `owner` the row is stored already leased to that process (it runs it at once).
     """
-    new_id = await insert_ignore(
-        session,
-        SlackIntake,
-        _pending_row(workspace_id, request, key, owner, lease_seconds, at),
-        conflict=["team_id", "intake_key"],
+    (new_id,) = await store_requests(
+        session=session,
+        workspace_id=workspace_id,
+        items=[(request, key, owner, lease_seconds)],
+        at=at,
     )
-    session.info["intake_dirty"] = True
     return new_id
 
 
@@ -139,11 +110,16 @@ async def claim_requests(
     now: datetime,
     limit: int,
     lease_seconds: int = LEASE_SECONDS,
+    only: tuple[str, str] | None = None,
+    excluding: tuple[str, str] | None = None,
 ) -> list[SlackIntake]:
     """Lease pending rows of one workspace, oldest first; rows leased by others are skipped.
 
-    A row whose lease has passed (its replica died or hung) is taken again.
+    A row whose lease has passed (its replica died or hung) is taken again. `only` takes
+    just the rows of one (kind, name); `excluding` takes every other row.
     """
+    if limit <= 0:
+        return []
     stmt = (
         select(SlackIntake)
         .where(
@@ -154,6 +130,16 @@ async def claim_requests(
         .order_by(col(SlackIntake.id))
         .limit(limit)
     )
+    if only is not None:
+        stmt = stmt.where(SlackIntake.kind == only[0], SlackIntake.name == only[1])
+    if excluding is not None:
+        stmt = stmt.where(
+            sa.not_(
+                sa.and_(
+                    col(SlackIntake.kind) == excluding[0], col(SlackIntake.name) == excluding[1]
+                )
+            )
+        )
     if dialect(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list((await session.exec(stmt)).all())
@@ -168,18 +154,26 @@ async def claim_requests(
 
 async def finish_claimed(*, session: AsyncSession, claim: IntakeClaim, at: datetime) -> None:
     """Mark the claimed row done in `session`'s transaction; IntakeLost if it was not ours."""
+    await finish_claims(session=session, claims=[claim], at=at)
+
+
+async def finish_claims(
+    *, session: AsyncSession, claims: Sequence[IntakeClaim], at: datetime
+) -> None:
+    """Mark claimed rows done in `session`'s transaction (one statement per owner);
+    IntakeLost if any of them is no longer held by its owner (the caller's work is undone)."""
     table = SlackIntake.__table__  # type: ignore[attr-defined]
-    result = await session.execute(
-        sa.update(table)
-        .where(
-            table.c.id == claim.intake_id,
-            table.c.status == "pending",
-            table.c.owner == claim.owner,
+    by_owner: dict[str, list[int]] = {}
+    for claim in claims:
+        by_owner.setdefault(claim.owner, []).append(claim.intake_id)
+    for owner, ids in by_owner.items():
+        result = await session.execute(
+            sa.update(table)
+            .where(table.c.id.in_(ids), table.c.status == "pending", table.c.owner == owner)
+            .values(status="done", processed_at=at, lease_until=None)
         )
-        .values(status="done", processed_at=at, lease_until=None)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise IntakeLost(f"intake row {claim.intake_id} is no longer held by {claim.owner}")
+        if result.rowcount != len(set(ids)):  # type: ignore[attr-defined]
+            raise IntakeLost(f"intake rows {ids} are no longer all held by {owner}")
 
 
 def has_effect(info: dict[str, Any]) -> bool:
@@ -240,22 +234,31 @@ async def store_requests(
     """
     if not items:
         return []
-    table = SlackIntake.__table__  # type: ignore[attr-defined]
     rows = [
-        _pending_row(workspace_id, request, key, owner, lease, at)
+        {
+            "workspace_id": workspace_id,
+            "team_id": request.team_id[:32],
+            "intake_key": key[:128],
+            "kind": request.kind[:32],
+            "name": request.name[:255],
+            "user_id": request.user_id[:32],
+            "response_url": (request.response_url or None) and request.response_url[:1000],
+            "trigger_id": (request.trigger_id or None) and request.trigger_id[:255],
+            "content_type": request.content_type[:64],
+            "body": request.body,
+            "status": "pending",
+            "attempts": 0 if owner is None else 1,
+            "owner": owner,
+            "lease_until": None if owner is None else at + timedelta(seconds=lease),
+            "last_error": None,
+            "received_at": at,
+            "processed_at": None,
+            "notified_at": None,
+        }
         for request, key, owner, lease in items
     ]
-    ins: Any = (
-        postgresql.insert(table) if dialect(session) == "postgresql" else sqlite.insert(table)
+    ids = await insert_ignore_many(
+        session, SlackIntake, rows, conflict=["team_id", "intake_key"], key="intake_key"
     )
-    stmt = (
-        ins.values(rows)
-        .on_conflict_do_nothing(index_elements=["team_id", "intake_key"])
-        .returning(table.c.id, table.c.intake_key)
-    )
-    new = {str(key): int(row_id) for row_id, key in (await session.execute(stmt)).all()}
     session.info["intake_dirty"] = True
-    out: list[int | None] = []
-    for _request, key, _owner, _lease in items:
-        out.append(new.pop(key[:128], None))
-    return out
+    return ids

@@ -20,7 +20,7 @@ so claims are serialised; Docket runs one delivering process there.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.sql import dialect, insert_ignore
+from models.sql import dialect, insert_ignore, insert_ignore_many
 from models.tables import OutboxMessage, OutboxStatus
 
 # Kinds of outbox rows; each has a typed payload below, stored as JSON in the row.
@@ -212,6 +212,35 @@ def parse_payload(kind: str, data: Mapping[str, Any] | None) -> OutboxPayload:
 ERROR_LIMIT = 2000
 
 
+@dataclass(frozen=True)
+class Queued:
+    """One side effect for `enqueue_many`: its idempotency key, payload and line."""
+
+    key: str
+    payload: OutboxPayload
+    ordering_key: str | None = None
+
+
+def _row(
+    workspace_id: int, item: Queued, at: datetime, not_before: datetime | None
+) -> dict[str, Any]:
+    payload = item.payload
+    return {
+        "workspace_id": workspace_id,
+        "idempotency_key": item.key,
+        "kind": payload.kind,
+        "ordering_key": delivery_order(payload, item.ordering_key, delayed=bool(not_before)),
+        "target": delivery_target(payload),
+        "payload": payload_json(payload),
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": not_before or at,
+        "created_at": at,
+        "lane": lane_of(payload),
+        "coalesce_key": coalesce_key_of(payload) if not_before is None else None,
+    }
+
+
 async def enqueue(
     *,
     session: AsyncSession,
@@ -235,34 +264,49 @@ async def enqueue(
     """
     if kind is not None and kind != payload.kind:
         raise ValueError(f"a {type(payload).__name__} payload is not of kind {kind!r}")
-    coalesce = coalesce_key_of(payload) if not_before is None else None
-    stored = payload_json(payload)
-    new_id = await insert_ignore(
-        session,
-        OutboxMessage,
-        {
-            "workspace_id": workspace_id,
-            "idempotency_key": key,
-            "kind": payload.kind,
-            "ordering_key": delivery_order(payload, ordering_key, delayed=bool(not_before)),
-            "target": delivery_target(payload),
-            "payload": stored,
-            "status": OutboxStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": not_before or at,
-            "created_at": at,
-            "lane": lane_of(payload),
-            "coalesce_key": coalesce,
-        },
-        conflict=["idempotency_key"],
-    )
+    row = _row(workspace_id, Queued(key, payload, ordering_key), at, not_before)
+    new_id = await insert_ignore(session, OutboxMessage, row, conflict=["idempotency_key"])
     session.info["outbox_dirty"] = True
+    coalesce = row["coalesce_key"]
     if new_id is not None and coalesce is not None:
         if coalesce.startswith(CARD_PREFIX):
             await _supersede(session, workspace_id, coalesce, new_id, at)
         else:
-            await _merge_thread_copy(session, workspace_id, coalesce, new_id, stored, at)
+            await _merge_thread_copy(session, workspace_id, coalesce, new_id, row["payload"], at)
     return new_id
+
+
+async def enqueue_many(
+    *, session: AsyncSession, workspace_id: int, items: Sequence[Queued], at: datetime
+) -> list[int | None]:
+    """Queue many side effects at once; each as `enqueue` would (None for a known key).
+
+    Rows that fold into pending ones (card updates, thread copies) go one by one.
+    """
+    rows = [_row(workspace_id, item, at, None) for item in items]
+    out: list[int | None] = [None] * len(rows)
+    plain = [i for i, row in enumerate(rows) if row["coalesce_key"] is None]
+    ids = await insert_ignore_many(
+        session,
+        OutboxMessage,
+        [rows[i] for i in plain],
+        conflict=["idempotency_key"],
+        key="idempotency_key",
+    )
+    for i, new_id in zip(plain, ids, strict=True):
+        out[i] = new_id
+    session.info["outbox_dirty"] = True
+    for i, item in enumerate(items):
+        if rows[i]["coalesce_key"] is not None:
+            out[i] = await enqueue(
+                session=session,
+                workspace_id=workspace_id,
+                key=item.key,
+                payload=item.payload,
+                at=at,
+                ordering_key=item.ordering_key,
+            )
+    return out
 
 
 # -- lanes and coalescing -------------------------------------------------------------------

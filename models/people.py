@@ -49,6 +49,19 @@ async def member_by_slack_id(
     return (await session.exec(stmt)).first()
 
 
+async def members_by_slack_ids(
+    *, session: AsyncSession, workspace_id: int, slack_user_ids: Iterable[str]
+) -> dict[str, Member]:
+    """The workspace's members among these Slack users, by Slack id."""
+    wanted = sorted(set(slack_user_ids))
+    if not wanted:
+        return {}
+    stmt = select(Member).where(
+        Member.workspace_id == workspace_id, col(Member.slack_user_id).in_(wanted)
+    )
+    return {m.slack_user_id: m for m in (await session.exec(stmt)).all() if m.slack_user_id}
+
+
 async def ensure_member(
     *,
     session: AsyncSession,

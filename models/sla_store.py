@@ -334,6 +334,17 @@ async def refresh_ticket_sla(
     return (await _refresh(session, workspace_id, [ticket], at))[ticket_id]
 
 
+async def refresh_tickets_sla(
+    *, session: AsyncSession, workspace_id: int, tickets: Sequence[Ticket], at: datetime
+) -> dict[int, States]:
+    """Re-evaluate new tickets' clocks (empty when the workspace has no SLA)."""
+    if not tickets or not await has_policies(session=session, workspace_id=workspace_id):
+        return {}
+    return await _refresh(
+        session, workspace_id, [t for t in tickets if t.workspace_id == workspace_id], at
+    )
+
+
 async def refresh_open_tickets(*, session: AsyncSession, workspace_id: int, at: datetime) -> int:
     """Re-evaluate every unfinished ticket (after the calendar or a policy changed)."""
     if not await has_policies(session=session, workspace_id=workspace_id):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table
@@ -14,6 +15,37 @@ def dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
+def _insert(session: AsyncSession, table: Table) -> Any:
+    return postgresql.insert(table) if dialect(session) == "postgresql" else sqlite.insert(table)
+
+
+async def insert_ignore_many(
+    session: AsyncSession,
+    model: type[SQLModel],
+    rows: Sequence[dict[str, Any]],
+    *,
+    conflict: list[str],
+    key: str,
+) -> list[int | None]:
+    """Insert many rows unless their `conflict` key exists (one executemany; the statement is
+    compiled once and cached, whatever the number of rows).
+
+    Returns each row's new id, or None for a row that existed (or repeats a `key` value
+    earlier in `rows`). Every row must have the same columns.
+    """
+    if not rows:
+        return []
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    stmt = (
+        _insert(session, table)
+        .on_conflict_do_nothing(index_elements=conflict)
+        .returning(table.c.id, table.c[key])
+    )
+    result = await session.execute(stmt, list(rows))
+    new = {value: int(row_id) for row_id, value in result.all()}
+    return [new.pop(row[key], None) for row in rows]
+
+
 async def insert_ignore(
     session: AsyncSession, model: type[SQLModel], values: dict[str, Any], *, conflict: list[str]
 ) -> int | None:
@@ -22,12 +54,7 @@ async def insert_ignore(
     Used wherever a retried delivery must not create a second row (events, outbox keys).
     """
     table: Table = model.__table__  # type: ignore[attr-defined]
-    ins: Any
-    if dialect(session) == "postgresql":
-        ins = postgresql.insert(table)
-    else:
-        ins = sqlite.insert(table)
-    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=conflict)
+    stmt = _insert(session, table).values(**values).on_conflict_do_nothing(index_elements=conflict)
     stmt = stmt.returning(table.c.id)
     result = await session.execute(stmt)
     row = result.first()

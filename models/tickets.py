@@ -27,7 +27,7 @@ from models.directory import match_customers
 from models.lifecycle import ACTIVE, check_move
 from models.routing import ThreadTarget, card_channel, card_thread
 from models.sla import SlaInput
-from models.sla_store import refresh_ticket_sla, sla_due_between, sla_inputs
+from models.sla_store import refresh_ticket_sla, refresh_tickets_sla, sla_due_between, sla_inputs
 from models.sql import dialect, insert_ignore
 from models.tables import (
     Contact,
@@ -570,19 +570,20 @@ def _check_fields(values: dict[str, Any]) -> None:
 # -- writing ------------------------------------------------------------------------------
 
 
-async def next_ticket_number(*, session: AsyncSession, workspace_id: int) -> int:
-    """Take the workspace's next ticket number (atomic: one UPDATE ... RETURNING)."""
+async def next_ticket_number(*, session: AsyncSession, workspace_id: int, count: int = 1) -> int:
+    """Take the workspace's next `count` ticket numbers (atomic: one UPDATE ... RETURNING);
+    returns the first."""
     table = Workspace.__table__  # type: ignore[attr-defined]
     stmt = (
         sa.update(table)
         .where(table.c.id == workspace_id)
-        .values(next_ticket_number=table.c.next_ticket_number + 1)
+        .values(next_ticket_number=table.c.next_ticket_number + count)
         .returning(table.c.next_ticket_number)
     )
     row = (await session.execute(stmt)).first()
     if row is None:
         raise LookupError(f"workspace {workspace_id} does not exist")
-    return int(row[0]) - 1
+    return int(row[0]) - count
 
 
 async def create_ticket(
@@ -595,59 +596,95 @@ async def create_ticket(
 ) -> Ticket:
     """Write a ticket and its "created" event (the caller adds the announcement to the outbox
     in the same transaction)."""
-    values = {
-        "title": data.title,
-        "description": data.description,
-        "priority": data.priority,
-        "customer_id": data.customer_id,
-        "contact_id": data.contact_id,
-        "contract_id": data.contract_id,
-        "assignee_id": data.assignee_id,
-    }
-    _check_fields(values)
-    await _check_relations(session, workspace_id, values, set(values), at)
-    requester = data.requester_email
-    if requester is None and data.contact_id is not None:
-        contact = await session.get(Contact, data.contact_id)
-        requester = contact.email if contact is not None else None
-    status = TicketStatus.OPEN if data.assignee_id is not None else TicketStatus.NEW
-    number = await next_ticket_number(session=session, workspace_id=workspace_id)
-    ticket = Ticket(
-        workspace_id=workspace_id,
-        number=number,
-        title=clean_title(data.title),
-        description=data.description,
-        status=status,
-        priority=Priority(data.priority),
-        customer_id=data.customer_id,
-        contact_id=data.contact_id,
-        contract_id=data.contract_id,
-        assignee_id=data.assignee_id,
-        created_by_id=actor.id if actor else None,
-        requester_email=requester,
-        source_permalink=data.source_permalink,
-        version=1,
-        created_at=at,
-        updated_at=at,
+    (ticket,) = await create_tickets(
+        session=session, workspace_id=workspace_id, items=[(data, actor)], at=at
     )
-    session.add(ticket)
-    await session.flush()
-    assert ticket.id is not None
-    session.add(
-        TicketEvent(
-            workspace_id=workspace_id,
-            ticket_id=ticket.id,
-            kind=EventKind.CREATED,
-            actor_id=actor.id if actor else None,
-            actor_label=actor_label(actor),
-            body=ticket.title,
-            data={"number": number, "status": status.value, "priority": ticket.priority},
-            created_at=at,
-        )
-    )
-    await session.flush()
-    await refresh_ticket_sla(session=session, workspace_id=workspace_id, ticket_id=ticket.id, at=at)
     return ticket
+
+
+async def create_tickets(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    items: Sequence[tuple[TicketCreate, Member | None]],
+    at: datetime,
+) -> list[Ticket]:
+    """Write tickets, numbered in order, each with its "created" event, in a few statements.
+
+    Every item is checked as `create_ticket` checks one (TicketInputError names the field);
+    nothing is written unless all of them pass.
+    """
+    checked: list[tuple[TicketCreate, Member | None, str | None]] = []
+    for data, actor in items:
+        values = {
+            "title": data.title,
+            "description": data.description,
+            "priority": data.priority,
+            "customer_id": data.customer_id,
+            "contact_id": data.contact_id,
+            "contract_id": data.contract_id,
+            "assignee_id": data.assignee_id,
+        }
+        _check_fields(values)
+        await _check_relations(session, workspace_id, values, set(values), at)
+        requester = data.requester_email
+        if requester is None and data.contact_id is not None:
+            contact = await session.get(Contact, data.contact_id)
+            requester = contact.email if contact is not None else None
+        checked.append((data, actor, requester))
+    if not checked:
+        return []
+    first = await next_ticket_number(session=session, workspace_id=workspace_id, count=len(checked))
+    tickets = [
+        Ticket(
+            workspace_id=workspace_id,
+            number=first + i,
+            title=clean_title(data.title),
+            description=data.description,
+            status=TicketStatus.OPEN if data.assignee_id is not None else TicketStatus.NEW,
+            priority=Priority(data.priority),
+            customer_id=data.customer_id,
+            contact_id=data.contact_id,
+            contract_id=data.contract_id,
+            assignee_id=data.assignee_id,
+            created_by_id=actor.id if actor else None,
+            requester_email=requester,
+            source_permalink=data.source_permalink,
+            version=1,
+            created_at=at,
+            updated_at=at,
+        )
+        for i, (data, actor, requester) in enumerate(checked)
+    ]
+    session.add_all(tickets)
+    await session.flush()
+    ids = [ticket.id for ticket in tickets if ticket.id is not None]
+    assert len(ids) == len(tickets)
+    # The events are not needed as objects: one bulk insert.
+    await session.execute(
+        sa.insert(TicketEvent),
+        [
+            {
+                "workspace_id": workspace_id,
+                "ticket_id": ticket_id,
+                "kind": EventKind.CREATED,
+                "actor_id": actor.id if actor else None,
+                "actor_label": actor_label(actor),
+                "body": ticket.title,
+                "data": {
+                    "number": ticket.number,
+                    "status": TicketStatus(ticket.status).value,
+                    "priority": ticket.priority,
+                },
+                "created_at": at,
+            }
+            for ticket_id, ticket, (_data, actor, _requester) in zip(
+                ids, tickets, checked, strict=True
+            )
+        ],
+    )
+    await refresh_tickets_sla(session=session, workspace_id=workspace_id, tickets=tickets, at=at)
+    return tickets
 
 
 async def update_ticket(
@@ -1067,17 +1104,36 @@ async def announce_channel(
     *, session: AsyncSession, workspace_id: int, ticket: Ticket, creator_slack_id: str | None
 ) -> str | None:
     """Where a new ticket's card is posted (models.routing.card_channel)."""
-    workspace = await session.get(Workspace, workspace_id)
-    customer = await session.get(Customer, ticket.customer_id) if ticket.customer_id else None
-    if customer is not None and customer.workspace_id != workspace_id:
-        customer = None
-    return card_channel(
-        # A ticket from an unauthenticated mail never opens in a customer's own channel.
-        customer_channel=customer.slack_channel if customer and ticket.verified else None,
-        triage_channel=workspace.triage_channel if workspace else None,
-        creator_slack_id=creator_slack_id,
-        internal_channel=customer.internal_channel if customer else None,
+    (channel,) = await announce_channels(
+        session=session, workspace_id=workspace_id, tickets=[(ticket, creator_slack_id)]
     )
+    return channel
+
+
+async def announce_channels(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    tickets: Sequence[tuple[Ticket, str | None]],
+) -> list[str | None]:
+    """`announce_channel` for several new tickets (each with its creator's Slack id)."""
+    workspace = await session.get(Workspace, workspace_id)
+    customers = await _by_id(
+        session, Customer, workspace_id, {t.customer_id for t, _ in tickets if t.customer_id}
+    )
+    out: list[str | None] = []
+    for ticket, creator_slack_id in tickets:
+        customer = customers.get(ticket.customer_id) if ticket.customer_id else None
+        out.append(
+            card_channel(
+                # A ticket from an unauthenticated mail never opens in a customer's own channel.
+                customer_channel=customer.slack_channel if customer and ticket.verified else None,
+                triage_channel=workspace.triage_channel if workspace else None,
+                creator_slack_id=creator_slack_id,
+                internal_channel=customer.internal_channel if customer else None,
+            )
+        )
+    return out
 
 
 async def customer_by_id(

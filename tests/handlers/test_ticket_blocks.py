@@ -36,7 +36,7 @@ from handlers.blocks.tickets import (
     title_from_text,
 )
 from handlers.ids import Action, View
-from handlers.ticket_command import parse_ticket_text, split_title
+from handlers.ticket_text import parse_ticket_text, split_title
 from models.tickets import HomeData, TicketCard, TicketPage
 from models.timeparse import format_minutes, parse_duration
 from tests.slack_emulator import validate_blocks, validate_view

@@ -13,7 +13,7 @@ from models.intake import (
     IntakeLost,
     IntakeRequest,
     claim_requests,
-    current_claim,
+    current_claims,
     finish_claimed,
     intake_key,
     settle_failure,
@@ -128,20 +128,20 @@ async def test_the_first_state_change_commits_with_the_done_mark(services: Servi
             session=session, workspace_id=services.workspace_id, owner="a", now=AT, limit=1
         )
     claim = IntakeClaim(row_id, "a")
-    token = current_claim.set(claim)
+    token = current_claims.set((claim,))
     try:
         async with services.transaction() as session:
             session.info["intake_effect"] = True
         assert claim.finished
         # A second run of the same row (its lease taken over) cannot commit its effect.
         stale = IntakeClaim(row_id, "a")
-        current_claim.set(stale)
+        current_claims.set((stale,))
         with pytest.raises(IntakeLost):
             async with services.transaction() as session:
                 session.info["intake_effect"] = True
         assert not stale.finished
     finally:
-        current_claim.reset(token)
+        current_claims.reset(token)
     async with services.read() as session:
         row = await session.get(SlackIntake, row_id)
         assert row is not None and row.status == "done"

@@ -504,6 +504,7 @@ WRITES = {
     "notify.notify_customer_reply",
     "notify.queue_customer_reply",
     "outbox.enqueue",
+    "outbox.enqueue_many",
     "outbox.retry_dead",
     "people.ensure_group",
     "people.ensure_member",
@@ -514,6 +515,7 @@ WRITES = {
     "tickets.store_card_location",
     "tickets.add_note",
     "tickets.create_ticket",
+    "tickets.create_tickets",
     "tickets.delete_note",
     "tickets.edit_note",
     "tickets.next_ticket_number",
@@ -536,6 +538,7 @@ WRITES = {
     "sla_store.queue_notices",
     "sla_store.refresh_open_tickets",
     "sla_store.refresh_ticket_sla",
+    "sla_store.refresh_tickets_sla",
     "sla_store.replace_business_hours",
     "sla_store.save_holiday",
     "sla_store.save_policy",
@@ -834,6 +837,12 @@ async def test_no_read_function_returns_another_workspaces_rows(
             ),
         ),
         (
+            "people.members_by_slack_ids",
+            lambda s: people.members_by_slack_ids(
+                session=s, workspace_id=ws, slack_user_ids=[f"UAGENT{BRAVO}"]
+            ),
+        ),
+        (
             "replies.last_customer_message",
             lambda s: replies.last_customer_message(
                 session=s, workspace_id=ws, ticket=bravo_ticket
@@ -968,6 +977,12 @@ async def test_no_read_function_returns_another_workspaces_rows(
             "tickets.announce_channel",
             lambda s: tickets.announce_channel(
                 session=s, workspace_id=ws, ticket=bravo_ticket, creator_slack_id=None
+            ),
+        ),
+        (
+            "tickets.announce_channels",
+            lambda s: tickets.announce_channels(
+                session=s, workspace_id=ws, tickets=[(bravo_ticket, None)]
             ),
         ),
         (
@@ -1146,6 +1161,7 @@ GIVEN_ROWS = {
     "engine.block_usage_before",  # the contracts it is given
     "engine.bulk_insert",  # the rows it is given
     "intake.finish_claimed",  # the stored request this worker claimed (by id and owner)
+    "intake.finish_claims",  # the stored requests this worker claimed (by ids and owner)
     "intake.forget_requests",  # requests stored by the same transaction
     "intake.release_claim",
     "intake.settle_failure",
@@ -1164,6 +1180,7 @@ GIVEN_ROWS = {
     "slack_events.finish_event",  # one event by id (claimed for the team)
     "slack_events.store_event",  # the team is in the body, checked by the server first
     "sql.insert_ignore",
+    "sql.insert_ignore_many",
 }
 SCOPES = ("workspace_id", "team_id", "workspace")
 

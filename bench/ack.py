@@ -200,7 +200,7 @@ async def measure(args: argparse.Namespace) -> int:
         f"sizes: n={args.n} c={args.c}; overload n={args.overload_n} c={args.overload_c}; "
         f"warm-up {args.warmup} per server"
     )
-    skip = missing_part("handlers.tickets")
+    skip = missing_part("handlers.ticket_command")
     backends: list[tuple[str, str]] = []
     work = Path(tempfile.mkdtemp(prefix="docket-bench-ack-"))
     backends.append(("sqlite", f"sqlite+aiosqlite:///{work / 'docket.db'}"))

@@ -18,6 +18,7 @@ from handlers import (
     conversation,
     customer_channels,
     directory_admin,
+    directory_forms,
     docket_cmd,
     events,
     full_message,
@@ -28,7 +29,10 @@ from handlers import (
     profit_cmd,
     settings_admin,
     sla_admin,
-    tickets,
+    ticket_buttons,
+    ticket_command,
+    ticket_form,
+    ticket_notes,
     time_cmd,
 )
 from handlers.events import EventRouter
@@ -40,7 +44,9 @@ def register_listeners(app: AsyncApp) -> EventRouter:
     """Wire every handler package's listeners into `app`; returns the stored-event router."""
     events.register(app)
     mentions.register(app)
-    tickets.register(app)
+    ticket_command.register(app)
+    ticket_form.register(app)
+    ticket_buttons.register(app)
     time_cmd.register(app)
     profit_cmd.register(app)
     admin.register(app)
@@ -50,6 +56,7 @@ def register_listeners(app: AsyncApp) -> EventRouter:
     outbox_admin.register(app)
     settings_admin.register(app)
     directory_admin.register(app)
+    directory_forms.register(app)
     integrations_admin.register(app)
     sla_admin.register(app)
     # Last: its help answers any /docket text no other listener matched.
@@ -57,7 +64,7 @@ def register_listeners(app: AsyncApp) -> EventRouter:
 
     router = EventRouter()
     mentions.register_events(router)
-    tickets.register_events(router)
+    ticket_notes.register_events(router)
     conversation.register_events(router)
     customer_channels.register_events(router)
     home.register_events(router)

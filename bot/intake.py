@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,6 +21,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
+from handlers.ack import ACK_BUDGET_SECONDS, within_ack_budget
 from handlers.blocks.intake import form_not_saved_text
 from handlers.intake import classify, request_kind, request_name
 from jobs.intake import Deliver, IntakeWorker, Runner, StoredRequest
@@ -73,11 +75,9 @@ def response_url_of(payload: dict[str, Any]) -> str | None:
     return None
 
 
+# A form stored late still gets this long to answer in its response (else it is told later).
+MIN_RUN_SECONDS = 0.1
 BUSY = "Docket is busy right now and nothing was saved. Please try again in a moment."
-# Slack waits 3 s for the answer: a store that cannot commit in time is refused instead.
-STORE_BUDGET_SECONDS = 2.0
-# A form's work runs at once for up to this long, so its answer can go back in the response.
-SUBMISSION_BUDGET_SECONDS = 2.0
 
 
 async def accept(
@@ -95,6 +95,8 @@ async def accept(
     """
     if content_type != FORM:
         return None
+    # One deadline from arrival for storing and (a form) running: Slack gives up at 3 s.
+    deadline = time.monotonic() + ACK_BUDGET_SECONDS
     payload = parse_form_payload(text)
     if payload is None:
         return None
@@ -130,7 +132,7 @@ async def accept(
         worker.owner if run_now and worker else None,
         worker.lease_seconds if worker else LEASE_SECONDS,
     )
-    if not await store.store(pending, budget=STORE_BUDGET_SECONDS):
+    if not await store.store(pending, budget=ACK_BUDGET_SECONDS):
         logger.warning("refused a %s %s: the database did not take it in time", kind, name)
         if kind == "view_submission":
             errors = {_first_block(payload): BUSY}
@@ -141,9 +143,8 @@ async def accept(
         logger.info("repeated delivery of a %s %s ignored", kind, name)
     elif run_now:
         assert worker is not None
-        answer = await worker.run_now(
-            StoredRequest.of_request(stored, request), budget=SUBMISSION_BUDGET_SECONDS
-        )
+        left = max(MIN_RUN_SECONDS, deadline - time.monotonic())
+        answer = await worker.run_now(StoredRequest.of_request(stored, request), budget=left)
         if answer is not None:  # finished in time: its own answer ("" for a plain ack)
             return web.Response(body=answer.encode(), content_type="application/json")
     return _ack(decision.ack)
@@ -192,8 +193,7 @@ class IntakeStore:
         self._queue.append(pending)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
-        done, _ = await asyncio.wait({pending.done}, timeout=budget)
-        if done or pending.committing:
+        if (await within_ack_budget(pending.done, budget=budget)).done() or pending.committing:
             await pending.done
             return True
         pending.abandoned = True

@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
-from handlers.ack import tell_by_dm, within_ack_budget
+from handlers.ack import Answer, answer_within_budget
 from handlers.blocks.conversation import (
     REPLY_BLOCK,
     MailLine,
@@ -43,8 +43,8 @@ from handlers.blocks.tickets import message_to_plain, title_from_text
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.events import EventRouter
 from handlers.ids import Action, Command, View
-from handlers.people import resolve_member
-from handlers.respond import tell
+from handlers.people import resolve_member, user_of
+from handlers.respond import SORRY, tell
 from handlers.ticket_notifications import (
     SlackHooks,
     customer_permalink,
@@ -80,7 +80,6 @@ from models.tickets import (
 
 logger = logging.getLogger(__name__)
 
-SORRY = "Sorry, Docket could not do that just now. Please try again."
 REPLY_USAGE = "Use `/ticket reply 123 your answer`, or `/ticket reply 123` to open the form."
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
 _REPLY_ARGS = re.compile(r"^#?(\d{1,9})(?:\s+(.*))?$", re.S)
@@ -286,7 +285,7 @@ async def handle_reply_button(
             client,
             body["trigger_id"],
             respond,
-            user_id=str((body.get("user") or {}).get("id") or ""),
+            user_id=user_of(body)[0],
             ticket_id=int(value),
         )
     except Exception:
@@ -303,7 +302,7 @@ async def handle_reply_submission(
     arrives as a DM, and the send itself is never cut off half-way.
     """
     view = body.get("view") or {}
-    user_id = str((body.get("user") or {}).get("id") or "")
+    user_id = user_of(body)[0]
     text = parse_reply_text((view.get("state") or {}).get("values") or {})
     ticket_id = parse_reply_metadata(view.get("private_metadata"))
     if not text:
@@ -313,37 +312,21 @@ async def handle_reply_submission(
         await ack(response_action="errors", errors={REPLY_BLOCK: "This form is out of date."})
         return
 
-    async def attempt() -> SentReply:
-        member = await _member(services, user_id, client)
-        return await send_reply(services, ticket_id=ticket_id, member=member, text=text)
-
-    task = await within_ack_budget(attempt())
-    if not task.done():
-        await ack()
+    async def attempt() -> Answer:
         try:
-            sent = await task
+            member = await _member(services, user_id, client)
+            sent = await send_reply(services, ticket_id=ticket_id, member=member, text=text)
         except (ReplyError, PermissionDenied, TicketNotFound) as exc:
-            await tell_by_dm(client, user_id, f":no_entry: Your reply was not sent: {exc}")
-            return
+            shown = "That ticket no longer exists." if isinstance(exc, TicketNotFound) else str(exc)
+            late = f":no_entry: Your reply was not sent: {exc}"
+            return Answer(errors={REPLY_BLOCK: shown}, late=late)
         except Exception:
             logger.exception("sending a reply failed")
-            await tell_by_dm(client, user_id, f":no_entry: Your reply was not sent. {SORRY}")
-            return
-        await tell_by_dm(client, user_id, reply_sent_text(sent.number, sent.to))
-        return
-    try:
-        task.result()
-    except (ReplyError, PermissionDenied) as exc:
-        await ack(response_action="errors", errors={REPLY_BLOCK: str(exc)})
-        return
-    except TicketNotFound:
-        await ack(response_action="errors", errors={REPLY_BLOCK: "That ticket no longer exists."})
-        return
-    except Exception:
-        logger.exception("sending a reply failed")
-        await ack(response_action="errors", errors={REPLY_BLOCK: SORRY})
-        return
-    await ack()
+            late = f":no_entry: Your reply was not sent. {SORRY}"
+            return Answer(errors={REPLY_BLOCK: SORRY}, late=late)
+        return Answer(late=reply_sent_text(sent.number, sent.to))
+
+    await answer_within_budget(ack, client, user_id, attempt())
 
 
 def parse_reply_command(text: str | None) -> tuple[int, str] | None:

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.services import Services
 from handlers.blocks.notify import build_full_message_modal
 from handlers.ids import Action
-from handlers.people import resolve_member
+from handlers.people import resolve_member, user_of
 from handlers.respond import tell
 from models.inbound_store import full_message
 from models.people import PermissionDenied, require_agent
@@ -41,7 +41,7 @@ async def handle_show_full_message(
     if not value.isdigit():
         await tell(respond, NOT_FOUND)
         return
-    user_id = str((body.get("user") or {}).get("id") or "")
+    user_id = user_of(body)[0]
     try:
         member = await resolve_member(services, user_id, client=client)
         require_agent(member)

@@ -63,7 +63,7 @@ async def process_home_opened(services: Services, body: dict[str, Any]) -> None:
 
 
 def register(app: AsyncApp) -> None:
-    """Home's buttons are wired where their work lives: New ticket in handlers.tickets,
+    """Home's buttons are wired where their work lives: New ticket in handlers.ticket_form,
     Log time in handlers.time_cmd."""
 
 

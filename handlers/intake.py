@@ -19,10 +19,10 @@ from handlers.blocks.intake import (
     build_received_view,
 )
 from handlers.blocks.tickets import form_errors, parse_ticket_form
+from handlers.blocks.time import read_form
 from handlers.docket_cmd import split_subcommand
 from handlers.ids import Action, Command, View
 from handlers.ticket_text import parse_ticket_text
-from handlers.time_cmd import read_form
 from models.timeparse import DeleteTime, EditTime, LogTime, TimeTextError, parse_command
 
 # Buttons whose work writes (assign, status, close, retry); the ack is empty. The others

@@ -16,54 +16,18 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
-from handlers.blocks.common import Block, button, context, cut, escape, header, section
+from handlers.blocks.common import Block, section
+from handlers.blocks.outbox import RETRY_ALL, build_outbox_list
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.ids import Action, Command
-from models.outbox import describe, list_dead, retry_dead, status_counts
+from handlers.people import user_of
+from models.outbox import list_dead, retry_dead, status_counts
 from models.people import is_admin, member_by_slack_id
-from models.tables import OutboxMessage
 
 logger = logging.getLogger(__name__)
 
-# Two blocks per row plus a few around them stays under Slack's 50 blocks per message.
-MAX_LISTED = 20
-RETRY_ALL = "all"
 DENIED = "Only Docket admins can see and retry the outbox."
 USAGE = "Use `/docket outbox retry <id>` or `/docket outbox retry all`."
-
-
-def build_outbox_list(
-    rows: Sequence[OutboxMessage], counts: dict[str, int], *, note: str | None = None
-) -> list[Block]:
-    """The dead rows, newest first, each with its reason and a Retry button."""
-    blocks: list[Block] = [
-        header("Docket outbox"),
-        context(
-            f"{counts.get('pending', 0)} waiting · {counts.get('delivered', 0)} delivered · "
-            f"{counts.get('dead', 0)} could not be delivered"
-        ),
-    ]
-    if note:
-        blocks.append(section(note))
-    if not rows:
-        blocks.append(section("Nothing is stuck: every message was delivered or is on its way."))
-        return blocks
-    for row in rows[:MAX_LISTED]:
-        queued = row.created_at.strftime("%Y-%m-%d %H:%M UTC")
-        error = escape(cut(row.last_error or "unknown error", 500))
-        text = (
-            f"*{row.id}* · {escape(describe(row))}\n"
-            f"{error}\n_{row.attempts} attempt(s), queued {queued}_"
-        )
-        block = section(text)
-        block["accessory"] = button("Retry", Action.OUTBOX_RETRY.value, str(row.id))
-        blocks.append(block)
-    if len(rows) > MAX_LISTED:
-        blocks.append(context(f"Showing the newest {MAX_LISTED} of {len(rows)}."))
-    if len(rows) > 1:
-        retry_all = button("Retry all", Action.OUTBOX_RETRY.value, RETRY_ALL, "primary")
-        blocks.append({"type": "actions", "elements": [retry_all]})
-    return blocks
 
 
 def parse_retry(words: Sequence[str]) -> int | str | None:
@@ -137,7 +101,7 @@ async def handle_outbox_retry(
     target: int | str | None = RETRY_ALL if value == RETRY_ALL else None
     if value.isdigit():
         target = int(value)
-    user_id = str((body.get("user") or {}).get("id") or "")
+    user_id = user_of(body)[0]
     blocks = await _retry_and_list(services, user_id, target)
     if blocks is None:
         await respond(text=DENIED, response_type="ephemeral", replace_original=False)

@@ -12,15 +12,20 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import IntegrityError
 
 from bot.services import Services
+from handlers.blocks.common import escape
+from handlers.respond import tell
 from models.people import (
+    PermissionDenied,
     ensure_member,
     member_by_slack_id,
     members_by_slack_ids,
+    require_agent,
     settle_membership,
 )
 from models.tables import Member, Role
@@ -183,3 +188,22 @@ async def assignee_member(services: Services, slack_user_id: str | None) -> Memb
     if not slack_user_id:
         return None
     return await resolve_member(services, slack_user_id)
+
+
+def user_of(body: dict[str, Any]) -> tuple[str, str]:
+    """The Slack id and name of the person who clicked or submitted (`body["user"]`)."""
+    user = body.get("user") or {}
+    return str(user.get("id") or ""), str(user.get("name") or user.get("username") or "")
+
+
+async def acting_agent(
+    services: Services, user_id: str, client: AsyncWebClient, respond: AsyncRespond | None
+) -> Member | None:
+    """The acting member if they may update tickets; otherwise say why and return None."""
+    member = await resolve_member(services, user_id, client=client)
+    try:
+        require_agent(member)
+    except PermissionDenied as exc:
+        await tell(respond, f":no_entry: {escape(str(exc))}")
+        return None
+    return member

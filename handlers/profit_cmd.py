@@ -20,7 +20,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
-from handlers.blocks.common import Block, context, escape, header, section
+from handlers.blocks.common import Block, context, escape, section
+from handlers.blocks.profit import build_profit_blocks
 from handlers.blocks.sla import build_service_levels
 from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from handlers.ids import Command
@@ -32,7 +33,7 @@ from models.accounting import MissingAccount, render_invoices, render_journal
 from models.directory import match_customers, workspace_today
 from models.people import can_see_money
 from models.periods import Period, month_of, parse_period
-from models.reporting import Report, render_csv, render_table
+from models.reporting import Report, render_csv
 from models.sla_report import build_sla_report, margins_by_customer
 from models.weekly import ReportKind
 from models.weekly_data import load_summary
@@ -42,8 +43,6 @@ logger = logging.getLogger(__name__)
 
 REFUSAL = "Profitability figures are for managers and admins. Ask one of them if you need them."
 SORRY = "Sorry, Docket could not build that report just now. Please try again."
-CODE_CHUNK = 2800  # characters of table per section (Slack allows 3,000 with the fences)
-MAX_TABLE_BLOCKS = 40
 
 
 # Relative periods show the managers' summary (the weekly post's content); explicit keys such
@@ -85,45 +84,6 @@ def parse_profit_args(text: str | None, *, today: date) -> ProfitArgs:
 def _looks_like_period(word: str) -> bool:
     head = word[:4]
     return head.isdigit() and len(word) > 4 and word[4] == "-"
-
-
-def table_blocks(table: str) -> list[Block]:
-    """The report table as code sections, split at line ends within Slack's limits."""
-    chunks: list[str] = []
-    current: list[str] = []
-    for line in table.rstrip("\n").split("\n"):
-        if current and sum(len(x) + 1 for x in current) + len(line) > CODE_CHUNK:
-            chunks.append("\n".join(current))
-            current = []
-        current.append(line)
-    if current:
-        chunks.append("\n".join(current))
-    blocks = [section(f"```\n{escape(chunk)}\n```") for chunk in chunks[:MAX_TABLE_BLOCKS]]
-    if len(chunks) > MAX_TABLE_BLOCKS:
-        blocks.append(context("The table is cut here: `/profit export` sends all of it."))
-    return blocks
-
-
-def build_profit_blocks(report: Report) -> list[Block]:
-    """The `/profit` answer: the same table `docket report profitability` prints."""
-    blocks = [header(report.title), *table_blocks(render_table(report))]
-    blocks.append(
-        context(
-            "Revenue, labour cost and direct cost are rounded once each; contribution = "
-            "revenue − direct cost − labour cost. `/profit export` sends the CSV to your DM."
-        )
-    )
-    return blocks
-
-
-def table_text(blocks: list[Block]) -> str:
-    """The table text inside `build_profit_blocks`' code sections (for comparisons)."""
-    parts = []
-    for block in blocks:
-        text = ((block.get("text") or {}).get("text")) or ""
-        if text.startswith("```\n") and text.endswith("\n```"):
-            parts.append(text[4:-4].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
-    return "\n".join(parts) + "\n"
 
 
 async def _say(respond: AsyncRespond, text: str, blocks: list[Block] | None = None) -> None:

@@ -1,6 +1,6 @@
 """`/ticket <title>`: quick create, one inline or many stored requests in one transaction.
 
-The listener in `handlers.tickets` creates one ticket; the intake worker hands a backlog of
+The listener in `handlers.ticket_command` creates one ticket; the intake worker hands a backlog of
 stored quick creates to `run_stored_quick_creates`, which creates them all with the same
 steps in one transaction (each ticket's card queued, each stored request marked done at its
 commit) and then answers every person through their `response_url` over one HTTP session.

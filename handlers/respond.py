@@ -35,3 +35,7 @@ def for_stored_request(respond: AsyncRespond, context: Mapping[str, Any]) -> Asy
     if not context.get("intake_id") or not respond.response_url:
         return respond
     return ReplacingRespond(response_url=respond.response_url, proxy=respond.proxy, ssl=respond.ssl)
+
+
+SORRY = "Sorry, Docket could not do that just now. Please try again."
+"""What a person is told when their request failed for a reason of ours (the log says which)."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -21,10 +19,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
-from handlers.blocks.common import Block, context, escape, plain, safe, section
+from handlers.ack import Answer, answer_within_budget
+from handlers.blocks.common import Block, escape, section
+from handlers.blocks.time import (
+    B_DURATION,
+    B_TICKET,
+    MAX_STATIC_OPTIONS,
+    LoggedEntry,
+    MoneyNote,
+    build_list,
+    build_log_time_modal,
+    build_logged,
+    field_for,
+    read_form,
+    target_options,
+)
 from handlers.ids import Action, Command, View
-from handlers.people import on_team, resolve_member, team_member
-from handlers.respond import for_stored_request
+from handlers.people import on_team, resolve_member, team_member, user_of
+from handlers.respond import SORRY, for_stored_request
 from models import engine as profit
 from models.directory import list_contracts, list_customers, workspace_today
 from models.money import format_amount, round_subunits
@@ -34,14 +46,7 @@ from models.periods import month_of
 from models.profitability import present, sum_figures
 from models.tables import Member, TimeEntry
 from models.tickets import customer_by_id, names_by_id, ticket_by_id, ticket_by_number
-from models.timelog import (
-    TimeRefused,
-    delete_time,
-    edit_time,
-    get_entry,
-    log_time,
-    recent_entries,
-)
+from models.timelog import TimeRefused, delete_time, edit_time, get_entry, log_time, recent_entries
 from models.timeparse import (
     DeleteTime,
     EditTime,
@@ -52,13 +57,11 @@ from models.timeparse import (
     TimeTextError,
     format_minutes,
     parse_command,
-    parse_duration,
 )
 from models.workspaces import get_workspace
 
 logger = logging.getLogger(__name__)
 
-SORRY = "Sorry, Docket could not do that just now. Please try again."
 HELP = (
     "*Log time*\n"
     "• `/time 1h30 #123 fixed the VPN` — also `90m`, `1.5h`, `1:30`\n"
@@ -68,285 +71,6 @@ HELP = (
     "*Your entries*\n"
     "• `/time list` · `/time edit 12 2h` (or a day, `nb`, a new note) · `/time delete 12`"
 )
-MAX_STATIC_OPTIONS = 100
-
-# Block and action ids inside the form (read back from view.state on submission).
-B_DURATION, A_DURATION = "duration", "duration_input"
-B_DATE, A_DATE = "work_date", "work_date_input"
-B_BILLABLE, A_BILLABLE = "billable", "billable_input"
-B_TICKET, A_TICKET = "ticket", "ticket_input"
-B_TARGET = "target"
-B_NOTE, A_NOTE = "note", "note_input"
-
-
-# ---------------------------------------------------------------------------------------
-# Pure builders
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MoneyNote:
-    """What a manager sees about a new entry: its cost and the customer's month so far."""
-
-    currency: str
-    cost_minor: int | None  # None: no cost rate in force (uncosted)
-    customer: str | None = None
-    margin_text: str | None = None
-
-
-@dataclass(frozen=True)
-class LoggedEntry:
-    """An entry as the confirmation shows it."""
-
-    entry_id: int
-    minutes: int
-    work_date: date
-    billable: bool
-    note: str
-    ticket: str | None = None  # "#123 Printer jams"
-    customer: str | None = None
-    contract: str | None = None
-
-
-def describe(entry: LoggedEntry) -> str:
-    """One line about an entry (user text escaped)."""
-    parts = [f"*{format_minutes(entry.minutes)}* on {entry.work_date:%a %d %b %Y}"]
-    if entry.ticket:
-        parts.append(safe(entry.ticket, 200))
-    if entry.customer:
-        where = entry.customer + (f" / {entry.contract}" if entry.contract else "")
-        parts.append(safe(where, 200))
-    if not entry.billable:
-        parts.append("not billable")
-    text = " · ".join(parts)
-    if entry.note:
-        text += f" — {safe(entry.note, 500)}"
-    return text
-
-
-def build_logged(entry: LoggedEntry, money: MoneyNote | None, verb: str = "Logged") -> list[Block]:
-    """The confirmation of a logged (or changed) entry; `money` only for managers."""
-    blocks = [
-        section(f":white_check_mark: {verb} {describe(entry)}"),
-        context(
-            f"Entry {entry.entry_id} · change it with `/time edit {entry.entry_id} …` "
-            f"or `/time delete {entry.entry_id}`"
-        ),
-    ]
-    if money is not None:
-        cost = (
-            "no cost rate in force for that day (uncosted)"
-            if money.cost_minor is None
-            else format_amount(money.cost_minor, money.currency)
-        )
-        text = f":moneybag: Cost of this entry: {cost}"
-        if money.customer and money.margin_text:
-            text += f" · {safe(money.customer, 200)} this month: {money.margin_text}"
-        blocks.append(context(text))
-    return blocks
-
-
-def build_list(entries: list[LoggedEntry]) -> list[Block]:
-    """`/time list`: the person's latest entries."""
-    if not entries:
-        return [section("You have not logged any time yet. Try `/time 1h30 #123 fixed the VPN`.")]
-    lines = [f"`{e.entry_id}` {describe(e)}" for e in entries]
-    blocks = [section("*Your latest time entries*")]
-    chunk: list[str] = []
-    for line in lines:
-        if sum(len(x) + 1 for x in chunk) + len(line) > 2800:
-            blocks.append(section("\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-    blocks.append(section("\n".join(chunk)))
-    blocks.append(context("`/time edit ID 2h` · `/time delete ID`"))
-    return blocks
-
-
-def _option(text: str, value: str) -> dict[str, Any]:
-    return {"text": plain(text, 75), "value": value}
-
-
-def target_options(
-    customers: list[tuple[int, str]], contracts: list[tuple[int, int, str]], query: str = ""
-) -> list[dict[str, Any]]:
-    """Customers ("c:ID") and their contracts ("k:ID") as select options, filtered by name."""
-    wanted = query.strip().casefold()
-    options = []
-    for customer_id, name in customers:
-        if wanted in name.casefold():
-            options.append(_option(name, f"c:{customer_id}"))
-        for contract_id, owner, contract in contracts:
-            label = f"{name} — {contract}"
-            if owner == customer_id and wanted in label.casefold():
-                options.append(_option(label, f"k:{contract_id}"))
-    return options[:MAX_STATIC_OPTIONS]
-
-
-def build_log_time_modal(
-    *,
-    today: date,
-    ticket_id: int | None,
-    ticket_label: str | None,
-    options: list[dict[str, Any]] | None,
-    searchable: bool,
-) -> dict[str, Any]:
-    """The log-time form: for a ticket, or with a ticket number / customer to pick."""
-    blocks: list[Block] = []
-    if ticket_label:
-        blocks.append(context(f"Time on {safe(ticket_label, 300)}"))
-    blocks += [
-        {
-            "type": "input",
-            "block_id": B_DURATION,
-            "label": plain("How long"),
-            "hint": plain("e.g. 1h30, 90m, 1.5h or 1:30"),
-            "element": {
-                "type": "plain_text_input",
-                "action_id": A_DURATION,
-                "placeholder": plain("1h30"),
-            },
-        },
-        {
-            "type": "input",
-            "block_id": B_DATE,
-            "label": plain("Day"),
-            "element": {
-                "type": "datepicker",
-                "action_id": A_DATE,
-                "initial_date": today.isoformat(),
-            },
-        },
-    ]
-    if ticket_id is None:
-        blocks.append(
-            {
-                "type": "input",
-                "block_id": B_TICKET,
-                "optional": True,
-                "label": plain("Ticket number"),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": A_TICKET,
-                    "placeholder": plain("123"),
-                },
-            }
-        )
-        element: dict[str, Any]
-        if searchable:
-            element = {
-                "type": "external_select",
-                "action_id": Action.TIME_TARGET.value,
-                "placeholder": plain("Type a customer's name"),
-                "min_query_length": 0,
-            }
-        else:
-            element = {
-                "type": "static_select",
-                "action_id": Action.TIME_TARGET.value,
-                "placeholder": plain("Customer or contract"),
-                "options": options or [_option("(none)", "none")],
-            }
-        blocks.append(
-            {
-                "type": "input",
-                "block_id": B_TARGET,
-                "optional": True,
-                "label": plain("Or a customer / contract"),
-                "hint": plain("Leave both empty for internal work."),
-                "element": element,
-            }
-        )
-    blocks += [
-        {
-            "type": "input",
-            "block_id": B_BILLABLE,
-            "optional": True,
-            "label": plain("Billable"),
-            "element": {
-                "type": "checkboxes",
-                "action_id": A_BILLABLE,
-                "options": [_option("Bill this time to the customer", "yes")],
-                "initial_options": [_option("Bill this time to the customer", "yes")],
-            },
-        },
-        {
-            "type": "input",
-            "block_id": B_NOTE,
-            "optional": True,
-            "label": plain("Note"),
-            "element": {
-                "type": "plain_text_input",
-                "action_id": A_NOTE,
-                "multiline": True,
-                "max_length": 2000,
-            },
-        },
-    ]
-    return {
-        "type": "modal",
-        "callback_id": View.LOG_TIME.value,
-        "title": plain("Log time", 24),
-        "submit": plain("Log", 24),
-        "close": plain("Cancel", 24),
-        "private_metadata": json.dumps({"ticket_id": ticket_id}),
-        "blocks": blocks,
-    }
-
-
-@dataclass(frozen=True)
-class FormInput:
-    """What the form says, read and checked (pure)."""
-
-    minutes: int | None
-    work_date: date | None
-    billable: bool
-    note: str
-    ticket_number: int | None
-    target: str | None
-    errors: dict[str, str]
-
-
-def read_form(values: dict[str, Any]) -> FormInput:
-    """Read the submitted form; problems come back by block id for Slack's field errors."""
-    errors: dict[str, str] = {}
-
-    def value(block: str, action: str) -> Any:
-        return (values.get(block) or {}).get(action) or {}
-
-    raw = str(value(B_DURATION, A_DURATION).get("value") or "").strip()
-    minutes = None
-    try:
-        minutes = parse_duration(raw)
-        if minutes is None:
-            errors[B_DURATION] = "Write a duration such as 1h30, 90m, 1.5h or 1:30."
-    except TimeTextError as exc:
-        errors[B_DURATION] = str(exc).replace("`", "")
-    picked = value(B_DATE, A_DATE).get("selected_date")
-    work_date = None
-    try:
-        work_date = date.fromisoformat(picked) if picked else None
-    except ValueError:
-        pass
-    if work_date is None:
-        errors[B_DATE] = "Pick the day you worked."
-    billable = bool(value(B_BILLABLE, A_BILLABLE).get("selected_options"))
-    note = str(value(B_NOTE, A_NOTE).get("value") or "").strip()
-    ticket_text = str(value(B_TICKET, A_TICKET).get("value") or "").strip().lstrip("#")
-    ticket_number = None
-    if ticket_text:
-        if ticket_text.isdigit():
-            ticket_number = int(ticket_text)
-        else:
-            errors[B_TICKET] = "Write the ticket's number, e.g. 123."
-    option = value(B_TARGET, Action.TIME_TARGET.value).get("selected_option") or {}
-    target = option.get("value") if option.get("value") not in (None, "none") else None
-    return FormInput(minutes, work_date, billable, note, ticket_number, target, errors)
-
-
-def _field_for(reason: str) -> str:
-    return B_DATE if "future" in reason else B_DURATION
-
 
 # ---------------------------------------------------------------------------------------
 # Reading what the confirmations need
@@ -622,7 +346,7 @@ async def open_log_time_modal(
 
 async def handle_target_options(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
     """Options for the form's customer / contract select when there are many."""
-    if await team_member(services, str((body.get("user") or {}).get("id") or "")) is None:
+    if await team_member(services, user_of(body)[0]) is None:
         await ack(options=[])
         return
     async with services.read() as session:
@@ -647,56 +371,65 @@ async def handle_log_time_submission(
         metadata = json.loads(view.get("private_metadata") or "{}")
     except ValueError:
         metadata = {}
-    user_id = str((body.get("user") or {}).get("id") or "")
-    try:
-        member = await resolve_member(services, user_id, client=client)
-        async with services.transaction() as session:
-            today = await workspace_today(
-                session=session, workspace_id=services.workspace_id, at=services.now()
-            )
-            ticket_id = metadata.get("ticket_id")
-            customer_id = contract_id = None
-            if ticket_id is None and form.ticket_number is not None:
-                ticket = await ticket_by_number(
-                    session=session, workspace_id=services.workspace_id, number=form.ticket_number
+    user_id = user_of(body)[0]
+    saved: tuple[Member, int] | None = None
+
+    async def save() -> Answer:
+        nonlocal saved
+        try:
+            member = await resolve_member(services, user_id, client=client)
+            async with services.transaction() as session:
+                today = await workspace_today(
+                    session=session, workspace_id=services.workspace_id, at=services.now()
                 )
-                if ticket is None:
-                    await ack(
-                        response_action="errors",
-                        errors={B_TICKET: f"There is no ticket #{form.ticket_number}."},
+                ticket_id = metadata.get("ticket_id")
+                customer_id = contract_id = None
+                if ticket_id is None and form.ticket_number is not None:
+                    ticket = await ticket_by_number(
+                        session=session,
+                        workspace_id=services.workspace_id,
+                        number=form.ticket_number,
                     )
-                    return
-                ticket_id = ticket.id
-            if ticket_id is None and form.target:
-                kind, _, raw = form.target.partition(":")
-                if kind == "c":
-                    customer_id = int(raw)
-                elif kind == "k":
-                    contract_id = int(raw)
-            entry = await log_time(
-                session=session,
-                workspace_id=services.workspace_id,
-                member=member,
-                minutes=form.minutes,
-                work_date=form.work_date,
-                today=today,
-                at=services.now(),
-                ticket_id=ticket_id,
-                customer_id=customer_id,
-                contract_id=contract_id,
-                billable=form.billable,
-                note=form.note,
-            )
-            entry_id = entry.id
-    except TimeRefused as exc:
-        await ack(response_action="errors", errors={_field_for(str(exc)): str(exc)})
+                    if ticket is None:
+                        return Answer.refused(
+                            {B_TICKET: f"There is no ticket #{form.ticket_number}."},
+                            what="time entry",
+                        )
+                    ticket_id = ticket.id
+                if ticket_id is None and form.target:
+                    kind, _, raw = form.target.partition(":")
+                    if kind == "c":
+                        customer_id = int(raw)
+                    elif kind == "k":
+                        contract_id = int(raw)
+                assert form.minutes is not None and form.work_date is not None
+                entry = await log_time(
+                    session=session,
+                    workspace_id=services.workspace_id,
+                    member=member,
+                    minutes=form.minutes,
+                    work_date=form.work_date,
+                    today=today,
+                    at=services.now(),
+                    ticket_id=ticket_id,
+                    customer_id=customer_id,
+                    contract_id=contract_id,
+                    billable=form.billable,
+                    note=form.note,
+                )
+                assert entry.id is not None
+                saved = (member, entry.id)
+        except TimeRefused as exc:
+            return Answer.refused({field_for(str(exc)): str(exc)}, what="time entry")
+        except Exception:
+            logger.exception("logging time from the form failed")
+            return Answer.refused({B_DURATION: SORRY}, what="time entry")
+        return Answer()
+
+    await answer_within_budget(ack, client, user_id, save())
+    if saved is None:
         return
-    except Exception:
-        logger.exception("logging time from the form failed")
-        await ack(response_action="errors", errors={B_DURATION: SORRY})
-        return
-    await ack()
-    assert entry_id is not None
+    member, entry_id = saved
     try:
         blocks = await confirmation(services, member, entry_id)
         async with services.transaction() as session:
@@ -736,7 +469,8 @@ async def handle_log_time_action(
 
 def register(app: AsyncApp) -> None:
     app.command(Command.TIME.value)(handle_time_command)
-    # The card's Log time (Action.LOG_TIME) is wired in handlers.tickets, which checks the role.
+    # The card's Log time (Action.LOG_TIME) is wired in handlers.ticket_buttons, which checks
+    # the role.
     app.action(Action.HOME_LOG_TIME.value)(handle_log_time_action)
     app.view(View.LOG_TIME.value)(handle_log_time_submission)
     app.options(Action.TIME_TARGET.value)(handle_target_options)

@@ -33,7 +33,8 @@ from models.inbound_store import (
     clean_text,
 )
 from models.lifecycle import can_move
-from models.mail import AutoKind, ParsedMail
+from models.mail import ParsedMail
+from models.mail_auto import AutoKind
 from models.mailauth import sender_authenticated
 from models.sla_store import refresh_ticket_sla
 from models.sql import dialect, insert_ignore

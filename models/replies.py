@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.inbound_store import QUEUED, clean_text
 from models.lifecycle import can_move
-from models.mail import build_reply_email
+from models.mail_outgoing import build_reply_email
 from models.outbox import EmailSend, enqueue
 from models.people import require_agent
 from models.sla_store import refresh_ticket_sla

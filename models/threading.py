@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from models.mail import AutoKind, ParsedMail
+from models.mail import ParsedMail
+from models.mail_auto import AutoKind
 
 __all__ = [
     "ContactFacts",

@@ -84,6 +84,19 @@ class TicketCreate:
     source_permalink: str | None = None
 
 
+# The fields a ticket update may set, each tracked in the ticket's history.
+_TRACKED = (
+    "title",
+    "description",
+    "priority",
+    "status",
+    "customer_id",
+    "contact_id",
+    "contract_id",
+    "assignee_id",
+)
+
+
 @dataclass(frozen=True)
 class TicketUpdate:
     """A change to a ticket: every field left at KEEP stays as it is."""
@@ -99,17 +112,7 @@ class TicketUpdate:
 
     def fields(self) -> dict[str, Any]:
         """The fields this update sets (KEEP ones left out)."""
-        names = (
-            "title",
-            "description",
-            "priority",
-            "status",
-            "customer_id",
-            "contact_id",
-            "contract_id",
-            "assignee_id",
-        )
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not KEEP}
+        return {n: getattr(self, n) for n in _TRACKED if getattr(self, n) is not KEEP}
 
 
 class TicketNotFound(LookupError):
@@ -186,18 +189,6 @@ class TicketCard:
     card_ts: str | None = None
     verified: bool = True  # False: opened by mail whose sender was not authenticated
     sla: SlaInput | None = None  # None: the workspace has no SLA policy
-
-
-_TRACKED = (
-    "title",
-    "description",
-    "priority",
-    "status",
-    "customer_id",
-    "contact_id",
-    "contract_id",
-    "assignee_id",
-)
 
 
 def _snapshot(ticket: Ticket) -> dict[str, Any]:

@@ -21,10 +21,9 @@ from handlers.blocks.common import (
     safe,
     section,
 )
-from handlers.blocks.tickets import UNVERIFIED_SENDER, status_value
+from handlers.blocks.tickets import UNVERIFIED_SENDER, status_select
 from handlers.ids import Action, View
 from models.inbound_store import FullMessage
-from models.lifecycle import label, next_statuses
 from models.notify import ReplyNotice, ReplyRenderers
 
 # Fallback text (notifications, screen readers) is short: the blocks carry the whole reply.
@@ -52,21 +51,6 @@ def _quote(text: str, limit: int = SECTION_LIMIT - 100) -> str:
     return "\n".join(lines)
 
 
-def _status_menu(notice: ReplyNotice) -> dict[str, Any]:
-    """The card's status menu: the current status first, then the allowed moves."""
-    statuses = [notice.status, *(s.value for s in next_statuses(notice.status))]
-    options = [
-        {"text": plain(label(s), 75), "value": status_value(notice.ticket_id, s)} for s in statuses
-    ]
-    return {
-        "type": "static_select",
-        "action_id": Action.STATUS.value,
-        "placeholder": plain("Status"),
-        "options": options,
-        "initial_option": options[0],
-    }
-
-
 def _work_buttons(notice: ReplyNotice) -> Block:
     value = str(notice.ticket_id)
     return {
@@ -74,7 +58,7 @@ def _work_buttons(notice: ReplyNotice) -> Block:
         "elements": [
             button("Reply", Action.REPLY.value, value, style="primary"),
             button("Log time", Action.LOG_TIME.value, value),
-            _status_menu(notice),
+            status_select(notice.ticket_id, notice.status),
         ],
     }
 

@@ -139,9 +139,11 @@ def parse_status_value(value: str) -> tuple[int, str] | None:
     return int(ticket_id), status
 
 
-def _status_select(card: TicketCard) -> dict[str, Any]:
-    statuses = [card.status, *[s.value for s in next_statuses(card.status)]]
-    options = [_option(status_label(s), status_value(card.id, s)) for s in statuses]
+def status_select(ticket_id: int, status: str) -> dict[str, Any]:
+    """A ticket's status menu (on its card and in reply DMs): the current status first, then
+    the allowed moves."""
+    statuses = [status, *[s.value for s in next_statuses(status)]]
+    options = [_option(status_label(s), status_value(ticket_id, s)) for s in statuses]
     return {
         "type": "static_select",
         "action_id": Action.STATUS.value,
@@ -156,7 +158,7 @@ def card_actions(card: TicketCard) -> Block:
     value = str(card.id)
     elements: list[dict[str, Any]] = [
         button("Assign to me", Action.ASSIGN_TO_ME, value, style="primary"),
-        _status_select(card),
+        status_select(card.id, card.status),
         button("Edit", Action.EDIT, value),
         button("Log time", Action.LOG_TIME, value),
         button("Reply to customer", Action.REPLY, value),

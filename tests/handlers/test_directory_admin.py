@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from handlers.directory_admin import (
-    REFUSAL,
+from handlers.blocks.directory import (
     build_calculator_modal,
     build_charge_rate_modal,
     build_contact_modal,
@@ -18,6 +17,7 @@ from handlers.directory_admin import (
     build_customer_modal,
     read_contract,
 )
+from handlers.directory_admin import REFUSAL
 from handlers.ids import Action, Command, View
 from models.tables import ChargeRate, Contract, ContractKind, CostRate, Customer
 from tests.slack_emulator import validate_view

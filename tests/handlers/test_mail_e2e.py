@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from handlers.blocks.conversation import REPLY_BLOCK, REPLY_INPUT
 from handlers.ids import Action, View
 from models.inbound_store import RECEIVED, stored_raw
-from models.mail import REPLY_MARKER
+from models.reply_text import REPLY_MARKER
 from models.tables import (
     Contact,
     Customer,

@@ -14,13 +14,9 @@ from sqlmodel import select
 
 from bot.cli import build_parser
 from bot.reports import command_report
+from handlers.blocks.profit import build_profit_blocks, table_text
 from handlers.ids import Command
-from handlers.profit_cmd import (
-    REFUSAL,
-    build_profit_blocks,
-    parse_profit_args,
-    table_text,
-)
+from handlers.profit_cmd import REFUSAL, parse_profit_args
 from models import engine as profit
 from models.periods import month_of, parse_period, previous, week_of
 from models.reporting import render_csv, render_table, report_json

@@ -7,15 +7,9 @@ from typing import Any
 
 import pytest
 
+from handlers.blocks.settings import Field, build_saved_view, build_settings_modal, parse_settings
 from handlers.ids import View
-from handlers.settings_admin import (
-    NOT_ADMIN,
-    Field,
-    apply_settings,
-    build_saved_view,
-    build_settings_modal,
-    parse_settings,
-)
+from handlers.settings_admin import NOT_ADMIN, apply_settings
 from models.tables import Workspace
 from tests.slack_emulator import validate_view
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from handlers.admin import RosterLine, build_member_modal, build_member_saved
 from handlers.blocks.common import CUT_MARKER
 from handlers.blocks.home import build_home
+from handlers.blocks.members import RosterLine, build_member_modal, build_member_saved
 from handlers.blocks.tickets import (
     Choice,
     Field,

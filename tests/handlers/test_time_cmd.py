@@ -12,8 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from handlers.ids import Action, Command, View
-from handlers.time_cmd import (
+from handlers.blocks.time import (
     B_DATE,
     B_DURATION,
     B_TICKET,
@@ -24,6 +23,7 @@ from handlers.time_cmd import (
     read_form,
     target_options,
 )
+from handlers.ids import Action, Command, View
 from models import engine as profit
 from models.importer import import_csv
 from models.tables import (

@@ -24,12 +24,8 @@ from bot.db import make_engine, make_sessionmaker
 from bot.outbox_cli import _run as run_outbox_cli
 from bot.outbox_cli import command_outbox, configure
 from bot.services import Services
-from handlers.outbox_admin import (
-    build_outbox_list,
-    handle_outbox_command,
-    handle_outbox_retry,
-    parse_retry,
-)
+from handlers.blocks.outbox import build_outbox_list
+from handlers.outbox_admin import handle_outbox_command, handle_outbox_retry, parse_retry
 from jobs.outbox import (
     Dead,
     Retry,

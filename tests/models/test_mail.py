@@ -11,18 +11,10 @@ import pytest
 
 from jobs.reply_extract import ReplyLibrary
 from models import mail as mail_module
-from models.mail import (
-    REPLY_MARKER,
-    AutoKind,
-    MailRejected,
-    auto_kind,
-    bounced_message_id,
-    build_reply_email,
-    classify_auto,
-    is_valid_message_id,
-    parse_message,
-)
-from models.reply_text import Cut, extract, extract_reply, mark_html_quotes
+from models.mail import MailRejected, bounced_message_id, parse_message
+from models.mail_auto import AutoKind, auto_kind, classify_auto
+from models.mail_outgoing import build_reply_email, is_valid_message_id
+from models.reply_text import REPLY_MARKER, Cut, extract, extract_reply, mark_html_quotes
 
 
 def msg(headers: str, body: str | bytes = "hello\r\n") -> bytes:

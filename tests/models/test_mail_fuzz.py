@@ -19,16 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobs.reply_extract import ReplyLibrary
-from models.mail import (
-    MAX_MIME_PARTS,
-    REPLY_MARKER,
-    MailRejected,
-    ParsedMail,
-    build_reply_email,
-    is_valid_message_id,
-    parse_message,
-)
-from models.reply_text import extract_reply
+from models.mail import MailRejected, ParsedMail, parse_message
+from models.mail_body import MAX_MIME_PARTS
+from models.mail_outgoing import build_reply_email, is_valid_message_id
+from models.reply_text import REPLY_MARKER, extract_reply
 
 settings.register_profile(
     "mail-fuzz",

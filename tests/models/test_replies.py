@@ -16,7 +16,6 @@ from bot.db import make_sessionmaker
 from models.inbound_apply import InboundConfig, process_mail
 from models.inbound_read import read_mail
 from models.inbound_store import QUEUED, store_received
-from models.mail import REPLY_MARKER
 from models.outbox import EMAIL
 from models.people import PermissionDenied
 from models.replies import (
@@ -26,6 +25,7 @@ from models.replies import (
     queue_email_reply,
     record_agent_reply,
 )
+from models.reply_text import REPLY_MARKER
 from models.tables import (
     Customer,
     EmailMessage,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.mail import AutoKind, parse_message
+from models.mail import parse_message
+from models.mail_auto import AutoKind
 from models.threading import (
     ContactFacts,
     Decision,

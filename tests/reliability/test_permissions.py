@@ -30,11 +30,11 @@ from sqlmodel import SQLModel, select
 
 import models
 from handlers import directory_admin, outbox_admin, profit_cmd, settings_admin, time_cmd
-from handlers.admin import ACCESS_BLOCK, USER_BLOCK
 from handlers.blocks.conversation import REPLY_BLOCK, REPLY_INPUT
+from handlers.blocks.members import ACCESS_BLOCK, USER_BLOCK
+from handlers.blocks.settings import Field as SettingsField
 from handlers.ids import Action, View
 from handlers.people import resolve_member
-from handlers.settings_admin import Field as SettingsField
 from models.tables import Contact, ContractKind, Customer, Member, Role, Ticket, Workspace
 from models.timelog import TimeRefused
 from tests.conftest import SIGNING_SECRET

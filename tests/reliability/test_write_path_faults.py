@@ -27,8 +27,10 @@ from sqlmodel import select
 
 from bot.services import Services
 from handlers.blocks.tickets import Field, FormMeta
+from handlers.respond import SORRY
+from handlers.ticket_command import handle_ticket_command
+from handlers.ticket_form import handle_ticket_submission
 from handlers.ticket_notifications import SlackHooks
-from handlers.tickets import SORRY, handle_ticket_command, handle_ticket_submission
 from jobs.mail import process_one
 from models.inbound_store import PROCESSED, RECEIVED, store_received
 from models.tables import Contact, Customer, EmailMessage, Member, Role, Workspace

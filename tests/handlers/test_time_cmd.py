@@ -388,5 +388,7 @@ async def test_the_ack_path_stays_fast_while_a_backlog_is_refreshed(docket: Any)
         reply = await docket.command(Command.TIME.value, "help", user_id="U1")
         slowest = max(slowest, reply.elapsed)
         await asyncio.sleep(0.05)
-    assert slowest < 1.0
+    # Within Slack's 3 s with room for a loaded machine; a refresh holding the write lock
+    # for its whole backlog took far longer.
+    assert slowest < 2.5
     assert await backlog() < before  # the worker was busy all along

@@ -158,9 +158,9 @@ def test_two_from_headers_and_missing_from() -> None:
     ],
 )
 def test_broken_recipient_headers_degrade(header: str) -> None:
-    started = time.monotonic()
+    started = time.process_time()
     parsed = parse_message(msg(f"From: a@b.example\n{header}"))
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
     assert len(parsed.to_addrs) <= 100 and len(parsed.cc_addrs) <= 100
 
 
@@ -402,9 +402,9 @@ def test_body_is_capped() -> None:
 
 def test_html_nesting_bomb_is_defused() -> None:
     bomb = "<ol>" * 5000 + "<li>x" * 5000
-    started = time.monotonic()
+    started = time.process_time()
     parsed = parse_message(msg("From: a@b.example\nContent-Type: text/html", bomb))
-    assert time.monotonic() - started < 5
+    assert time.process_time() - started < 5
     assert len(parsed.text) <= 200_000
 
 
@@ -795,10 +795,10 @@ def test_library_skips_long_input(library: ReplyLibrary) -> None:
     ids=["needle-in-text", "hr", "hr-headers", "unclosed", "nested", "brackets"],
 )
 def test_marking_crafted_html_is_fast(markup: str) -> None:
-    started = time.monotonic()
+    started = time.process_time()
     mark_html_quotes(markup)
     parse_message(msg("From: a@b.example\nContent-Type: text/html", markup))
-    assert time.monotonic() - started < 3
+    assert time.process_time() - started < 3
 
 
 @pytest.mark.parametrize(
@@ -811,16 +811,16 @@ def test_extraction_of_a_whole_crafted_body_is_fast(pattern: str) -> None:
         part = pattern.format(index)
         parts.append(part)
         size, index = size + len(part), index + 1
-    started = time.monotonic()
+    started = time.process_time()
     extract("".join(parts)[:200_000])
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_extraction_of_crafted_text_is_fast() -> None:
     crafted = "On " * 6000
-    started = time.monotonic()
+    started = time.process_time()
     assert extract_reply(crafted) == crafted.strip()
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
 
 
 # --------------------------------------------------------------------------- outgoing mail

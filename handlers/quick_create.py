@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -140,11 +141,14 @@ def stored_quick_create(body: str) -> QuickCreate:
     return QuickCreate.of_command(command, parse_ticket_text(command.get("text")).title)
 
 
-async def run_stored_quick_creates(services: Services, bodies: Sequence[str]) -> None:
-    """Create the tickets of many stored quick creates at once, then answer each person.
+async def run_stored_quick_creates(
+    services: Services, bodies: Sequence[str]
+) -> Callable[[], Awaitable[None]]:
+    """Create the tickets of many stored quick creates at once; returns what answers them.
 
     Raises when the transaction fails (nothing was created; the caller runs each request
-    on its own). An answer that cannot be delivered is logged: the ticket exists.
+    on its own). The answers go once the tickets are committed; one that cannot be
+    delivered is logged: the ticket exists.
     """
     items = [stored_quick_create(body) for body in bodies]
     started = time.perf_counter()
@@ -154,6 +158,13 @@ async def run_stored_quick_creates(services: Services, bodies: Sequence[str]) ->
         len(items),
         1000 * (time.perf_counter() - started),
     )
+    return partial(answer_quick_creates, services, list(zip(items, created, strict=True)))
+
+
+async def answer_quick_creates(
+    services: Services, done: Sequence[tuple[QuickCreate, Created]]
+) -> None:
+    """Answer each person through their response_url, over one HTTP session."""
     gate = asyncio.Semaphore(ANSWER_CONCURRENCY)
     timeout = aiohttp.ClientTimeout(total=ANSWER_TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -170,4 +181,4 @@ async def run_stored_quick_creates(services: Services, bodies: Sequence[str]) ->
                 except Exception:
                     logger.exception("answering a quick create through response_url failed")
 
-        await asyncio.gather(*(answer(i, r) for i, r in zip(items, created, strict=True)))
+        await asyncio.gather(*(answer(i, r) for i, r in done))

@@ -40,6 +40,8 @@ INGRESS_QUIET_SECONDS = 0.5
 # took (at most BUSY_REST_MAX_SECONDS): the acknowledgements get most of the event loop.
 BUSY_REST_FACTOR = 3.0
 BUSY_REST_MAX_SECONDS = 0.5
+# Batches whose follow-up work (answers) may still run while the next batch is created.
+MAX_FOLLOW_UPS = 2
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,13 @@ class Batch:
     """Stored requests of one kind and name that `run` does together in one transaction.
 
     `run` gets the stored bodies; it raises when nothing was done, and then every request
-    of the batch runs on its own through the listeners.
+    of the batch runs on its own through the listeners. What it returns (answering the
+    people, say) runs after the batch has committed, beside the next batch.
     """
 
     kind: str
     name: str
-    run: Callable[[list[str]], Awaitable[None]]
+    run: Callable[[list[str]], Awaitable[Callable[[], Awaitable[None]] | None]]
     size: int = 200
     # While requests keep arriving, a smaller batch keeps SQLite's write lock short.
     size_when_busy: int = 20
@@ -128,6 +131,7 @@ class IntakeWorker:
         self.lease_seconds = lease_seconds
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._batching: asyncio.Task[Any] | None = None
+        self._follow_ups: set[asyncio.Task[Any]] = set()
         self.busy_until = 0.0
 
     def note_ingress(self) -> None:
@@ -149,7 +153,9 @@ class IntakeWorker:
         """
         now = time.monotonic()
         busy = now < self.busy_until
-        batch = self.batch if self._batching is None else None
+        # One batch at a time; its answers may still be going out while the next is created.
+        ready = self._batching is None and len(self._follow_ups) < MAX_FOLLOW_UPS
+        batch = self.batch if ready else None
         free = (1 if busy else self.capacity) - len(self.in_flight)
         if free <= 0 and batch is None:
             # A finishing run sets the wake event; a burst's end is checked for.
@@ -203,8 +209,9 @@ class IntakeWorker:
         """Run a batch in one transaction; if it fails, run each request on its own."""
         claims = tuple(IntakeClaim(r.intake_id, self.owner) for r in requests)
         token = current_claims.set(claims)
+        follow_up = None
         try:
-            await batch.run([r.body for r in requests])
+            follow_up = await batch.run([r.body for r in requests])
             failed = False
         except Exception:
             logger.warning(
@@ -216,6 +223,8 @@ class IntakeWorker:
             failed = True
         finally:
             current_claims.reset(token)
+        if follow_up is not None:
+            self._follow_ups.add(self._track(follow_up()))
         for request, claim in zip(requests, claims, strict=True):
             if failed and not claim.finished:
                 await self._process(request, deliver_answer=True)
@@ -253,6 +262,7 @@ class IntakeWorker:
         self.in_flight.discard(task)
         if task is self._batching:
             self._batching = None
+        self._follow_ups.discard(task)
         self.services.wake.intake.set()
 
     async def drain(self) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -474,8 +475,11 @@ async def is_queued(*, session: AsyncSession, key: str) -> bool:
     return (await session.exec(stmt)).first() is not None
 
 
+@cache
 def _head_of_line() -> Any:
-    """True for a row that no older pending row of its ordering key is waiting in front of."""
+    """True for a row that no older pending row of its ordering key is waiting in front of.
+
+    Built once: the expression is immutable and shared by every statement that uses it."""
     earlier = sa.orm.aliased(OutboxMessage)
     return sa.or_(
         col(OutboxMessage.ordering_key).is_(None),

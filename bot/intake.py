@@ -38,16 +38,22 @@ logger = logging.getLogger(__name__)
 FORM = "application/x-www-form-urlencoded"
 
 
-def parse_form_payload(text: str) -> dict[str, Any] | None:
-    """A slash command's fields, or an interactivity request's `payload` JSON; None if neither."""
+def read_form(text: str) -> tuple[dict[str, Any] | None, bool]:
+    """(a slash command's fields or an interactivity request's `payload` JSON, or None if
+    neither; whether the body is malformed: a `payload` that is not a JSON object)."""
     fields = dict(parse_qsl(text, keep_blank_values=True))
     if "payload" not in fields:
-        return fields if "command" in fields else None
+        return (fields if "command" in fields else None), False
     try:
         payload = json.loads(fields["payload"])
     except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
+        return None, True
+    return (payload, False) if isinstance(payload, dict) else (None, True)
+
+
+def parse_form_payload(text: str) -> dict[str, Any] | None:
+    """A slash command's fields, or an interactivity request's `payload` JSON; None if neither."""
+    return read_form(text)[0]
 
 
 def team_of(payload: dict[str, Any]) -> str:
@@ -86,6 +92,8 @@ async def accept(
     content_type: str,
     worker: IntakeWorker | None = None,
     store: IntakeStore | None = None,
+    *,
+    payload: dict[str, Any] | None = None,
 ) -> web.Response | None:
     """Store-then-ack a request that writes; None hands the request to Bolt (inline).
 
@@ -97,7 +105,8 @@ async def accept(
         return None
     # One deadline from arrival for storing and (a form) running: Slack gives up at 3 s.
     deadline = time.monotonic() + ACK_BUDGET_SECONDS
-    payload = parse_form_payload(text)
+    if payload is None:
+        payload = parse_form_payload(text)
     if payload is None:
         return None
     kind = request_kind(payload)

@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qs
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -108,22 +107,9 @@ class WriteProbe:
             return failure
 
 
-def malformed_form(body: bytes, content_type: str) -> bool:
-    """A signed form body Bolt could not read: not UTF-8, or a `payload` that is not a JSON
-    object (Bolt would raise on it)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    if content_type != "application/x-www-form-urlencoded":
-        return False
-    fields = parse_qs(text, keep_blank_values=True)
-    if "payload" not in fields:
-        return False
-    try:
-        return not isinstance(json.loads(fields["payload"][0]), dict)
-    except ValueError:
-        return True
+def _malformed() -> web.Response:
+    logger.warning("refused a signed Slack request with a malformed body")
+    return web.json_response({"error": "malformed body"}, status=400)
 
 
 def _equal(a: str, b: str) -> bool:
@@ -161,12 +147,23 @@ def build_web_app(
                 return web.json_response({"challenge": data.get("challenge", "")})
             if kind == "event_callback":
                 return await _accept_event(data)
-        if malformed_form(body, request.content_type):
-            logger.warning("refused a signed Slack request with a malformed body")
-            return web.json_response({"error": "malformed body"}, status=400)
-        text = body.decode("utf-8", "replace")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _malformed()
+        payload = None
+        if request.content_type == intake.FORM:
+            # Read once here and handed on: a signed body Bolt could not read is refused.
+            payload, malformed = intake.read_form(text)
+            if malformed:
+                return _malformed()
         durable = await intake.accept(
-            services, text, request.content_type, intake_worker, intake_store
+            services,
+            text,
+            request.content_type,
+            intake_worker,
+            intake_store,
+            payload=payload,
         )
         if durable is not None:
             return durable

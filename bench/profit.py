@@ -27,6 +27,7 @@ import csv
 import io
 import json
 import random
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -151,6 +152,14 @@ def generate(path: Path, *, members: int, customers: int, entries: int, seed: in
     db.execute("ANALYZE")
     db.close()
     return ws
+
+
+def _workspace_of(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT min(id) FROM workspace").fetchone()[0])
+    finally:
+        db.close()
 
 
 async def _migrate(path: Path) -> None:
@@ -460,8 +469,6 @@ def export_time_csv(path: Path, ws: int, out: Path) -> int:
 
 def empty_copy(path: Path, out: Path) -> None:
     """A copy of the generated database without its time entries (and no results)."""
-    import shutil
-
     shutil.copy(path, out)
     db = sqlite3.connect(out)
     db.execute("DELETE FROM time_entry")
@@ -691,6 +698,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time the per-customer rebuild (the engine before the set-based one; slow)",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --db: reuse the data already generated there (measured on a copy)",
+    )
     parser.add_argument("--no-import", action="store_true", help="skip the import measurement")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -707,12 +719,24 @@ def main(argv: list[str] | None = None) -> int:
         f"entries over {WEEKS} weeks from {YEAR_START}; report week {REPORT_WEEK}"
     )
     path = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="docket-bench-")) / "p.db"
-    if path.exists():
-        path.unlink()
-    began = time.perf_counter()
-    ws = generate(path, members=args.members, customers=args.customers, entries=args.entries)
-    gen_s = time.perf_counter() - began
-    print(f"generated in {gen_s:.1f}s ({args.entries / gen_s:,.0f} entries/s): {path}")
+    if args.reuse and path.exists():
+        # The measurements change the data (a refresh adds an entry, a rate is back-dated):
+        # they run on a copy, and the generated file stays as it was for the next run.
+        work = path.with_name(path.stem + "-work.db")
+        shutil.copy(path, work)
+        path, ws = work, _workspace_of(work)
+        print(f"reusing the data generated in {args.db} (copied to {work})")
+    else:
+        if path.exists():
+            path.unlink()
+        began = time.perf_counter()
+        ws = generate(path, members=args.members, customers=args.customers, entries=args.entries)
+        gen_s = time.perf_counter() - began
+        print(f"generated in {gen_s:.1f}s ({args.entries / gen_s:,.0f} entries/s): {path}")
+        if args.reuse:
+            work = path.with_name(path.stem + "-work.db")
+            shutil.copy(path, work)
+            path = work
     backends: list[tuple[str, str | None]] = [("sqlite", None)]
     if args.postgres:
         # Copied before any Docket step runs: the refresh step adds a time entry.

@@ -360,7 +360,8 @@ async def compute_customer_period(
 _Stored = tuple[tuple[int, ...], tuple[int, ...]]  # (INT_FIELDS values, missing member ids)
 
 
-def _stored(fig: Figures) -> _Stored:
+def stored_values(fig: Figures) -> _Stored:
+    """What a stored row keeps of `fig`: comparable plain values."""
     return tuple(getattr(fig, n) for n in INT_FIELDS), tuple(sorted(fig.missing_rates))
 
 
@@ -371,10 +372,15 @@ def _figures_of(values: Any) -> Figures:
     )
 
 
+def customer_lock_key(workspace_id: int, customer_id: int | None) -> int:
+    """The PostgreSQL advisory lock key of one customer's stored results."""
+    return zlib.crc32(f"docket-profit:{workspace_id}:{customer_id or 0}".encode())
+
+
 async def _lock_customer(session: AsyncSession, workspace_id: int, customer_id: int | None) -> None:
     # Refreshes and rebuilds of one customer take turns (SQLite serialises all writers).
     if dialect(session) == "postgresql":
-        key = zlib.crc32(f"docket-profit:{workspace_id}:{customer_id or 0}".encode())
+        key = customer_lock_key(workspace_id, customer_id)
         await session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
 
@@ -424,7 +430,7 @@ async def _restate(
             )
         )
         return True
-    if _stored(figures_from_json(pending.before)) == _stored(after):
+    if stored_values(figures_from_json(pending.before)) == stored_values(after):
         await session.delete(pending)  # back to what was reported: nothing to restate
         return False
     pending.after = figures_to_json(after)
@@ -562,11 +568,13 @@ def plan_customer(
             (contract_id or 0): fig for (_c, contract_id), fig in new.get(key, {}).items()
         }
         for contract_key, (row_id, fig) in before_rows.items():
-            if contract_key not in after_rows or _stored(after_rows[contract_key]) != _stored(fig):
+            if contract_key not in after_rows or stored_values(
+                after_rows[contract_key]
+            ) != stored_values(fig):
                 delete_ids.append(row_id)
         for contract_key, fig in after_rows.items():
             known = before_rows.get(contract_key)
-            if known is not None and _stored(known[1]) == _stored(fig):
+            if known is not None and stored_values(known[1]) == stored_values(fig):
                 continue
             inserts.append(
                 {
@@ -583,7 +591,7 @@ def plan_customer(
         if period_of(kind, start).key in reported:
             before_total = sum_figures(fig for _id, fig in before_rows.values())
             after_total = sum_figures(after_rows.values())
-            if _stored(before_total) != _stored(after_total):
+            if stored_values(before_total) != stored_values(after_total):
                 plan.restate.append((kind, start, customer_id, before_total, after_total))
 
 
@@ -607,7 +615,16 @@ async def execute_plan(
 
 
 async def bulk_insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows (all with the same keys) in the caller's transaction.
+    """Insert many rows (all with the same keys) in the caller's transaction."""
+    if rows:
+        keys = tuple(rows[0])
+        await bulk_insert_rows(session, table, keys, [tuple(r[k] for k in keys) for r in rows])
+
+
+async def bulk_insert_rows(
+    session: AsyncSession, table: Any, keys: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert many rows, each a tuple of the values of `keys`, in the caller's transaction.
 
     Each distinct value goes through its column type's own bind processor once (results hold
     few distinct dates, one time stamp and mostly empty lists), and the rows go to the driver
@@ -617,29 +634,40 @@ async def bulk_insert(session: AsyncSession, table: Any, rows: list[dict[str, An
     if not rows:
         return
     conn = await session.connection()
-    keys = list(rows[0])
-    compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=keys)
+    compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=list(keys))
     order = list(compiled.positiontup or keys)
-    processors = [table.c[k].type._cached_bind_processor(conn.dialect) for k in order]
-    caches: list[dict[Any, Any]] = [{} for _ in order]
+    where = [list(keys).index(k) for k in order]
+    converters = []
+    for k in order:
+        processor = table.c[k].type._cached_bind_processor(conn.dialect)
+        converters.append(None if processor is None else _cached(processor))
+    plain = all(c is None for c in converters) and where == list(range(len(keys)))
+    for offset in range(0, len(rows), 10_000):
+        chunk = rows[offset : offset + 10_000]
+        if plain:
+            batch = [tuple(row) for row in chunk]
+        else:
+            batch = [
+                tuple(
+                    value if c is None or value is None else c(value)
+                    for c, value in zip(converters, [row[i] for i in where], strict=True)
+                )
+                for row in chunk
+            ]
+        await conn.exec_driver_sql(str(compiled), batch)
 
-    def convert(index: int, value: Any) -> Any:
-        processor = processors[index]
-        if processor is None or value is None:
-            return value
+
+def _cached(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    cache: dict[Any, Any] = {}
+
+    def convert(value: Any) -> Any:
         key = tuple(value) if isinstance(value, list) else value
-        cache = caches[index]
         done = cache.get(key, cache)
         if done is cache:
-            done = cache[key] = processor(value)
+            done = cache[key] = processor(list(value) if isinstance(value, tuple) else value)
         return done
 
-    for offset in range(0, len(rows), 10_000):
-        batch = [
-            tuple(convert(i, row[k]) for i, k in enumerate(order))
-            for row in rows[offset : offset + 10_000]
-        ]
-        await conn.exec_driver_sql(str(compiled), batch)
+    return convert
 
 
 def _customer_filter_pr(customer_id: int | None) -> Any:

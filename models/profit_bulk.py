@@ -31,6 +31,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,14 +40,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import engine as per_customer
 from models.money import SUBUNITS, split_largest_remainder
-from models.periods import month_of, week_of
+from models.periods import month_of, months_between, week_of
 from models.profitability import (
+    INT_FIELDS,
     CostRates,
     Figures,
     PricedContract,
     PricingKind,
-    RowKey,
     block_revenue_60,
+    sum_figures,
 )
 from models.rates import rate_in_force
 from models.sql import dialect
@@ -80,32 +82,26 @@ _RATE = sa.Table(
     sa.Column("member_id", sa.Integer, nullable=False),
     sa.Column("valid_from", sa.Date, nullable=False),
     sa.Column("valid_until", sa.Date, nullable=False),  # exclusive
-    sa.Column("minor_per_hour", sa.BigInteger, nullable=False),
+    sa.Column("minor_per_hour", sa.BigInteger, nullable=True),  # None: uncosted
+    sa.Column("week_start", sa.Date, nullable=False),
+    sa.Column("month_start", sa.Date, nullable=False),
     sa.Index("ix_docket_tmp_cost_piece", "member_id", "valid_from"),
     prefixes=["TEMPORARY"],
 )
 _CONTRACT = sa.Table(
-    "docket_tmp_contract",
-    _TMP,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("customer_id", sa.Integer, nullable=False),
-    sa.Column("kind", sa.String(8), nullable=False),
-    sa.Column("start_date", sa.Date, nullable=False),
-    sa.Column("end_date", sa.Date, nullable=False),  # inclusive
-    prefixes=["TEMPORARY"],
-)
-_CHARGE = sa.Table(
-    "docket_tmp_charge_piece",
+    "docket_tmp_contract_piece",
     _TMP,
     sa.Column("contract_id", sa.Integer, nullable=False),
+    sa.Column("customer_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("valid_from", sa.Date, nullable=False),
     sa.Column("valid_until", sa.Date, nullable=False),  # exclusive
-    sa.Column("minor_per_hour", sa.BigInteger, nullable=False),
-    sa.Index("ix_docket_tmp_charge_piece", "contract_id", "valid_from"),
+    sa.Column("minor_per_hour", sa.BigInteger, nullable=True),  # hourly; None: unpriced
+    sa.Index("ix_docket_tmp_contract_piece", "contract_id", "valid_from"),
     prefixes=["TEMPORARY"],
 )
 
-# Sums of the aggregate query, in this order after (customer, contract, week, month).
+# Sums of the aggregate query, in this order after (customer, contract, kind, start).
 _MINUTES, _BILLABLE, _LABOUR, _UNCOSTED, _UNATTRIBUTED, _HOURLY, _UNPRICED, _BLOCK = range(8)
 
 
@@ -160,11 +156,76 @@ def charge_pieces(contracts: Iterable[PricedContract]) -> list[Piece]:
     return pieces
 
 
+CostSpan = tuple[int, date, date, int | None, date, date]
+"""(member, from, until (exclusive), rate or None (uncosted), week start, month start)."""
+
+
+def period_cost_pieces(
+    rates: CostRates, members: Iterable[int], first: date, last: date
+) -> list[CostSpan]:
+    """Every day `first..last` of every member in exactly one piece that also lies in one
+    week and one month: the aggregate query takes a day's cost rate, week and month from one
+    join instead of computing dates per entry."""
+    cuts = {first, last + timedelta(days=1)}
+    day = week_of(first).start
+    while day <= last:
+        cuts.add(day)
+        day += timedelta(days=7)
+    for month in months_between(first, last):
+        cuts.add(month.start)
+    by_member: dict[int, list[Piece]] = defaultdict(list)
+    for piece in cost_pieces(rates, members):
+        by_member[piece[0]].append(piece)
+    spans: list[CostSpan] = []
+    for member_id in members:
+        edges = set(cuts)
+        for _m, start, until, _rate in by_member.get(member_id, ()):
+            edges.update(d for d in (start, until) if first <= d <= last)
+        ordered = sorted(d for d in edges if first <= d <= last + timedelta(days=1))
+        pieces = by_member.get(member_id, [])
+        index = 0
+        for start, until in pairwise(ordered):
+            while index < len(pieces) and pieces[index][2] <= start:
+                index += 1
+            rate = None
+            if index < len(pieces) and pieces[index][1] <= start:
+                rate = pieces[index][3]
+            spans.append(
+                (member_id, start, until, rate, week_of(start).start, start.replace(day=1))
+            )
+    return spans
+
+
+def contract_pieces(contracts: Iterable[PricedContract]) -> list[tuple[Any, ...]]:
+    """(contract, customer, kind, from, until (exclusive), charge rate or None) pieces over
+    which a contract is active with one charge rate (None: unpriced, or not hourly)."""
+    charges: dict[int, list[Piece]] = defaultdict(list)
+    for piece in charge_pieces(contracts):
+        charges[piece[0]].append(piece)
+    rows: list[tuple[Any, ...]] = []
+    for c in contracts:
+        until = _FAR if c.end is None else c.end + timedelta(days=1)
+        if c.start >= until:
+            continue
+        edges = {c.start, until}
+        for _c, first, last, _rate in charges.get(c.id, ()):
+            edges.update(d for d in (first, last) if c.start < d < until)
+        ordered = sorted(edges)
+        for first, last in pairwise(ordered):
+            rate = None
+            for _c, p_from, p_until, p_rate in charges.get(c.id, ()):
+                if p_from <= first < p_until:
+                    rate = p_rate
+            rows.append((c.id, c.customer_id, c.kind.value, first, last, rate))
+    return rows
+
+
 class DayShares:
     """Monthly amounts split over their month's days, each (amount, month) split once."""
 
     def __init__(self) -> None:
         self._prefix: dict[tuple[int, date], list[int]] = {}
+        self._over: dict[tuple[int, date, date], int] = {}
 
     def between(self, monthly_minor: int, first: date, last: date) -> int:
         """The shares of `monthly_minor` for the days `first..last` (within one month)."""
@@ -183,25 +244,40 @@ class DayShares:
 
     def over(self, monthly_minor: int, first: date, last: date) -> int:
         """The shares of `monthly_minor` for the days `first..last` (any span)."""
+        if monthly_minor == 0:
+            return 0
+        key = (monthly_minor, first, last)
+        known = self._over.get(key)
+        if known is not None:
+            return known
         total = 0
-        while first <= last:
-            end = min(last, month_of(first).end)
-            total += self.between(monthly_minor, first, end)
-            first = end + timedelta(days=1)
+        day = first
+        while day <= last:
+            end = min(last, month_of(day).end)
+            total += self.between(monthly_minor, day, end)
+            day = end + timedelta(days=1)
+        self._over[key] = total
         return total
 
 
-def customer_figures(
+Values = tuple[Any, ...]
+"""A result row's stored values: INT_FIELDS in order, then the sorted missing member ids."""
+PeriodRows = dict[tuple[str, date], dict[int, Values]]
+"""(period kind, start) -> contract key (0: no contract) -> values."""
+
+_FIELD = {name: index for index, name in enumerate(INT_FIELDS)}
+
+
+def customer_rows(
     *,
-    customer_id: int | None,
     sums: Mapping[tuple[str, date], Mapping[int | None, Sequence[int]]],
     missing: Mapping[tuple[str, date, int | None], set[int]],
     contracts: Mapping[int, PricedContract],
     horizon: date,
     shares: DayShares,
-) -> dict[tuple[str, date], dict[RowKey, Figures]]:
-    """Every week and month result of one customer from its summed time (pure); the same
-    periods and rows as `models.engine.customer_results`."""
+) -> PeriodRows:
+    """Every week and month result of one customer from its summed time (pure), as stored
+    values; the same periods and rows as `models.engine.customer_results`."""
     periods: dict[str, set[date]] = {"week": set(), "month": set()}
     for kind, start in sums:
         periods[kind].add(start)
@@ -214,7 +290,7 @@ def customer_figures(
             for p in periods_of_range(contract.start, last):
                 periods[p.kind].add(p.start)
     blocks = {c.id: c for c in contracts.values() if c.kind is PricingKind.BLOCK}
-    results: dict[tuple[str, date], dict[RowKey, Figures]] = {}
+    results: PeriodRows = {}
     for kind, starts in periods.items():
         used: dict[int, int] = {}
         for start in sorted(starts):
@@ -234,7 +310,7 @@ def customer_figures(
                         shares.over(fee, first, last) * SUBUNITS,
                         shares.over(direct, first, last) * SUBUNITS,
                     )
-            rows: dict[RowKey, Figures] = {}
+            rows: dict[int, Values] = {}
             for contract_id in summed.keys() | amounts.keys():
                 values = summed.get(contract_id, _NO_TIME)
                 revenue, direct_cost = amounts.get(contract_id, (0, 0))
@@ -245,19 +321,28 @@ def customer_figures(
                         block, used.get(block.id, 0), values[_BLOCK]
                     )
                     revenue += earned
-                rows[(customer_id, contract_id)] = Figures(
-                    minutes=values[_MINUTES],
-                    billable_minutes=values[_BILLABLE],
-                    revenue_60=revenue,
-                    labour_cost_60=values[_LABOUR],
-                    direct_cost_60=direct_cost,
-                    uncosted_minutes=values[_UNCOSTED],
-                    unattributed_minutes=values[_UNATTRIBUTED],
-                    unpriced_minutes=values[_UNPRICED],
-                    missing_rates=frozenset(missing.get((kind, start, contract_id), ())),
+                # In INT_FIELDS order (a test holds the order), then the missing member ids.
+                rows[contract_id or 0] = (
+                    values[_MINUTES],
+                    values[_BILLABLE],
+                    revenue,
+                    values[_LABOUR],
+                    direct_cost,
+                    values[_UNCOSTED],
+                    values[_UNATTRIBUTED],
+                    values[_UNPRICED],
+                    tuple(sorted(missing.get((kind, start, contract_id), ()))),
                 )
             results[(kind, start)] = rows
     return results
+
+
+def figures_of_values(values: Values) -> Figures:
+    """The `Figures` of stored values (see `Values`)."""
+    return Figures(
+        **{name: values[index] for name, index in _FIELD.items()},
+        missing_rates=frozenset(values[len(INT_FIELDS)]),
+    )
 
 
 _NO_TIME = (0,) * 8
@@ -285,135 +370,162 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value))
 
 
+class Pieces:
+    """The cost-rate piece rows of a workspace's time span, built once per rebuild and
+    reused by each block of customers."""
+
+    def __init__(self, rates: CostRates, span: tuple[date, date] | None) -> None:
+        self.cost: list[dict[str, Any]] = []
+        if span is not None:
+            self.cost = [
+                {
+                    "member_id": m,
+                    "valid_from": f,
+                    "valid_until": u,
+                    "minor_per_hour": r,
+                    "week_start": w,
+                    "month_start": mo,
+                }
+                for m, f, u, r, w, mo in period_cost_pieces(rates, rates.group_of, *span)
+            ]
+
+
+def _contract_rows(contracts: Iterable[PricedContract]) -> list[dict[str, Any]]:
+    return [
+        {
+            "contract_id": c,
+            "customer_id": cu,
+            "kind": k,
+            "valid_from": f,
+            "valid_until": u,
+            "minor_per_hour": r,
+        }
+        for c, cu, k, f, u, r in contract_pieces(contracts)
+    ]
+
+
+async def time_span(*, session: AsyncSession, workspace_id: int) -> tuple[date, date] | None:
+    """The first and last work dates of the workspace's time (None: no time)."""
+    stmt = sa.select(sa.func.min(_TE.c.work_date), sa.func.max(_TE.c.work_date)).where(
+        _TE.c.workspace_id == workspace_id
+    )
+    first, last = (await session.execute(stmt)).one()
+    if first is None or last is None:
+        return None
+    return _as_date(first), _as_date(last)
+
+
 async def _fill_pieces(
-    session: AsyncSession, rates: CostRates, contracts: Mapping[int, PricedContract]
+    session: AsyncSession, pieces: Pieces, contracts: Mapping[int, PricedContract]
 ) -> None:
     conn = await session.connection()
-    for table in (_RATE, _CONTRACT, _CHARGE):
-        await conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
+    await _drop_pieces(session)
     await conn.run_sync(_TMP.create_all)
-    rate_rows = [
-        {"member_id": m, "valid_from": f, "valid_until": u, "minor_per_hour": r}
-        for m, f, u, r in cost_pieces(rates, rates.group_of)
-    ]
-    contract_rows = [
-        {
-            "id": c.id,
-            "customer_id": c.customer_id,
-            "kind": c.kind.value,
-            "start_date": c.start,
-            "end_date": c.end or _FAR,
-        }
-        for c in contracts.values()
-    ]
-    charge_rows = [
-        {"contract_id": c, "valid_from": f, "valid_until": u, "minor_per_hour": r}
-        for c, f, u, r in charge_pieces(contracts.values())
-    ]
-    for table, rows in ((_RATE, rate_rows), (_CONTRACT, contract_rows), (_CHARGE, charge_rows)):
+    for table, rows in (
+        (_RATE, pieces.cost),
+        (_CONTRACT, _contract_rows(contracts.values())),
+    ):
         for offset in range(0, len(rows), 5000):
             await conn.execute(sa.insert(table), rows[offset : offset + 5000])
+    if dialect(session) == "postgresql":
+        await conn.execute(sa.text(f"ANALYZE {_RATE.name}"))
+        await conn.execute(sa.text(f"ANALYZE {_CONTRACT.name}"))
 
 
 async def _drop_pieces(session: AsyncSession) -> None:
     conn = await session.connection()
-    for table in (_RATE, _CONTRACT, _CHARGE):
+    for table in (_RATE, _CONTRACT):
         await conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
 
 
-def _joined(session: AsyncSession, workspace_id: int, customers: Sequence[int | None]) -> Any:
-    te, rate, con, charge = _TE, _RATE.c, _CONTRACT.c, _CHARGE.c
+def _joined(workspace_id: int, customers: Sequence[int | None]) -> tuple[Any, Any]:
+    te, rate, con = _TE, _RATE.c, _CONTRACT.c
     day = te.c.work_date
-    joined = (
-        te.outerjoin(
-            _RATE,
-            sa.and_(
-                rate.member_id == te.c.member_id, rate.valid_from <= day, day < rate.valid_until
-            ),
-        )
-        .outerjoin(
-            _CONTRACT,
-            sa.and_(
-                con.id == te.c.contract_id,
-                con.customer_id == te.c.customer_id,
-                con.start_date <= day,
-                day <= con.end_date,
-            ),
-        )
-        .outerjoin(
-            _CHARGE,
-            sa.and_(
-                charge.contract_id == con.id, charge.valid_from <= day, day < charge.valid_until
-            ),
-        )
+    joined = te.outerjoin(
+        _RATE,
+        sa.and_(rate.member_id == te.c.member_id, rate.valid_from <= day, day < rate.valid_until),
+    ).outerjoin(
+        _CONTRACT,
+        sa.and_(
+            con.contract_id == te.c.contract_id,
+            con.customer_id == te.c.customer_id,
+            con.valid_from <= day,
+            day < con.valid_until,
+        ),
     )
     where = sa.and_(te.c.workspace_id == workspace_id, _customer_scope(te.c.customer_id, customers))
     return joined, where
 
 
+SumsByCustomer = dict[int | None, dict[tuple[str, date], dict[int | None, list[int]]]]
+MissingByCustomer = dict[int | None, dict[tuple[str, date, int | None], set[int]]]
+
+
 async def _sum_time(
     session: AsyncSession, workspace_id: int, customers: Sequence[int | None]
-) -> tuple[
-    dict[int | None, dict[tuple[str, date], dict[int | None, list[int]]]],
-    dict[int | None, dict[tuple[str, date, int | None], set[int]]],
-]:
-    te, rate, con, charge = _TE.c, _RATE.c, _CONTRACT.c, _CHARGE.c
-    week, month = _period_starts(session)
+) -> tuple[SumsByCustomer, MissingByCustomer]:
+    """Time of `customers` summed per customer, contract, week and month in one query: the
+    time is grouped per (week, month) pair once, and the pairs are added up per week and per
+    month in SQL as well."""
+    te, rate, con = _TE.c, _RATE.c, _CONTRACT.c
+    week_fn, month_fn = _period_starts(session)
+    week = sa.func.coalesce(rate.week_start, week_fn)
+    month = sa.func.coalesce(rate.month_start, month_fn)
     billable = te.billable == sa.true()
     hourly = sa.and_(billable, con.kind == PricingKind.HOURLY.value)
     zero = sa.literal(0)
+    uncosted = rate.minor_per_hour.is_(None)
     columns = [
-        sa.func.sum(te.minutes),
-        sa.func.sum(sa.case((billable, te.minutes), else_=zero)),
-        sa.func.sum(te.minutes * sa.func.coalesce(rate.minor_per_hour, zero)),
-        sa.func.sum(sa.case((rate.member_id.is_(None), te.minutes), else_=zero)),
-        sa.func.sum(sa.case((con.id.is_(None), te.minutes), else_=zero)),
+        sa.func.sum(te.minutes).label("s0"),
+        sa.func.sum(sa.case((billable, te.minutes), else_=zero)).label("s1"),
+        sa.func.sum(te.minutes * sa.func.coalesce(rate.minor_per_hour, zero)).label("s2"),
+        sa.func.sum(sa.case((uncosted, te.minutes), else_=zero)).label("s3"),
+        sa.func.sum(sa.case((con.contract_id.is_(None), te.minutes), else_=zero)).label("s4"),
         sa.func.sum(
-            sa.case((hourly, te.minutes * sa.func.coalesce(charge.minor_per_hour, zero)), else_=0)
-        ),
+            sa.case((hourly, te.minutes * sa.func.coalesce(con.minor_per_hour, zero)), else_=0)
+        ).label("s5"),
         sa.func.sum(
-            sa.case((sa.and_(hourly, charge.contract_id.is_(None)), te.minutes), else_=zero)
-        ),
+            sa.case((sa.and_(hourly, con.minor_per_hour.is_(None)), te.minutes), else_=zero)
+        ).label("s6"),
         sa.func.sum(
             sa.case(
                 (sa.and_(billable, con.kind == PricingKind.BLOCK.value), te.minutes), else_=zero
             )
-        ),
+        ).label("s7"),
     ]
-    joined, where = _joined(session, workspace_id, customers)
-    keys = (te.customer_id, con.id, week, month)
-    stmt = sa.select(*keys, *columns).select_from(joined).where(where).group_by(*keys)
-    sums: dict[int | None, dict[tuple[str, date], dict[int | None, list[int]]]] = defaultdict(
-        lambda: defaultdict(dict)
+    joined, where = _joined(workspace_id, customers)
+    pairs = (
+        sa.select(
+            te.customer_id.label("cu"),
+            con.contract_id.label("co"),
+            week.label("wk"),
+            month.label("mo"),
+            *columns,
+        )
+        .select_from(joined)
+        .where(where)
+        .group_by(te.customer_id, con.contract_id, week, month)
+        .cte("pairs")
     )
+    p = pairs.c
+    totals = [sa.func.sum(p[f"s{i}"]) for i in range(8)]
+    by_week = sa.select(p.cu, p.co, sa.literal("week"), p.wk, *totals).group_by(p.cu, p.co, p.wk)
+    by_month = sa.select(p.cu, p.co, sa.literal("month"), p.mo, *totals).group_by(p.cu, p.co, p.mo)
+    sums: SumsByCustomer = defaultdict(lambda: defaultdict(dict))
     uncosted_groups = False
     days: dict[Any, date] = {}
-    for customer_id, contract_id, week_start, month_start, *values in (
-        await session.execute(stmt)
-    ).all():
-        ints = [int(v or 0) for v in values]
+    result = await session.execute(sa.union_all(by_week, by_month))
+    for customer_id, contract_id, kind, raw, *values in result.all():
+        start = days.get(raw)
+        if start is None:
+            start = days[raw] = _as_date(raw)
+        ints = [int(v) if v else 0 for v in values]
         uncosted_groups = uncosted_groups or ints[_UNCOSTED] > 0
-        mine = sums[customer_id]
-        for kind, raw in (("week", week_start), ("month", month_start)):
-            start = days.get(raw)
-            if start is None:
-                start = days[raw] = _as_date(raw)
-            in_period = mine[(kind, start)]
-            held = in_period.get(contract_id)
-            if held is None:
-                in_period[contract_id] = list(ints)
-            else:
-                for index, value in enumerate(ints):
-                    held[index] += value
-    missing: dict[int | None, dict[tuple[str, date, int | None], set[int]]] = defaultdict(dict)
+        sums[customer_id][(kind, start)][contract_id] = ints
+    missing: MissingByCustomer = defaultdict(dict)
     if uncosted_groups:
-        keys_m = (te.customer_id, con.id, week, month, te.member_id)
-        stmt_m = (
-            sa.select(*keys_m)
-            .select_from(joined)
-            .where(where, rate.member_id.is_(None))
-            .group_by(*keys_m)
-        )
+        keys_m = (te.customer_id, con.contract_id, week, month, te.member_id)
+        stmt_m = sa.select(*keys_m).select_from(joined).where(where, uncosted).group_by(*keys_m)
         for customer_id, contract_id, week_start, month_start, member_id in (
             await session.execute(stmt_m)
         ).all():
@@ -438,15 +550,17 @@ async def recompute_customers(
     rates: CostRates | None = None,
     contracts: Mapping[int, PricedContract] | None = None,
     reported: set[str] | None = None,
+    pieces: Pieces | None = None,
 ) -> per_customer.WriteStats:
     """Recompute and store every result of `customers` (None: time against no customer) and
     clear their stale marks, in the caller's transaction. Same results as
-    `models.engine.rebuild_customer` for each of them."""
+    `models.engine.rebuild_customer` for each of them.
+
+    `pieces` (with `rates` and `contracts`) lets a rebuild build the piece rows once."""
     if not customers:
         return per_customer.WriteStats()
     ordered = sorted(set(customers), key=lambda c: -1 if c is None else c)
-    for customer_id in ordered:  # one lock order everywhere: no deadlock with a refresh
-        await per_customer._lock_customer(session, workspace_id, customer_id)
+    await _lock_customers(session, workspace_id, ordered)
     stale_ids = await _stale_ids(session, workspace_id, ordered)
     if rates is None:
         rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
@@ -461,8 +575,11 @@ async def recompute_customers(
             workspace_id=workspace_id,
             customer_ids=[c for c in ordered if c is not None],
         )
+    if pieces is None:
+        span = await time_span(session=session, workspace_id=workspace_id)
+        pieces = Pieces(rates, span)
     mine = {i: c for i, c in contracts.items() if c.customer_id in wanted}
-    await _fill_pieces(session, rates, mine)
+    await _fill_pieces(session, pieces, mine)
     try:
         sums, missing = await _sum_time(session, workspace_id, ordered)
     finally:
@@ -473,30 +590,100 @@ async def recompute_customers(
     by_customer: dict[int, dict[int, PricedContract]] = defaultdict(dict)
     for contract in mine.values():
         by_customer[contract.customer_id][contract.id] = contract
-    plan = per_customer.WritePlan()
+    writes = _Writes(workspace_id, at)
     for customer_id in ordered:
-        new = customer_figures(
-            customer_id=customer_id,
+        new = customer_rows(
             sums=sums.get(customer_id, {}),
             missing=missing.get(customer_id, {}),
             contracts=by_customer.get(customer_id, {}) if customer_id is not None else {},
             horizon=horizon,
             shares=shares,
         )
-        per_customer.plan_customer(
-            plan,
-            workspace_id=workspace_id,
-            customer_id=customer_id,
-            periods=None,
-            old=old.get(customer_id, {}),
-            new=new,
-            reported=reported,
-            at=at,
-        )
-    stats = await per_customer.execute_plan(session, plan, workspace_id=workspace_id, at=at)
+        writes.customer(customer_id, old.get(customer_id, {}), new, reported)
+    stats = await writes.execute(session)
     for offset in range(0, len(stale_ids), 500):
         await session.execute(sa.delete(_SP).where(_SP.c.id.in_(stale_ids[offset : offset + 500])))
     return stats
+
+
+class _Writes:
+    """Row changes of a block of customers: unchanged rows stay, changed ones are deleted
+    and inserted again, and reported periods whose totals change are restated."""
+
+    def __init__(self, workspace_id: int, at: datetime) -> None:
+        self.workspace_id = workspace_id
+        self.at = at
+        self.delete_ids: list[int] = []
+        self.inserts: list[tuple[Any, ...]] = []
+        self.plan = per_customer.WritePlan()
+
+    def customer(
+        self,
+        customer_id: int | None,
+        old: Mapping[tuple[str, date], Mapping[int, tuple[int, Values]]],
+        new: PeriodRows,
+        reported: set[str],
+    ) -> None:
+        ws, at, inserts, delete_ids = self.workspace_id, self.at, self.inserts, self.delete_ids
+        for key in old.keys() | new.keys() if old else new.keys():
+            kind, start = key
+            before = old.get(key, {}) if old else {}
+            after = new.get(key, {})
+            for contract_key, (row_id, values) in before.items():
+                if after.get(contract_key) != values:
+                    delete_ids.append(row_id)
+            for contract_key, values in after.items():
+                known = before.get(contract_key)
+                if known is not None and known[1] == values:
+                    continue
+                inserts.append(
+                    (ws, kind, start, customer_id, contract_key, *values[:-1], values[-1], at)
+                )
+            if reported and per_customer.period_of(kind, start).key in reported:
+                before_total = sum_figures(figures_of_values(v) for _i, v in before.values())
+                after_total = sum_figures(figures_of_values(v) for v in after.values())
+                if per_customer.stored_values(before_total) != per_customer.stored_values(
+                    after_total
+                ):
+                    self.plan.restate.append((kind, start, customer_id, before_total, after_total))
+
+    async def execute(self, session: AsyncSession) -> per_customer.WriteStats:
+        self.plan.delete_ids = self.delete_ids
+        stats = await per_customer.execute_plan(
+            session, self.plan, workspace_id=self.workspace_id, at=self.at
+        )
+        await per_customer.bulk_insert_rows(session, _PR, _INSERT_KEYS, self.inserts)
+        stats.rows_written = len(self.inserts)
+        return stats
+
+
+_INSERT_KEYS = (
+    "workspace_id",
+    "period_kind",
+    "period_start",
+    "customer_id",
+    "contract_key",
+    *INT_FIELDS,
+    "missing_rates",
+    "computed_at",
+)
+
+
+async def _lock_customers(
+    session: AsyncSession, workspace_id: int, ordered: Sequence[int | None]
+) -> None:
+    # One lock order everywhere (None first, then by id): no deadlock with a refresh. One
+    # round trip for the whole block: the keys are locked in the order given.
+    if dialect(session) != "postgresql":
+        return
+    keys = [per_customer.customer_lock_key(workspace_id, c) for c in ordered]
+    await session.execute(
+        sa.text(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[]))"
+            " WITH ORDINALITY AS u(k, n)"
+        ),
+        {"keys": keys},
+    )
 
 
 def _customer_scope(column: Any, customers: Sequence[int | None]) -> Any:
@@ -521,14 +708,26 @@ async def _stale_ids(
 
 async def _stored_rows(
     session: AsyncSession, workspace_id: int, customers: Sequence[int | None]
-) -> dict[int | None, per_customer.StoredRows]:
-    stmt = sa.select(_PR.c.customer_id, *per_customer.STORED_COLUMNS).where(
-        _PR.c.workspace_id == workspace_id, _customer_scope(_PR.c.customer_id, customers)
+) -> dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]]:
+    pr = _PR.c
+    stmt = sa.select(
+        pr.customer_id,
+        pr.period_kind,
+        pr.period_start,
+        pr.contract_key,
+        pr.id,
+        *[pr[name] for name in INT_FIELDS],
+        pr.missing_rates,
+    ).where(pr.workspace_id == workspace_id, _customer_scope(pr.customer_id, customers))
+    old: dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]] = defaultdict(
+        lambda: defaultdict(dict)
     )
-    old: dict[int | None, per_customer.StoredRows] = defaultdict(lambda: defaultdict(dict))
-    for row in (await session.execute(stmt)).mappings().all():
-        key, contract_key, row_id, fig = per_customer.stored_row_of(row)
-        old[row["customer_id"]][key][contract_key] = (row_id, fig)
+    for customer_id, kind, start, contract_key, row_id, *values in (
+        await session.execute(stmt)
+    ).all():
+        missing = tuple(sorted(int(m) for m in values[-1] or ()))
+        stored = (*(int(v) for v in values[:-1]), missing)
+        old[customer_id][(kind, start)][int(contract_key)] = (int(row_id), stored)
     return old
 
 
@@ -541,17 +740,44 @@ async def rebuild(
     progress: Callable[[int, int], Awaitable[None] | None] | None = None,
     chunk: int = CHUNK_CUSTOMERS,
 ) -> per_customer.WriteStats:
-    """Recompute every stored result from scratch, set-based, `chunk` customers per
-    transaction (see `models.engine.rebuild`)."""
-    return await per_customer.rebuild(
-        sessions=sessions,
-        workspace_id=workspace_id,
-        today=today,
-        at=at,
-        progress=progress,
-        recompute=recompute_customers,
-        chunk=chunk,
-    )
+    """Recompute every stored result from scratch, set-based, one transaction per block of
+    `chunk` customers.
+
+    `progress(done, total)` is called after each block. Other writers keep working in
+    between; what they change meanwhile is marked stale and refreshed as usual. Rates,
+    contracts and reported periods are read in each block's own transaction, so a change
+    committed between blocks is never overwritten by figures from before it; the cost-rate
+    pieces are built again only when the rates or the time span changed.
+    """
+    async with sessions() as session, session.begin():
+        customers = await per_customer.customers_with_data(
+            session=session, workspace_id=workspace_id
+        )
+    total = per_customer.WriteStats()
+    cached: tuple[CostRates, tuple[date, date] | None, Pieces] | None = None
+    for offset in range(0, len(customers), chunk):
+        block = customers[offset : offset + chunk]
+        async with sessions() as session, session.begin():
+            rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
+            span = await time_span(session=session, workspace_id=workspace_id)
+            if cached is None or cached[0] != rates or cached[1] != span:
+                cached = (rates, span, Pieces(rates, span))
+            total.add(
+                await recompute_customers(
+                    session=session,
+                    workspace_id=workspace_id,
+                    customers=block,
+                    today=today,
+                    at=at,
+                    rates=rates,
+                    pieces=cached[2],
+                )
+            )
+        if progress is not None:
+            maybe = progress(offset + len(block), len(customers))
+            if maybe is not None:
+                await maybe
+    return total
 
 
 async def refresh_many(

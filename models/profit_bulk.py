@@ -40,7 +40,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import engine as per_customer
 from models.money import SUBUNITS, split_largest_remainder
-from models.periods import month_of, months_between, week_of
+from models.periods import month_of, week_of
 from models.profitability import (
     INT_FIELDS,
     CostRates,
@@ -67,6 +67,9 @@ BULK_CUSTOMERS = 100
 """Customers per set-based refresh step: a step stays well under a second, so SQLite's
 write lock is free between steps."""
 
+SQLITE_CACHE_KIB = 32_768
+"""SQLite page cache while a block is recomputed (the default is 2 MB)."""
+
 _FAR = date(9999, 12, 31)
 
 Piece = tuple[int, date, date, int]
@@ -76,17 +79,40 @@ _PR: Any = per_customer._PR
 _SP: Any = per_customer._SP
 
 _TMP = sa.MetaData()
-_RATE = sa.Table(
+_PIECE = sa.Table(
     "docket_tmp_cost_piece",
     _TMP,
     sa.Column("member_id", sa.Integer, nullable=False),
     sa.Column("valid_from", sa.Date, nullable=False),
     sa.Column("valid_until", sa.Date, nullable=False),  # exclusive
+    sa.Column("minor_per_hour", sa.BigInteger, nullable=False),
+    sa.Index("ix_docket_tmp_cost_piece", "member_id", "valid_from"),
+    prefixes=["TEMPORARY"],
+)
+_MEMBER = sa.Table(
+    "docket_tmp_member",
+    _TMP,
+    sa.Column("member_id", sa.Integer, primary_key=True, autoincrement=False),
+    prefixes=["TEMPORARY"],
+)
+_DAY = sa.Table(
+    "docket_tmp_day",
+    _TMP,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("week_start", sa.Date, nullable=False),
+    sa.Column("month_start", sa.Date, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+_RATE = sa.Table(
+    "docket_tmp_cost_day",
+    _TMP,
+    sa.Column("member_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("day", sa.Date, primary_key=True),
     sa.Column("minor_per_hour", sa.BigInteger, nullable=True),  # None: uncosted
     sa.Column("week_start", sa.Date, nullable=False),
     sa.Column("month_start", sa.Date, nullable=False),
-    sa.Index("ix_docket_tmp_cost_piece", "member_id", "valid_from"),
     prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,
 )
 _CONTRACT = sa.Table(
     "docket_tmp_contract_piece",
@@ -154,46 +180,6 @@ def charge_pieces(contracts: Iterable[PricedContract]) -> list[Piece]:
             if row is not None:
                 _append_piece(pieces, (contract.id, start, until, row.minor_per_hour))
     return pieces
-
-
-CostSpan = tuple[int, date, date, int | None, date, date]
-"""(member, from, until (exclusive), rate or None (uncosted), week start, month start)."""
-
-
-def period_cost_pieces(
-    rates: CostRates, members: Iterable[int], first: date, last: date
-) -> list[CostSpan]:
-    """Every day `first..last` of every member in exactly one piece that also lies in one
-    week and one month: the aggregate query takes a day's cost rate, week and month from one
-    join instead of computing dates per entry."""
-    cuts = {first, last + timedelta(days=1)}
-    day = week_of(first).start
-    while day <= last:
-        cuts.add(day)
-        day += timedelta(days=7)
-    for month in months_between(first, last):
-        cuts.add(month.start)
-    by_member: dict[int, list[Piece]] = defaultdict(list)
-    for piece in cost_pieces(rates, members):
-        by_member[piece[0]].append(piece)
-    spans: list[CostSpan] = []
-    for member_id in members:
-        edges = set(cuts)
-        for _m, start, until, _rate in by_member.get(member_id, ()):
-            edges.update(d for d in (start, until) if first <= d <= last)
-        ordered = sorted(d for d in edges if first <= d <= last + timedelta(days=1))
-        pieces = by_member.get(member_id, [])
-        index = 0
-        for start, until in pairwise(ordered):
-            while index < len(pieces) and pieces[index][2] <= start:
-                index += 1
-            rate = None
-            if index < len(pieces) and pieces[index][1] <= start:
-                rate = pieces[index][3]
-            spans.append(
-                (member_id, start, until, rate, week_of(start).start, start.replace(day=1))
-            )
-    return spans
 
 
 def contract_pieces(contracts: Iterable[PricedContract]) -> list[tuple[Any, ...]]:
@@ -371,23 +357,25 @@ def _as_date(value: Any) -> date:
 
 
 class Pieces:
-    """The cost-rate piece rows of a workspace's time span, built once per rebuild and
+    """Rows of the cost-rate tables over a workspace's time span (each member's rate
+    pieces, the members, the days with their week and month), built once per rebuild and
     reused by each block of customers."""
 
     def __init__(self, rates: CostRates, span: tuple[date, date] | None) -> None:
-        self.cost: list[dict[str, Any]] = []
+        self.pieces = [
+            {"member_id": m, "valid_from": f, "valid_until": u, "minor_per_hour": r}
+            for m, f, u, r in cost_pieces(rates, rates.group_of)
+        ]
+        self.members = [{"member_id": m} for m in rates.group_of]
+        self.days: list[dict[str, Any]] = []
         if span is not None:
-            self.cost = [
-                {
-                    "member_id": m,
-                    "valid_from": f,
-                    "valid_until": u,
-                    "minor_per_hour": r,
-                    "week_start": w,
-                    "month_start": mo,
-                }
-                for m, f, u, r, w, mo in period_cost_pieces(rates, rates.group_of, *span)
-            ]
+            day, last = span
+            while day <= last:
+                week = day - timedelta(days=day.weekday())
+                self.days.append(
+                    {"day": day, "week_start": week, "month_start": day.replace(day=1)}
+                )
+                day += timedelta(days=1)
 
 
 def _contract_rows(contracts: Iterable[PricedContract]) -> list[dict[str, Any]]:
@@ -406,13 +394,13 @@ def _contract_rows(contracts: Iterable[PricedContract]) -> list[dict[str, Any]]:
 
 async def time_span(*, session: AsyncSession, workspace_id: int) -> tuple[date, date] | None:
     """The first and last work dates of the workspace's time (None: no time)."""
-    stmt = sa.select(sa.func.min(_TE.c.work_date), sa.func.max(_TE.c.work_date)).where(
-        _TE.c.workspace_id == workspace_id
-    )
-    first, last = (await session.execute(stmt)).one()
-    if first is None or last is None:
+    found = []
+    for edge in (sa.func.min, sa.func.max):  # apart: each is one seek of the date index
+        stmt = sa.select(edge(_TE.c.work_date)).where(_TE.c.workspace_id == workspace_id)
+        found.append((await session.execute(stmt)).scalar_one())
+    if found[0] is None or found[1] is None:
         return None
-    return _as_date(first), _as_date(last)
+    return _as_date(found[0]), _as_date(found[1])
 
 
 async def _fill_pieces(
@@ -420,13 +408,36 @@ async def _fill_pieces(
 ) -> None:
     conn = await session.connection()
     await _drop_pieces(session)
+    if dialect(session) == "sqlite":
+        # The pages a block reads and writes stay in the page cache, not 2 MB of it; the
+        # default comes back in _drop_pieces.
+        await conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     await conn.run_sync(_TMP.create_all)
     for table, rows in (
-        (_RATE, pieces.cost),
+        (_PIECE, pieces.pieces),
+        (_MEMBER, pieces.members),
+        (_DAY, pieces.days),
         (_CONTRACT, _contract_rows(contracts.values())),
     ):
         for offset in range(0, len(rows), 5000):
             await conn.execute(sa.insert(table), rows[offset : offset + 5000])
+    # Every member's cost rate, week and month on every day of the span: the aggregate
+    # query takes all three from one equality seek per time entry.
+    piece, day, member = _PIECE.c, _DAY.c, _MEMBER.c
+    each_day = sa.select(
+        member.member_id, day.day, piece.minor_per_hour, day.week_start, day.month_start
+    ).select_from(
+        _MEMBER.join(_DAY, sa.true()).outerjoin(
+            _PIECE,
+            sa.and_(
+                piece.member_id == member.member_id,
+                piece.valid_from <= day.day,
+                day.day < piece.valid_until,
+            ),
+        )
+    )
+    columns = ["member_id", "day", "minor_per_hour", "week_start", "month_start"]
+    await conn.execute(sa.insert(_RATE).from_select(columns, each_day))
     if dialect(session) == "postgresql":
         await conn.execute(sa.text(f"ANALYZE {_RATE.name}"))
         await conn.execute(sa.text(f"ANALYZE {_CONTRACT.name}"))
@@ -434,8 +445,10 @@ async def _fill_pieces(
 
 async def _drop_pieces(session: AsyncSession) -> None:
     conn = await session.connection()
-    for table in (_RATE, _CONTRACT):
+    for table in (_RATE, _PIECE, _MEMBER, _DAY, _CONTRACT):
         await conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
+    if dialect(session) == "sqlite":
+        await conn.exec_driver_sql("PRAGMA cache_size = -2000")
 
 
 def _joined(workspace_id: int, customers: Sequence[int | None]) -> tuple[Any, Any]:
@@ -443,7 +456,7 @@ def _joined(workspace_id: int, customers: Sequence[int | None]) -> tuple[Any, An
     day = te.c.work_date
     joined = te.outerjoin(
         _RATE,
-        sa.and_(rate.member_id == te.c.member_id, rate.valid_from <= day, day < rate.valid_until),
+        sa.and_(rate.member_id == te.c.member_id, rate.day == day),
     ).outerjoin(
         _CONTRACT,
         sa.and_(
@@ -582,9 +595,29 @@ async def recompute_customers(
     await _fill_pieces(session, pieces, mine)
     try:
         sums, missing = await _sum_time(session, workspace_id, ordered)
+        old = await _stored_rows(session, workspace_id, ordered)
+        stats = await _write(
+            session, workspace_id, ordered, sums, missing, old, mine, today, at, reported
+        )
     finally:
         await _drop_pieces(session)
-    old = await _stored_rows(session, workspace_id, ordered)
+    for offset in range(0, len(stale_ids), 500):
+        await session.execute(sa.delete(_SP).where(_SP.c.id.in_(stale_ids[offset : offset + 500])))
+    return stats
+
+
+async def _write(
+    session: AsyncSession,
+    workspace_id: int,
+    ordered: Sequence[int | None],
+    sums: SumsByCustomer,
+    missing: MissingByCustomer,
+    old: dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]],
+    mine: Mapping[int, PricedContract],
+    today: date,
+    at: datetime,
+    reported: set[str],
+) -> per_customer.WriteStats:
     horizon = horizon_end(today)
     shares = DayShares()
     by_customer: dict[int, dict[int, PricedContract]] = defaultdict(dict)
@@ -600,10 +633,7 @@ async def recompute_customers(
             shares=shares,
         )
         writes.customer(customer_id, old.get(customer_id, {}), new, reported)
-    stats = await writes.execute(session)
-    for offset in range(0, len(stale_ids), 500):
-        await session.execute(sa.delete(_SP).where(_SP.c.id.in_(stale_ids[offset : offset + 500])))
-    return stats
+    return await writes.execute(session)
 
 
 class _Writes:
@@ -652,6 +682,9 @@ class _Writes:
         stats = await per_customer.execute_plan(
             session, self.plan, workspace_id=self.workspace_id, at=self.at
         )
+        # In the unique index's order (period, customer, contract): each index page is
+        # written once per block instead of once per customer.
+        self.inserts.sort(key=lambda row: (row[1], row[2], row[3] or 0, row[4]))
         await per_customer.bulk_insert_rows(session, _PR, _INSERT_KEYS, self.inserts)
         stats.rows_written = len(self.inserts)
         return stats

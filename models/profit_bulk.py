@@ -27,6 +27,7 @@ transaction per block (PostgreSQL takes the same per-customer locks as a refresh
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -40,7 +41,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import engine as per_customer
 from models.money import SUBUNITS, split_largest_remainder
-from models.periods import month_of, week_of
+from models.periods import month_of
 from models.profitability import (
     INT_FIELDS,
     CostRates,
@@ -66,6 +67,11 @@ a back-dated rate or an import marks thousands at once."""
 BULK_CUSTOMERS = 100
 """Customers per set-based refresh step: a step stays well under a second, so SQLite's
 write lock is free between steps."""
+
+LARGE_BACKLOG = 20_000
+"""Stale customer-periods above which a refresh step takes a rebuild's block of customers
+(CHUNK_CUSTOMERS): a rate corrected for a whole year marks every period of most customers,
+and the fixed cost of a step (rate tables, stored rows) then dominates small steps."""
 
 SQLITE_CACHE_KIB = 32_768
 """SQLite page cache while a block is recomputed (the default is 2 MB)."""
@@ -212,6 +218,7 @@ class DayShares:
     def __init__(self) -> None:
         self._prefix: dict[tuple[int, date], list[int]] = {}
         self._over: dict[tuple[int, date, date], int] = {}
+        self._contracts: dict[tuple[Any, ...], dict[tuple[str, date], tuple[int, int]]] = {}
 
     def between(self, monthly_minor: int, first: date, last: date) -> int:
         """The shares of `monthly_minor` for the days `first..last` (within one month)."""
@@ -245,6 +252,31 @@ class DayShares:
         self._over[key] = total
         return total
 
+    def contract_amounts(
+        self, contract: PricedContract, horizon: date
+    ) -> Mapping[tuple[str, date], tuple[int, int]]:
+        """(fixed-fee revenue, direct cost) in sixtieths for each week and month the contract
+        is active in up to `horizon`; contracts of the same dates and amounts share one."""
+        fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
+        direct = contract.monthly_direct_cost_minor
+        key = (contract.start, contract.end, fee, direct, horizon)
+        known = self._contracts.get(key)
+        if known is not None:
+            return known
+        found: dict[tuple[str, date], tuple[int, int]] = {}
+        last_day = horizon if contract.end is None else min(contract.end, horizon)
+        if (fee or direct) and contract.start <= last_day:
+            for period in periods_of_range(contract.start, last_day):
+                first = max(period.start, contract.start)
+                last = period.end if contract.end is None else min(period.end, contract.end)
+                if first <= last:
+                    found[(period.kind, period.start)] = (
+                        self.over(fee, first, last) * SUBUNITS,
+                        self.over(direct, first, last) * SUBUNITS,
+                    )
+        self._contracts[key] = found
+        return found
+
 
 Values = tuple[Any, ...]
 """A result row's stored values: INT_FIELDS in order, then the sorted missing member ids."""
@@ -267,39 +299,24 @@ def customer_rows(
     periods: dict[str, set[date]] = {"week": set(), "month": set()}
     for kind, start in sums:
         periods[kind].add(start)
-    with_amounts = [
-        c for c in contracts.values() if c.monthly_fee_minor or c.monthly_direct_cost_minor
-    ]
-    for contract in with_amounts:
-        last = horizon if contract.end is None else min(contract.end, horizon)
-        if contract.start <= last:
-            for p in periods_of_range(contract.start, last):
-                periods[p.kind].add(p.start)
+    # Fixed fees and direct costs: (revenue, direct cost) per period and contract.
+    amounts: dict[tuple[str, date], dict[int | None, tuple[int, int]]] = defaultdict(dict)
+    for contract in contracts.values():
+        if contract.monthly_fee_minor or contract.monthly_direct_cost_minor:
+            for key, pair in shares.contract_amounts(contract, horizon).items():
+                amounts[key][contract.id] = pair
+                periods[key[0]].add(key[1])
     blocks = {c.id: c for c in contracts.values() if c.kind is PricingKind.BLOCK}
     results: PeriodRows = {}
     for kind, starts in periods.items():
         used: dict[int, int] = {}
         for start in sorted(starts):
-            period = week_of(start) if kind == "week" else month_of(start)
             summed = sums.get((kind, start), {})
-            # Fixed fees and direct costs first: (revenue, direct cost) per contract.
-            amounts: dict[int | None, tuple[int, int]] = {}
-            for contract in with_amounts:
-                first = max(period.start, contract.start)
-                last = period.end if contract.end is None else min(period.end, contract.end)
-                if first > last:
-                    continue
-                fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
-                direct = contract.monthly_direct_cost_minor
-                if fee or direct:
-                    amounts[contract.id] = (
-                        shares.over(fee, first, last) * SUBUNITS,
-                        shares.over(direct, first, last) * SUBUNITS,
-                    )
+            fixed = amounts.get((kind, start), {})
             rows: dict[int, Values] = {}
-            for contract_id in summed.keys() | amounts.keys():
+            for contract_id in summed.keys() | fixed.keys():
                 values = summed.get(contract_id, _NO_TIME)
-                revenue, direct_cost = amounts.get(contract_id, (0, 0))
+                revenue, direct_cost = fixed.get(contract_id, (0, 0))
                 revenue += values[_HOURLY]
                 block = blocks.get(contract_id) if contract_id is not None else None
                 if block is not None and values[_BLOCK]:
@@ -317,7 +334,9 @@ def customer_rows(
                     values[_UNCOSTED],
                     values[_UNATTRIBUTED],
                     values[_UNPRICED],
-                    tuple(sorted(missing.get((kind, start, contract_id), ()))),
+                    tuple(sorted(missing[(kind, start, contract_id)]))
+                    if (kind, start, contract_id) in missing
+                    else (),
                 )
             results[(kind, start)] = rows
     return results
@@ -743,24 +762,36 @@ async def _stored_rows(
     session: AsyncSession, workspace_id: int, customers: Sequence[int | None]
 ) -> dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]]:
     pr = _PR.c
+    # Dates and member lists come back as the driver gives them and are converted once per
+    # distinct value: most rows share a few hundred dates and an empty list.
+    plain = dialect(session) == "sqlite"
+    start = sa.type_coerce(pr.period_start, sa.String) if plain else pr.period_start
     stmt = sa.select(
         pr.customer_id,
         pr.period_kind,
-        pr.period_start,
+        start,
         pr.contract_key,
         pr.id,
         *[pr[name] for name in INT_FIELDS],
-        pr.missing_rates,
+        sa.cast(pr.missing_rates, sa.Text),
     ).where(pr.workspace_id == workspace_id, _customer_scope(pr.customer_id, customers))
     old: dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]] = defaultdict(
         lambda: defaultdict(dict)
     )
-    for customer_id, kind, start, contract_key, row_id, *values in (
+    days: dict[Any, date] = {}
+    lists: dict[str | None, tuple[int, ...]] = {}
+    for customer_id, kind, raw, contract_key, row_id, *values in (
         await session.execute(stmt)
     ).all():
-        missing = tuple(sorted(int(m) for m in values[-1] or ()))
-        stored = (*(int(v) for v in values[:-1]), missing)
-        old[customer_id][(kind, start)][int(contract_key)] = (int(row_id), stored)
+        day = days.get(raw)
+        if day is None:
+            day = days[raw] = _as_date(raw)
+        text = values[-1]
+        missing = lists.get(text)
+        if missing is None:
+            missing = lists[text] = tuple(sorted(int(m) for m in json.loads(text or "[]")))
+        values[-1] = missing
+        old[customer_id][(kind, day)][contract_key] = (row_id, tuple(values))
     return old
 
 
@@ -860,9 +891,12 @@ async def refresh_step(
 ) -> per_customer.RefreshStats:
     """One step of the background refresh, in the caller's transaction: `limit` stale
     customer-periods one customer at a time (models.engine.refresh_some) while the backlog is
-    small, whole customers set-based (`refresh_many`) when it holds more than `backlog`."""
+    small, whole customers set-based (`refresh_many`) when it holds more than `backlog`:
+    `customers` of them per step, a rebuild's block when it holds more than LARGE_BACKLOG."""
     waiting = await per_customer.stale_count(session=session, workspace_id=workspace_id)
     if waiting > backlog:
+        if waiting > LARGE_BACKLOG:
+            customers = max(customers, CHUNK_CUSTOMERS)
         return await refresh_many(
             session=session, workspace_id=workspace_id, today=today, at=at, customers=customers
         )

@@ -337,7 +337,8 @@ async def docket_measure(
 
     `url` runs it against that database (a PostgreSQL copy) instead of the SQLite file."""
     from bot.db import make_engine, make_sessionmaker
-    from models import engine as eng
+    from models import engine as per_customer
+    from models import profit_report
     from models.periods import month_of, week_of
     from models.tables import TimeEntry
 
@@ -356,17 +357,19 @@ async def docket_measure(
             out["seconds"] = time.perf_counter() - began
         elif what == "rebuild-per-customer":
             began = time.perf_counter()
-            await eng.rebuild(sessions=sessions, workspace_id=ws, today=today, at=at)
+            await per_customer.rebuild(sessions=sessions, workspace_id=ws, today=today, at=at)
             out["seconds"] = time.perf_counter() - began
         elif what == "backdate":
             out.update(await _backdate(sessions, ws, today, at))
         elif what == "report":
             began = time.perf_counter()
             async with sessions() as session:
-                await eng.build_report(session=session, workspace_id=ws, period=period)
+                await profit_report.build_report(session=session, workspace_id=ws, period=period)
             out["seconds"] = time.perf_counter() - began
             async with sessions() as session:
-                stored = await eng.stored_rows(session=session, workspace_id=ws, period=period)
+                stored = await profit_report.stored_rows(
+                    session=session, workspace_id=ws, period=period
+                )
             week: dict[str, list[int]] = {}
             for (customer, contract), fig in stored.items():
                 hourly = contract is not None and contract % 3 == 0  # the generator's kinds
@@ -423,7 +426,7 @@ async def _backdate(sessions: Any, ws: int, today: date, at: datetime) -> dict[s
     """A group's cost rate corrected from the start of the year (40 members in the generated
     data), then the refresh worker's steps until every figure is fresh (what /profit reads)."""
     from models.directory import save_cost_rate
-    from models.engine import stale_count
+    from models.profit_refresh import stale_count
 
     began = time.perf_counter()
     async with sessions() as session, session.begin():

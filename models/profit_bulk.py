@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import engine as per_customer
+from models import profit_refresh, profit_store
 from models.money import SUBUNITS, split_largest_remainder
 from models.periods import month_of
 from models.profitability import (
@@ -53,6 +54,7 @@ from models.profitability import (
 )
 from models.rates import rate_in_force
 from models.sql import dialect
+from models.tables import ProfitResult, StalePeriod, TimeEntry
 from models.timelog import horizon_end, periods_of_range
 
 logger = logging.getLogger(__name__)
@@ -80,9 +82,9 @@ _FAR = date(9999, 12, 31)
 
 Piece = tuple[int, date, date, int]
 """(member or contract id, from, until (exclusive), minor units per hour)."""
-_TE: Any = per_customer._TE
-_PR: Any = per_customer._PR
-_SP: Any = per_customer._SP
+_TE: Any = TimeEntry.__table__  # type: ignore[attr-defined]
+_PR: Any = ProfitResult.__table__  # type: ignore[attr-defined]
+_SP: Any = StalePeriod.__table__  # type: ignore[attr-defined]
 
 _TMP = sa.MetaData()
 _PIECE = sa.Table(
@@ -583,21 +585,21 @@ async def recompute_customers(
     contracts: Mapping[int, PricedContract] | None = None,
     reported: set[str] | None = None,
     pieces: Pieces | None = None,
-) -> per_customer.WriteStats:
+) -> profit_store.WriteStats:
     """Recompute and store every result of `customers` (None: time against no customer) and
     clear their stale marks, in the caller's transaction. Same results as
     `models.engine.rebuild_customer` for each of them.
 
     `pieces` (with `rates` and `contracts`) lets a rebuild build the piece rows once."""
     if not customers:
-        return per_customer.WriteStats()
+        return profit_store.WriteStats()
     ordered = sorted(set(customers), key=lambda c: -1 if c is None else c)
     await _lock_customers(session, workspace_id, ordered)
     stale_ids = await _stale_ids(session, workspace_id, ordered)
     if rates is None:
         rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
     if reported is None:
-        reported = await per_customer.reported_period_keys(
+        reported = await profit_store.reported_period_keys(
             session=session, workspace_id=workspace_id
         )
     wanted = set(ordered)
@@ -636,7 +638,7 @@ async def _write(
     today: date,
     at: datetime,
     reported: set[str],
-) -> per_customer.WriteStats:
+) -> profit_store.WriteStats:
     horizon = horizon_end(today)
     shares = DayShares()
     by_customer: dict[int, dict[int, PricedContract]] = defaultdict(dict)
@@ -664,7 +666,7 @@ class _Writes:
         self.at = at
         self.delete_ids: list[int] = []
         self.inserts: list[tuple[Any, ...]] = []
-        self.plan = per_customer.WritePlan()
+        self.plan = profit_store.WritePlan()
 
     def customer(
         self,
@@ -688,23 +690,23 @@ class _Writes:
                 inserts.append(
                     (ws, kind, start, customer_id, contract_key, *values[:-1], values[-1], at)
                 )
-            if reported and per_customer.period_of(kind, start).key in reported:
+            if reported and profit_store.period_of(kind, start).key in reported:
                 before_total = sum_figures(figures_of_values(v) for _i, v in before.values())
                 after_total = sum_figures(figures_of_values(v) for v in after.values())
-                if per_customer.stored_values(before_total) != per_customer.stored_values(
+                if profit_store.stored_values(before_total) != profit_store.stored_values(
                     after_total
                 ):
                     self.plan.restate.append((kind, start, customer_id, before_total, after_total))
 
-    async def execute(self, session: AsyncSession) -> per_customer.WriteStats:
+    async def execute(self, session: AsyncSession) -> profit_store.WriteStats:
         self.plan.delete_ids = self.delete_ids
-        stats = await per_customer.execute_plan(
+        stats = await profit_store.execute_plan(
             session, self.plan, workspace_id=self.workspace_id, at=self.at
         )
         # In the unique index's order (period, customer, contract): each index page is
         # written once per block instead of once per customer.
         self.inserts.sort(key=lambda row: (row[1], row[2], row[3] or 0, row[4]))
-        await per_customer.bulk_insert_rows(session, _PR, _INSERT_KEYS, self.inserts)
+        await profit_store.bulk_insert_rows(session, _PR, _INSERT_KEYS, self.inserts)
         stats.rows_written = len(self.inserts)
         return stats
 
@@ -728,7 +730,7 @@ async def _lock_customers(
     # round trip for the whole block: the keys are locked in the order given.
     if dialect(session) != "postgresql":
         return
-    keys = [per_customer.customer_lock_key(workspace_id, c) for c in ordered]
+    keys = [profit_store.customer_lock_key(workspace_id, c) for c in ordered]
     await session.execute(
         sa.text(
             "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[]))"
@@ -803,7 +805,7 @@ async def rebuild(
     at: datetime,
     progress: Callable[[int, int], Awaitable[None] | None] | None = None,
     chunk: int = CHUNK_CUSTOMERS,
-) -> per_customer.WriteStats:
+) -> profit_store.WriteStats:
     """Recompute every stored result from scratch, set-based, one transaction per block of
     `chunk` customers.
 
@@ -817,7 +819,7 @@ async def rebuild(
         customers = await per_customer.customers_with_data(
             session=session, workspace_id=workspace_id
         )
-    total = per_customer.WriteStats()
+    total = profit_store.WriteStats()
     cached: tuple[CostRates, tuple[date, date] | None, Pieces] | None = None
     for offset in range(0, len(customers), chunk):
         block = customers[offset : offset + chunk]
@@ -851,7 +853,7 @@ async def refresh_many(
     today: date,
     at: datetime,
     customers: int = CHUNK_CUSTOMERS,
-) -> per_customer.RefreshStats:
+) -> profit_refresh.RefreshStats:
     """Recompute, set-based, every period of up to `customers` customers that have stale
     marks (the oldest marks first), in the caller's transaction: the path for a backlog too
     large for `models.engine.refresh_some` (a back-dated rate, an import)."""
@@ -863,7 +865,7 @@ async def refresh_many(
         .limit(customers)
     )
     picked = [row[0] for row in (await session.execute(stmt)).all()]
-    stats = per_customer.RefreshStats()
+    stats = profit_refresh.RefreshStats()
     if not picked:
         return stats
     count_stmt = sa.select(sa.func.count()).where(
@@ -888,18 +890,18 @@ async def refresh_step(
     limit: int = 20,
     backlog: int = BULK_BACKLOG,
     customers: int = BULK_CUSTOMERS,
-) -> per_customer.RefreshStats:
+) -> profit_refresh.RefreshStats:
     """One step of the background refresh, in the caller's transaction: `limit` stale
     customer-periods one customer at a time (models.engine.refresh_some) while the backlog is
     small, whole customers set-based (`refresh_many`) when it holds more than `backlog`:
     `customers` of them per step, a rebuild's block when it holds more than LARGE_BACKLOG."""
-    waiting = await per_customer.stale_count(session=session, workspace_id=workspace_id)
+    waiting = await profit_refresh.stale_count(session=session, workspace_id=workspace_id)
     if waiting > backlog:
         if waiting > LARGE_BACKLOG:
             customers = max(customers, CHUNK_CUSTOMERS)
         return await refresh_many(
             session=session, workspace_id=workspace_id, today=today, at=at, customers=customers
         )
-    return await per_customer.refresh_some(
+    return await profit_refresh.refresh_some(
         session=session, workspace_id=workspace_id, at=at, limit=limit
     )

@@ -433,15 +433,23 @@ async def _fill_pieces(
         # The pages a block reads and writes stay in the page cache, not 2 MB of it; the
         # default comes back in _drop_pieces.
         await conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-    await conn.run_sync(_TMP.create_all)
-    for table, rows in (
+    filled: list[tuple[sa.Table, list[dict[str, Any]]]] = [
         (_PIECE, pieces.pieces),
-        (_MEMBER, pieces.members),
-        (_DAY, pieces.days),
         (_CONTRACT, _contract_rows(contracts.values())),
-    ):
+    ]
+    if dialect(session) == "sqlite":
+        filled += [(_MEMBER, pieces.members), (_DAY, pieces.days)]
+    await conn.run_sync(lambda sync: _TMP.create_all(sync, tables=[t for t, _r in filled]))
+    for table, rows in filled:
         for offset in range(0, len(rows), 5000):
             await conn.execute(sa.insert(table), rows[offset : offset + 5000])
+    if dialect(session) == "postgresql":
+        # PostgreSQL joins the rate pieces by range (a hash join on the member) and works
+        # weeks and months out cheaply; SQLite seeks one row per entry in the table below.
+        await conn.execute(sa.text(f"ANALYZE {_PIECE.name}"))
+        await conn.execute(sa.text(f"ANALYZE {_CONTRACT.name}"))
+        return
+    await conn.run_sync(lambda sync: _RATE.create(sync))
     # Every member's cost rate, week and month on every day of the span: the aggregate
     # query takes all three from one equality seek per time entry.
     piece, day, member = _PIECE.c, _DAY.c, _MEMBER.c
@@ -459,9 +467,6 @@ async def _fill_pieces(
     )
     columns = ["member_id", "day", "minor_per_hour", "week_start", "month_start"]
     await conn.execute(sa.insert(_RATE).from_select(columns, each_day))
-    if dialect(session) == "postgresql":
-        await conn.execute(sa.text(f"ANALYZE {_RATE.name}"))
-        await conn.execute(sa.text(f"ANALYZE {_CONTRACT.name}"))
 
 
 async def _drop_pieces(session: AsyncSession) -> None:
@@ -472,13 +477,29 @@ async def _drop_pieces(session: AsyncSession) -> None:
         await conn.exec_driver_sql("PRAGMA cache_size = -2000")
 
 
-def _joined(workspace_id: int, customers: Sequence[int | None]) -> tuple[Any, Any]:
-    te, rate, con = _TE, _RATE.c, _CONTRACT.c
+def _cost_join(session: AsyncSession) -> tuple[sa.Table, Any, Any, Any]:
+    """The cost-rate table, its join condition, and each entry's week and month start."""
+    day = _TE.c.work_date
+    week_fn, month_fn = _period_starts(session)
+    if dialect(session) == "postgresql":
+        piece = _PIECE.c
+        on = sa.and_(
+            piece.member_id == _TE.c.member_id, piece.valid_from <= day, day < piece.valid_until
+        )
+        return _PIECE, on, week_fn, month_fn
+    rate = _RATE.c
+    on = sa.and_(rate.member_id == _TE.c.member_id, rate.day == day)
+    # Members outside the table (none in practice) still get their periods from the date.
+    week = sa.func.coalesce(rate.week_start, week_fn)
+    return _RATE, on, week, sa.func.coalesce(rate.month_start, month_fn)
+
+
+def _joined(
+    cost: sa.Table, on: Any, workspace_id: int, customers: Sequence[int | None]
+) -> tuple[Any, Any]:
+    te, con = _TE, _CONTRACT.c
     day = te.c.work_date
-    joined = te.outerjoin(
-        _RATE,
-        sa.and_(rate.member_id == te.c.member_id, rate.day == day),
-    ).outerjoin(
+    joined = te.outerjoin(cost, on).outerjoin(
         _CONTRACT,
         sa.and_(
             con.contract_id == te.c.contract_id,
@@ -501,10 +522,9 @@ async def _sum_time(
     """Time of `customers` summed per customer, contract, week and month in one query: the
     time is grouped per (week, month) pair once, and the pairs are added up per week and per
     month in SQL as well."""
-    te, rate, con = _TE.c, _RATE.c, _CONTRACT.c
-    week_fn, month_fn = _period_starts(session)
-    week = sa.func.coalesce(rate.week_start, week_fn)
-    month = sa.func.coalesce(rate.month_start, month_fn)
+    te, con = _TE.c, _CONTRACT.c
+    cost, on, week, month = _cost_join(session)
+    rate = cost.c
     billable = te.billable == sa.true()
     hourly = sa.and_(billable, con.kind == PricingKind.HOURLY.value)
     zero = sa.literal(0)
@@ -527,7 +547,7 @@ async def _sum_time(
             )
         ).label("s7"),
     ]
-    joined, where = _joined(workspace_id, customers)
+    joined, where = _joined(cost, on, workspace_id, customers)
     pairs = (
         sa.select(
             te.customer_id.label("cu"),

@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from bot.db import make_sessionmaker
 from models import directory, profit_bulk, profit_refresh, profit_report, profit_store, timelog
+from models import engine as one_by_one
 from models.periods import parse_period
 from models.reporting import Report
 from models.tables import ContractKind, Member, ProfitResult, Restatement, Role, Ticket
@@ -203,7 +204,7 @@ class World:
     ) -> profit_store.WriteStats:
         """Rebuild everything: set-based (the default path) or one customer at a time."""
         if per_customer:
-            return await per_customer.rebuild(
+            return await one_by_one.rebuild(
                 sessions=self.sessions, workspace_id=self.ws, today=today or self.today, at=self.at
             )
         return await profit_bulk.rebuild(

@@ -772,7 +772,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
 
-    skip_engine = missing_part("models.engine", "rebuild", "refresh_some", "build_report")
+    skip_engine = missing_part("models.profit_bulk", "rebuild", "refresh_step")
+    skip_engine = skip_engine or missing_part("models.profit_report", "build_report")
     skip_engine = skip_engine or missing_part("models.timelog", "mark_stale")
     skip_report = skip_engine
     for _backend, url in backends:

@@ -7,13 +7,18 @@ whole block of customers with one SQL pass per block:
 
 - The rules that depend on a date are turned into small temporary tables of pieces over which
   they are constant, built in Python by the pure rule functions themselves: each member's cost
-  rate (member, group, default: `CostRates.resolve`), each hourly contract's charge rate
-  (`rate_in_force`) and every usable contract with its dates and kind. Days in no piece are
-  uncosted (or unpriced), exactly as the pure rules leave them.
+  rate (member, group, default: `CostRates.resolve`) and every usable contract with its dates,
+  kind and, for hourly contracts, charge rate (`rate_in_force`). Days in no piece are uncosted
+  (or unpriced), exactly as the pure rules leave them. On SQLite, where every join is an index
+  seek per time entry, the cost pieces are spread into one row per member and day that also
+  holds the day's week and month, so an entry needs one equality seek for all three; the
+  customer index of the time entries covers every summed column, so a block of customers is
+  read as one range of the index.
 - One aggregate query joins the time entries to those pieces and sums, per customer, contract
   (or none), week and month: minutes, billable minutes, labour cost, uncosted, unattributed,
   hourly revenue, unpriced and the billable minutes each prepaid block consumed. Cost and
-  hourly revenue are linear in minutes, so summing them in SQL is exact.
+  hourly revenue are linear in minutes, so summing them in SQL is exact. It groups each
+  (week, month) pair once and adds the pairs up per week and per month in SQL too.
 - Prepaid blocks need only the usage at each period's start: a block's revenue over a period
   is the change of its cumulative (rounded) revenue plus overage (`block_revenue_60` on the
   period's minutes), chained over the periods in date order.
@@ -21,8 +26,10 @@ whole block of customers with one SQL pass per block:
   over the active days of each period.
 
 The results are the engine's own figures to the cent (a property test holds both paths
-equal), written with one diff against the stored rows per block of customers, in one
-transaction per block (PostgreSQL takes the same per-customer locks as a refresh).
+equal), kept as plain tuples of stored values: a block's rows are compared with its stored
+rows (read with one conversion per distinct date and member list), and only changed rows are
+deleted and inserted again, in the unique index's order, in one transaction per block
+(PostgreSQL takes the same per-customer locks as a refresh, in one round trip).
 """
 
 from __future__ import annotations

@@ -51,7 +51,6 @@ from models.tables import (
     ChargeRate,
     Contract,
     CostRate,
-    Customer,
     Member,
     ProfitResult,
     StalePeriod,
@@ -67,8 +66,6 @@ _PR: Any = ProfitResult.__table__  # type: ignore[attr-defined]
 _SP: Any = StalePeriod.__table__  # type: ignore[attr-defined]
 _CR: Any = CostRate.__table__  # type: ignore[attr-defined]
 _CH: Any = ChargeRate.__table__  # type: ignore[attr-defined]
-_CO: Any = Contract.__table__  # type: ignore[attr-defined]
-_CU: Any = Customer.__table__  # type: ignore[attr-defined]
 _ME: Any = Member.__table__  # type: ignore[attr-defined]
 
 

@@ -9,7 +9,6 @@ calendar moves on. A large backlog is recomputed set-based (models.profit_bulk.r
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
@@ -34,29 +33,16 @@ from models.profitability import (
 )
 from models.sql import dialect
 from models.tables import (
-    ChargeRate,
     Contract,
     ContractKind,
-    CostRate,
-    Customer,
-    Member,
     ProfitResult,
     StalePeriod,
-    TimeEntry,
 )
 from models.timelog import horizon_end, mark_stale, periods_of_range
 
-logger = logging.getLogger(__name__)
-
 # Core tables (typed Any): plain-column queries return rows, never ORM objects.
-_TE: Any = TimeEntry.__table__  # type: ignore[attr-defined]
 _PR: Any = ProfitResult.__table__  # type: ignore[attr-defined]
 _SP: Any = StalePeriod.__table__  # type: ignore[attr-defined]
-_CR: Any = CostRate.__table__  # type: ignore[attr-defined]
-_CH: Any = ChargeRate.__table__  # type: ignore[attr-defined]
-_CO: Any = Contract.__table__  # type: ignore[attr-defined]
-_CU: Any = Customer.__table__  # type: ignore[attr-defined]
-_ME: Any = Member.__table__  # type: ignore[attr-defined]
 
 
 class RefreshStats:

@@ -5,7 +5,6 @@ was reported (later changes to it are restated).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
@@ -36,27 +35,19 @@ from models.reporting import (
     report_json,
 )
 from models.tables import (
-    ChargeRate,
     Contract,
-    CostRate,
     Customer,
     Member,
     ProfitResult,
     ReportRun,
     Restatement,
     StalePeriod,
-    TimeEntry,
     Workspace,
 )
 
-logger = logging.getLogger(__name__)
-
 # Core tables (typed Any): plain-column queries return rows, never ORM objects.
-_TE: Any = TimeEntry.__table__  # type: ignore[attr-defined]
 _PR: Any = ProfitResult.__table__  # type: ignore[attr-defined]
 _SP: Any = StalePeriod.__table__  # type: ignore[attr-defined]
-_CR: Any = CostRate.__table__  # type: ignore[attr-defined]
-_CH: Any = ChargeRate.__table__  # type: ignore[attr-defined]
 _CO: Any = Contract.__table__  # type: ignore[attr-defined]
 _CU: Any = Customer.__table__  # type: ignore[attr-defined]
 _ME: Any = Member.__table__  # type: ignore[attr-defined]

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -39,29 +38,13 @@ from models.reporting import (
 )
 from models.sql import dialect
 from models.tables import (
-    ChargeRate,
-    Contract,
-    CostRate,
-    Customer,
-    Member,
     ProfitResult,
     ReportRun,
     Restatement,
-    StalePeriod,
-    TimeEntry,
 )
 
-logger = logging.getLogger(__name__)
-
 # Core tables (typed Any): plain-column queries return rows, never ORM objects.
-_TE: Any = TimeEntry.__table__  # type: ignore[attr-defined]
 _PR: Any = ProfitResult.__table__  # type: ignore[attr-defined]
-_SP: Any = StalePeriod.__table__  # type: ignore[attr-defined]
-_CR: Any = CostRate.__table__  # type: ignore[attr-defined]
-_CH: Any = ChargeRate.__table__  # type: ignore[attr-defined]
-_CO: Any = Contract.__table__  # type: ignore[attr-defined]
-_CU: Any = Customer.__table__  # type: ignore[attr-defined]
-_ME: Any = Member.__table__  # type: ignore[attr-defined]
 
 
 PERIOD_KINDS = ("week", "month")

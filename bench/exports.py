@@ -43,8 +43,8 @@ async def _best(call: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
 
 async def measure(path: Path, ws: int) -> list[Row]:
     from bot.db import make_engine, make_sessionmaker
-    from models import engine as eng
-    from models import exports
+    from models import engine as per_customer
+    from models import exports, profit_report
     from models.accounting import LineKind
     from models.periods import month_of
 
@@ -55,12 +55,12 @@ async def measure(path: Path, ws: int) -> list[Row]:
     month = month_of(YEAR_START + timedelta(weeks=26))
     try:
         began = time.perf_counter()
-        await eng.rebuild(sessions=sessions, workspace_id=ws, today=today, at=at)
+        await per_customer.rebuild(sessions=sessions, workspace_id=ws, today=today, at=at)
         rebuild_s = time.perf_counter() - began
 
         async def report() -> Any:
             async with sessions() as s:
-                return await eng.build_report(session=s, workspace_id=ws, period=month)
+                return await profit_report.build_report(session=s, workspace_id=ws, period=month)
 
         async def journal() -> Any:
             async with sessions() as s:

@@ -27,6 +27,7 @@ import csv
 import io
 import json
 import random
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -151,6 +152,14 @@ def generate(path: Path, *, members: int, customers: int, entries: int, seed: in
     db.execute("ANALYZE")
     db.close()
     return ws
+
+
+def _workspace_of(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT min(id) FROM workspace").fetchone()[0])
+    finally:
+        db.close()
 
 
 async def _migrate(path: Path) -> None:
@@ -328,7 +337,8 @@ async def docket_measure(
 
     `url` runs it against that database (a PostgreSQL copy) instead of the SQLite file."""
     from bot.db import make_engine, make_sessionmaker
-    from models import engine as eng
+    from models import engine as per_customer
+    from models import profit_report
     from models.periods import month_of, week_of
     from models.tables import TimeEntry
 
@@ -347,17 +357,19 @@ async def docket_measure(
             out["seconds"] = time.perf_counter() - began
         elif what == "rebuild-per-customer":
             began = time.perf_counter()
-            await eng.rebuild(sessions=sessions, workspace_id=ws, today=today, at=at)
+            await per_customer.rebuild(sessions=sessions, workspace_id=ws, today=today, at=at)
             out["seconds"] = time.perf_counter() - began
         elif what == "backdate":
             out.update(await _backdate(sessions, ws, today, at))
         elif what == "report":
             began = time.perf_counter()
             async with sessions() as session:
-                await eng.build_report(session=session, workspace_id=ws, period=period)
+                await profit_report.build_report(session=session, workspace_id=ws, period=period)
             out["seconds"] = time.perf_counter() - began
             async with sessions() as session:
-                stored = await eng.stored_rows(session=session, workspace_id=ws, period=period)
+                stored = await profit_report.stored_rows(
+                    session=session, workspace_id=ws, period=period
+                )
             week: dict[str, list[int]] = {}
             for (customer, contract), fig in stored.items():
                 hourly = contract is not None and contract % 3 == 0  # the generator's kinds
@@ -414,7 +426,7 @@ async def _backdate(sessions: Any, ws: int, today: date, at: datetime) -> dict[s
     """A group's cost rate corrected from the start of the year (40 members in the generated
     data), then the refresh worker's steps until every figure is fresh (what /profit reads)."""
     from models.directory import save_cost_rate
-    from models.engine import stale_count
+    from models.profit_refresh import stale_count
 
     began = time.perf_counter()
     async with sessions() as session, session.begin():
@@ -460,8 +472,6 @@ def export_time_csv(path: Path, ws: int, out: Path) -> int:
 
 def empty_copy(path: Path, out: Path) -> None:
     """A copy of the generated database without its time entries (and no results)."""
-    import shutil
-
     shutil.copy(path, out)
     db = sqlite3.connect(out)
     db.execute("DELETE FROM time_entry")
@@ -691,6 +701,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time the per-customer rebuild (the engine before the set-based one; slow)",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --db: reuse the data already generated there (measured on a copy)",
+    )
     parser.add_argument("--no-import", action="store_true", help="skip the import measurement")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -707,12 +722,24 @@ def main(argv: list[str] | None = None) -> int:
         f"entries over {WEEKS} weeks from {YEAR_START}; report week {REPORT_WEEK}"
     )
     path = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="docket-bench-")) / "p.db"
-    if path.exists():
-        path.unlink()
-    began = time.perf_counter()
-    ws = generate(path, members=args.members, customers=args.customers, entries=args.entries)
-    gen_s = time.perf_counter() - began
-    print(f"generated in {gen_s:.1f}s ({args.entries / gen_s:,.0f} entries/s): {path}")
+    if args.reuse and path.exists():
+        # The measurements change the data (a refresh adds an entry, a rate is back-dated):
+        # they run on a copy, and the generated file stays as it was for the next run.
+        work = path.with_name(path.stem + "-work.db")
+        shutil.copy(path, work)
+        path, ws = work, _workspace_of(work)
+        print(f"reusing the data generated in {args.db} (copied to {work})")
+    else:
+        if path.exists():
+            path.unlink()
+        began = time.perf_counter()
+        ws = generate(path, members=args.members, customers=args.customers, entries=args.entries)
+        gen_s = time.perf_counter() - began
+        print(f"generated in {gen_s:.1f}s ({args.entries / gen_s:,.0f} entries/s): {path}")
+        if args.reuse:
+            work = path.with_name(path.stem + "-work.db")
+            shutil.copy(path, work)
+            path = work
     backends: list[tuple[str, str | None]] = [("sqlite", None)]
     if args.postgres:
         # Copied before any Docket step runs: the refresh step adds a time entry.
@@ -745,7 +772,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
 
-    skip_engine = missing_part("models.engine", "rebuild", "refresh_some", "build_report")
+    skip_engine = missing_part("models.profit_bulk", "rebuild", "refresh_step")
+    skip_engine = skip_engine or missing_part("models.profit_report", "build_report")
     skip_engine = skip_engine or missing_part("models.timelog", "mark_stale")
     skip_report = skip_engine
     for _backend, url in backends:

@@ -32,9 +32,10 @@ from bot.db import make_engine, make_sessionmaker, normalise_url
 from bot.demo_sla import add_service_levels, service_levels_text
 from bot.migrate import upgrade
 from jobs.chart import render_chart
-from models.engine import build_report, record_report_run, refresh_some
 from models.periods import local_date, previous, week_of
 from models.profit_bulk import rebuild
+from models.profit_refresh import refresh_some
+from models.profit_report import build_report, record_report_run
 from models.tables import (
     ChargeRate,
     Contract,

@@ -26,8 +26,7 @@ from bot.config import ConfigError, Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.migrate import upgrade
 from bot.sla_cli import report_sla
-from models import engine as profit
-from models import profit_bulk
+from models import profit_bulk, profit_refresh, profit_report, profit_store
 from models.directory import match_customers
 from models.periods import local_date, parse_period
 from models.reporting import render
@@ -112,10 +111,10 @@ async def open_shell(
 async def refresh_all(shell: Shell, *, show: bool = True) -> int:
     """Bring every stored result up to date; returns the customer-periods recomputed."""
     async with shell.sessions() as session, session.begin():
-        await profit.ensure_horizon(
+        await profit_refresh.ensure_horizon(
             session=session, workspace_id=shell.workspace_id, today=shell.today(), at=shell.now()
         )
-        waiting = await profit.stale_count(session=session, workspace_id=shell.workspace_id)
+        waiting = await profit_refresh.stale_count(session=session, workspace_id=shell.workspace_id)
     bar: Any = tqdm(
         total=waiting,
         desc="Refreshing",
@@ -127,7 +126,7 @@ async def refresh_all(shell: Shell, *, show: bool = True) -> int:
     with bar:
         while True:
             async with shell.sessions() as session, session.begin():
-                stats = await profit.refresh_some(
+                stats = await profit_refresh.refresh_some(
                     session=session, workspace_id=shell.workspace_id, at=shell.now(), limit=50
                 )
             if stats.customer_periods == 0:
@@ -166,7 +165,7 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"--period: {exc}", file=sys.stderr)
             return 2
-        if period.kind not in profit.PERIOD_KINDS:
+        if period.kind not in profit_store.PERIOD_KINDS:
             print("--period: pick a week or a month", file=sys.stderr)
             return 2
         await refresh_all(shell)
@@ -184,7 +183,7 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"{args.customer!r} matches several customers: {names}.", file=sys.stderr)
                     return 1
                 customer_ids = [found[0].id]
-            report = await profit.build_report(
+            report = await profit_report.build_report(
                 session=session,
                 workspace_id=shell.workspace_id,
                 period=period,
@@ -194,7 +193,7 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
                 if customer_ids is not None:
                     print("--final reports every customer: leave out --customer.", file=sys.stderr)
                     return 2
-                await profit.record_report_run(
+                await profit_report.record_report_run(
                     session=session,
                     workspace_id=shell.workspace_id,
                     kind="final",

@@ -26,8 +26,7 @@ from handlers.blocks.sla import build_service_levels
 from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from handlers.ids import Command
 from handlers.people import resolve_member
-from models import engine as profit
-from models import exports
+from models import exports, profit_report
 from models.accounting import FORMATS as ACCOUNTING_FORMATS
 from models.accounting import MissingAccount, render_invoices, render_journal
 from models.directory import match_customers, workspace_today
@@ -164,7 +163,7 @@ async def _answer(
             hint = context(f"`/profit {args.period.key}` shows the full table by customer.")
             await _say(respond, weekly_fallback_text(summary), [*blocks[:49], hint])
             return
-        report = await profit.build_report(
+        report = await profit_report.build_report(
             session=session,
             workspace_id=services.workspace_id,
             period=args.period,

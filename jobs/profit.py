@@ -17,8 +17,7 @@ from datetime import date
 
 from bot.services import Services
 from jobs.loop import run_worker
-from models import engine as profit
-from models import profit_bulk
+from models import profit_bulk, profit_refresh
 from models.directory import workspace_today
 
 logger = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ class ProfitWorker:
             )
         if today != self.horizon_checked:
             async with services.transaction() as session:
-                marked = await profit.ensure_horizon(
+                marked = await profit_refresh.ensure_horizon(
                     session=session, workspace_id=services.workspace_id, today=today, at=now
                 )
             if marked:

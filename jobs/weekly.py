@@ -27,9 +27,10 @@ from bot.services import Services
 from handlers.blocks.sla import build_service_levels
 from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from jobs.chart import render_chart
-from models.engine import ensure_horizon, mark_restatements_reported, refresh_some
 from models.outbox import FileUpload, enqueue, slack_call
 from models.periods import Period, local_date, parse_period
+from models.profit_refresh import ensure_horizon, refresh_some
+from models.profit_report import mark_restatements_reported
 from models.report_runs import (
     QUEUED,
     SKIPPED,

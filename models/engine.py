@@ -1,46 +1,41 @@
-"""Profitability persistence: stored results per customer, contract and period, kept fresh.
-
-How it works:
+"""Profitability per customer: plain values loaded from the database, and one customer's
+results computed by the pure engine (models.profitability).
 
 - Time is aggregated in SQL (minutes per member, contract, work date and billable flag) and
   handed to the pure engine (models.profitability.compute_period) with the customer's
   contracts, every cost rate, and, for prepaid blocks, the billable minutes used before the
   period (also summed in SQL). Summing per day is exact: cost and hourly revenue are linear in
   minutes, and a block's revenue within one day does not depend on the order of its entries.
-- Results are stored per (customer, contract, period) for ISO weeks and calendar months, as
-  exact integers (`ProfitResult`). `contract_key` 0 holds time on no usable contract, and
-  `customer_id` None holds time logged against no customer.
-- Changes mark customer-periods stale (models.timelog); `refresh_some` recomputes a few of them
-  per transaction. `rebuild` recomputes everything per customer, chaining block usage from
-  period to period; it gives the same results as the incremental path.
-- Fixed fees and direct costs of open-ended contracts are materialized up to the horizon (end of
-  the current month or week); `ensure_horizon` marks new periods as the calendar moves on.
-- Restatements: when a period already reported (a `ReportRun` of that period key that was
-  queued, posted or made final) gets different figures for a customer, a pending `Restatement`
-  keeps what was reported (before) and what is true now (after); later changes update its
-  "after", and it disappears if the figures return to what was reported. The next report of
-  that period kind lists it and marks it reported (`record_report_run`).
+- `rebuild` recomputes everything one customer at a time, chaining block usage from period to
+  period; it gives the same results as the incremental refresh (models.profit_refresh) and the
+  set-based recompute (models.profit_bulk), which `docket rebuild` uses.
+- Storing results and restatements: models.profit_store; reports: models.profit_report.
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.periods import Period, month_of, week_of
+from models.periods import Period, week_of
+from models.profit_store import (
+    PERIOD_KINDS,
+    WriteStats,
+    lock_customer,
+    period_of,
+    reported_period_keys,
+    store_customer,
+)
 from models.profitability import (
-    INT_FIELDS,
     CostRates,
     Entry,
     Figures,
@@ -49,42 +44,21 @@ from models.profitability import (
     RowKey,
     attributed_contract,
     compute_period,
-    sum_figures,
 )
 from models.rates import RateRow
-from models.reporting import (
-    NO_CONTRACT,
-    NO_CUSTOMER,
-    Line,
-    Quality,
-    Report,
-    RestatementItem,
-    figures_from_json,
-    figures_to_json,
-    report_json,
-)
 from models.sql import dialect
 from models.tables import (
     ChargeRate,
     Contract,
-    ContractKind,
     CostRate,
-    Customer,
     Member,
     ProfitResult,
-    ReportRun,
-    Restatement,
     StalePeriod,
     TimeEntry,
-    Workspace,
 )
-from models.timelog import horizon_end, mark_stale, periods_of_range
+from models.timelog import horizon_end, periods_of_range
 
 logger = logging.getLogger(__name__)
-
-PERIOD_KINDS = ("week", "month")
-NOT_REPORTED = ("claimed", "skipped")
-"""ReportRun statuses that do not count as "reported" (nothing reached anyone)."""
 
 # Core tables (typed Any): plain-column queries return rows, never ORM objects.
 _TE: Any = TimeEntry.__table__  # type: ignore[attr-defined]
@@ -92,18 +66,7 @@ _PR: Any = ProfitResult.__table__  # type: ignore[attr-defined]
 _SP: Any = StalePeriod.__table__  # type: ignore[attr-defined]
 _CR: Any = CostRate.__table__  # type: ignore[attr-defined]
 _CH: Any = ChargeRate.__table__  # type: ignore[attr-defined]
-_CO: Any = Contract.__table__  # type: ignore[attr-defined]
-_CU: Any = Customer.__table__  # type: ignore[attr-defined]
 _ME: Any = Member.__table__  # type: ignore[attr-defined]
-
-
-def period_of(kind: str, start: date) -> Period:
-    """The week or month starting on `start`."""
-    if kind == "week":
-        return week_of(start)
-    if kind == "month":
-        return month_of(start)
-    raise ValueError(f"unknown period kind {kind!r}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -353,448 +316,6 @@ async def compute_customer_period(
     return found[period]
 
 
-# ---------------------------------------------------------------------------------------
-# Storing results and restatements
-# ---------------------------------------------------------------------------------------
-
-_Stored = tuple[tuple[int, ...], tuple[int, ...]]  # (INT_FIELDS values, missing member ids)
-
-
-def _stored(fig: Figures) -> _Stored:
-    return tuple(getattr(fig, n) for n in INT_FIELDS), tuple(sorted(fig.missing_rates))
-
-
-def _figures_of(values: Any) -> Figures:
-    return Figures(
-        **{n: int(values[n]) for n in INT_FIELDS},
-        missing_rates=frozenset(int(m) for m in values["missing_rates"] or ()),
-    )
-
-
-async def _lock_customer(session: AsyncSession, workspace_id: int, customer_id: int | None) -> None:
-    # Refreshes and rebuilds of one customer take turns (SQLite serialises all writers).
-    if dialect(session) == "postgresql":
-        key = zlib.crc32(f"docket-profit:{workspace_id}:{customer_id or 0}".encode())
-        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
-
-
-async def reported_period_keys(*, session: AsyncSession, workspace_id: int) -> set[str]:
-    """Keys of periods already reported (weekly/monthly post queued or posted, or final)."""
-    stmt = (
-        select(ReportRun.period_key)
-        .where(
-            ReportRun.workspace_id == workspace_id,
-            col(ReportRun.status).not_in(NOT_REPORTED),
-        )
-        .distinct()
-    )
-    return set((await session.exec(stmt)).all())
-
-
-async def _restate(
-    session: AsyncSession,
-    workspace_id: int,
-    kind: str,
-    start: date,
-    customer_id: int | None,
-    before: Figures,
-    after: Figures,
-    at: datetime,
-) -> bool:
-    stmt = select(Restatement).where(
-        Restatement.workspace_id == workspace_id,
-        Restatement.period_kind == kind,
-        Restatement.period_start == start,
-        col(Restatement.reported_in_run_id).is_(None),
-        col(Restatement.customer_id).is_(None)
-        if customer_id is None
-        else Restatement.customer_id == customer_id,
-    )
-    pending = (await session.exec(stmt)).first()
-    if pending is None:
-        session.add(
-            Restatement(
-                workspace_id=workspace_id,
-                period_kind=kind,
-                period_start=start,
-                customer_id=customer_id,
-                before=figures_to_json(before),
-                after=figures_to_json(after),
-                created_at=at,
-            )
-        )
-        return True
-    if _stored(figures_from_json(pending.before)) == _stored(after):
-        await session.delete(pending)  # back to what was reported: nothing to restate
-        return False
-    pending.after = figures_to_json(after)
-    session.add(pending)
-    return True
-
-
-@dataclass
-class WriteStats:
-    """What storing a customer's results changed."""
-
-    rows_written: int = 0
-    rows_deleted: int = 0
-    restatements: int = 0
-
-    def add(self, other: WriteStats) -> None:
-        """Count `other`'s changes in these."""
-        self.rows_written += other.rows_written
-        self.rows_deleted += other.rows_deleted
-        self.restatements += other.restatements
-
-
-async def _store_customer(
-    session: AsyncSession,
-    *,
-    workspace_id: int,
-    customer_id: int | None,
-    periods: Collection[tuple[str, date]] | None,
-    new: Mapping[tuple[str, date], Mapping[RowKey, Figures]],
-    reported: set[str],
-    at: datetime,
-) -> WriteStats:
-    """Replace a customer's stored rows for `periods` (None: every period) with `new`."""
-    cond = [_PR.c.workspace_id == workspace_id, _customer_filter_pr(customer_id)]
-    stmt = sa.select(*STORED_COLUMNS).where(*cond)
-    if periods is None and dialect(session) == "sqlite":
-        # No index leads with the customer, and SQLite then reads every stored row of the
-        # workspace (0.3 s at 200k rows, per customer). Naming the workspace's periods (a scan
-        # of the small period index) lets it seek the unique (workspace, kind, start, customer)
-        # index instead. PostgreSQL filters on the customer inside that index scan: faster.
-        period_stmt = (
-            sa.select(_PR.c.period_kind, _PR.c.period_start)
-            .where(_PR.c.workspace_id == workspace_id)
-            .distinct()
-        )
-        periods_held = (await session.execute(period_stmt)).all()
-        if not periods_held:
-            stmt = stmt.where(sa.false())
-        else:
-            stmt = stmt.where(
-                _PR.c.period_kind.in_(sorted({kind for kind, _start in periods_held})),
-                _PR.c.period_start.in_(sorted({start for _kind, start in periods_held})),
-            )
-    elif periods is not None:
-        if not periods:
-            return WriteStats()
-        starts = sorted({start for _kind, start in periods})
-        stmt = stmt.where(
-            _PR.c.period_kind.in_(sorted({kind for kind, _start in periods})),
-            _PR.c.period_start.in_(starts),
-        )
-    old: StoredRows = defaultdict(dict)
-    for row in (await session.execute(stmt)).mappings().all():
-        key, contract_key, row_id, fig = stored_row_of(row)
-        if periods is not None and key not in periods:
-            continue
-        old[key][contract_key] = (row_id, fig)
-    plan = WritePlan()
-    plan_customer(
-        plan,
-        workspace_id=workspace_id,
-        customer_id=customer_id,
-        periods=periods,
-        old=old,
-        new=new,
-        reported=reported,
-        at=at,
-    )
-    return await execute_plan(session, plan, workspace_id=workspace_id, at=at)
-
-
-StoredRows = dict[tuple[str, date], dict[int, tuple[int, Figures]]]
-"""A customer's stored results: (period kind, start) -> contract key -> (row id, figures)."""
-
-
-def stored_row_of(row: Any) -> tuple[tuple[str, date], int, int, Figures]:
-    """(period key, contract key, row id, figures) of a stored result row mapping."""
-    return (
-        (row["period_kind"], row["period_start"]),
-        int(row["contract_key"]),
-        int(row["id"]),
-        _figures_of(row),
-    )
-
-
-STORED_COLUMNS: tuple[Any, ...] = (
-    _PR.c.id,
-    _PR.c.period_kind,
-    _PR.c.period_start,
-    _PR.c.contract_key,
-    *[_PR.c[n] for n in INT_FIELDS],
-    _PR.c.missing_rates,
-)
-"""The columns `stored_row_of` reads."""
-
-
-@dataclass
-class WritePlan:
-    """Row changes (and restatements to record) for one or many customers, written at once."""
-
-    delete_ids: list[int] = field(default_factory=list)
-    inserts: list[dict[str, Any]] = field(default_factory=list)
-    restate: list[tuple[str, date, int | None, Figures, Figures]] = field(default_factory=list)
-
-
-def plan_customer(
-    plan: WritePlan,
-    *,
-    workspace_id: int,
-    customer_id: int | None,
-    periods: Collection[tuple[str, date]] | None,
-    old: Mapping[tuple[str, date], Mapping[int, tuple[int, Figures]]],
-    new: Mapping[tuple[str, date], Mapping[RowKey, Figures]],
-    reported: set[str],
-    at: datetime,
-) -> None:
-    """Add to `plan` what replaces a customer's stored rows for `periods` (None: every period)
-    with `new`: unchanged rows stay, changed ones are deleted and inserted again."""
-    delete_ids, inserts = plan.delete_ids, plan.inserts
-    wanted = set(old) | set(new) if periods is None else set(periods)
-    for key in sorted(wanted):
-        kind, start = key
-        before_rows = old.get(key, {})
-        after_rows = {
-            (contract_id or 0): fig for (_c, contract_id), fig in new.get(key, {}).items()
-        }
-        for contract_key, (row_id, fig) in before_rows.items():
-            if contract_key not in after_rows or _stored(after_rows[contract_key]) != _stored(fig):
-                delete_ids.append(row_id)
-        for contract_key, fig in after_rows.items():
-            known = before_rows.get(contract_key)
-            if known is not None and _stored(known[1]) == _stored(fig):
-                continue
-            inserts.append(
-                {
-                    "workspace_id": workspace_id,
-                    "period_kind": kind,
-                    "period_start": start,
-                    "customer_id": customer_id,
-                    "contract_key": contract_key,
-                    **{n: getattr(fig, n) for n in INT_FIELDS},
-                    "missing_rates": sorted(fig.missing_rates),
-                    "computed_at": at,
-                }
-            )
-        if period_of(kind, start).key in reported:
-            before_total = sum_figures(fig for _id, fig in before_rows.values())
-            after_total = sum_figures(after_rows.values())
-            if _stored(before_total) != _stored(after_total):
-                plan.restate.append((kind, start, customer_id, before_total, after_total))
-
-
-async def execute_plan(
-    session: AsyncSession, plan: WritePlan, *, workspace_id: int, at: datetime
-) -> WriteStats:
-    """Write a `WritePlan`: deletes, bulk inserts and restatements, in the caller's
-    transaction."""
-    stats = WriteStats()
-    for kind, start, customer_id, before_total, after_total in plan.restate:
-        if await _restate(
-            session, workspace_id, kind, start, customer_id, before_total, after_total, at
-        ):
-            stats.restatements += 1
-    delete_ids, inserts = plan.delete_ids, plan.inserts
-    for offset in range(0, len(delete_ids), 500):
-        await session.execute(sa.delete(_PR).where(_PR.c.id.in_(delete_ids[offset : offset + 500])))
-    await bulk_insert(session, _PR, inserts)
-    stats.rows_deleted, stats.rows_written = len(delete_ids), len(inserts)
-    return stats
-
-
-async def bulk_insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows (all with the same keys) in the caller's transaction.
-
-    Each distinct value goes through its column type's own bind processor once (results hold
-    few distinct dates, one time stamp and mostly empty lists), and the rows go to the driver
-    in one executemany per batch: for a rebuild's hundreds of thousands of rows this is
-    several times faster than per-row parameter processing.
-    """
-    if not rows:
-        return
-    conn = await session.connection()
-    keys = list(rows[0])
-    compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=keys)
-    order = list(compiled.positiontup or keys)
-    processors = [table.c[k].type._cached_bind_processor(conn.dialect) for k in order]
-    caches: list[dict[Any, Any]] = [{} for _ in order]
-
-    def convert(index: int, value: Any) -> Any:
-        processor = processors[index]
-        if processor is None or value is None:
-            return value
-        key = tuple(value) if isinstance(value, list) else value
-        cache = caches[index]
-        done = cache.get(key, cache)
-        if done is cache:
-            done = cache[key] = processor(value)
-        return done
-
-    for offset in range(0, len(rows), 10_000):
-        batch = [
-            tuple(convert(i, row[k]) for i, k in enumerate(order))
-            for row in rows[offset : offset + 10_000]
-        ]
-        await conn.exec_driver_sql(str(compiled), batch)
-
-
-def _customer_filter_pr(customer_id: int | None) -> Any:
-    if customer_id is None:
-        return _PR.c.customer_id.is_(None)
-    return _PR.c.customer_id == customer_id
-
-
-# ---------------------------------------------------------------------------------------
-# Incremental refresh
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class RefreshStats:
-    """What one `refresh_some` call did."""
-
-    customer_periods: int = 0
-    rows_written: int = 0
-    restatements: int = 0
-
-
-async def refresh_some(
-    *, session: AsyncSession, workspace_id: int, at: datetime, limit: int = 20
-) -> RefreshStats:
-    """Recompute up to `limit` stale customer-periods (oldest marks first) and store them.
-
-    Runs in the caller's transaction; call it again while it returns work. On PostgreSQL the
-    stale rows are claimed with SKIP LOCKED so replicas share the queue.
-    """
-    stmt = (
-        sa.select(_SP.c.id, _SP.c.period_kind, _SP.c.period_start, _SP.c.customer_id)
-        .where(_SP.c.workspace_id == workspace_id)
-        .order_by(_SP.c.id)
-        .limit(limit)
-    )
-    if dialect(session) == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    claimed = (await session.execute(stmt)).all()
-    stats = RefreshStats()
-    if not claimed:
-        return stats
-    by_customer: dict[int | None, set[tuple[str, date]]] = defaultdict(set)
-    for _id, kind, start, customer_id in claimed:
-        by_customer[customer_id].add((kind, start))
-    rates = await load_cost_rates(session=session, workspace_id=workspace_id)
-    reported = await reported_period_keys(session=session, workspace_id=workspace_id)
-    # One lock order everywhere (None first, then by id): concurrent refreshes cannot deadlock.
-    for customer_id in sorted(by_customer, key=lambda c: -1 if c is None else c):
-        keys = by_customer[customer_id]
-        await _lock_customer(session, workspace_id, customer_id)
-        contracts = (
-            {}
-            if customer_id is None
-            else await load_contracts(
-                session=session, workspace_id=workspace_id, customer_id=customer_id
-            )
-        )
-        computed = await compute_customer_periods(
-            session=session,
-            workspace_id=workspace_id,
-            customer_id=customer_id,
-            periods=[period_of(kind, start) for kind, start in keys],
-            rates=rates,
-            contracts=contracts,
-        )
-        new: dict[tuple[str, date], Mapping[RowKey, Figures]] = {
-            (p.kind, p.start): rows for p, rows in computed.items()
-        }
-        written = await _store_customer(
-            session,
-            workspace_id=workspace_id,
-            customer_id=customer_id,
-            periods=keys,
-            new=new,
-            reported=reported,
-            at=at,
-        )
-        stats.customer_periods += len(keys)
-        stats.rows_written += written.rows_written
-        stats.restatements += written.restatements
-    ids = [row[0] for row in claimed]
-    await session.execute(sa.delete(_SP).where(_SP.c.id.in_(ids)))
-    return stats
-
-
-async def stale_count(
-    *, session: AsyncSession, workspace_id: int, period: Period | None = None
-) -> int:
-    """Stale customer-periods waiting (of one period, or all)."""
-    stmt = sa.select(sa.func.count()).select_from(_SP).where(_SP.c.workspace_id == workspace_id)
-    if period is not None:
-        stmt = stmt.where(_SP.c.period_kind == period.kind, _SP.c.period_start == period.start)
-    return int((await session.execute(stmt)).scalar_one())
-
-
-async def ensure_horizon(
-    *, session: AsyncSession, workspace_id: int, today: date, at: datetime
-) -> int:
-    """Mark the periods that fixed fees and direct costs reach but results do not yet cover
-    (the calendar moved on); returns how many customer-periods were marked."""
-    limit = horizon_end(today)
-    contracts = (
-        await session.exec(
-            select(Contract).where(
-                Contract.workspace_id == workspace_id,
-                sa.or_(
-                    sa.and_(
-                        col(Contract.kind) == ContractKind.FIXED,
-                        col(Contract.monthly_fee_minor) > 0,
-                    ),
-                    col(Contract.monthly_direct_cost_minor) > 0,
-                ),
-                col(Contract.start_date) <= limit,
-            )
-        )
-    ).all()
-    if not contracts:
-        return 0
-    latest_stmt = (
-        sa.select(_PR.c.contract_key, _PR.c.period_kind, sa.func.max(_PR.c.period_start))
-        .where(
-            _PR.c.workspace_id == workspace_id,
-            _PR.c.contract_key.in_([c.id for c in contracts]),
-        )
-        .group_by(_PR.c.contract_key, _PR.c.period_kind)
-    )
-    latest = {(k, kind): start for k, kind, start in (await session.execute(latest_stmt)).all()}
-    keys = []
-    for contract in contracts:
-        last = limit if contract.end_date is None else min(contract.end_date, limit)
-        if last < contract.start_date:
-            continue
-        for kind in PERIOD_KINDS:
-            needed = period_of(kind, week_of(last).start if kind == "week" else last.replace(day=1))
-            have = latest.get((contract.id, kind))
-            if have is not None and have >= needed.start:
-                continue
-            # A stored period was computed for all its days: start after it.
-            first = contract.start_date
-            if have is not None:
-                first = max(first, period_of(kind, have).end + timedelta(days=1))
-            if first > last:
-                continue
-            keys += [
-                (contract.customer_id, p) for p in periods_of_range(first, last) if p.kind == kind
-            ]
-    return await mark_stale(session=session, workspace_id=workspace_id, keys=keys, at=at)
-
-
-# ---------------------------------------------------------------------------------------
-# Full rebuild
-# ---------------------------------------------------------------------------------------
-
-
 def customer_results(
     *,
     entries: list[Entry],
@@ -866,7 +387,7 @@ async def rebuild_customer(
     reported: set[str] | None = None,
 ) -> WriteStats:
     """Recompute and store every result of one customer, and clear its stale marks."""
-    await _lock_customer(session, workspace_id, customer_id)
+    await lock_customer(session, workspace_id, customer_id)
     stale_stmt = sa.select(_SP.c.id).where(
         _SP.c.workspace_id == workspace_id,
         _SP.c.customer_id.is_(None) if customer_id is None else _SP.c.customer_id == customer_id,
@@ -892,7 +413,7 @@ async def rebuild_customer(
     results = customer_results(
         entries=entries, contracts=contracts, rates=rates, horizon=horizon_end(today)
     )
-    stats = await _store_customer(
+    stats = await store_customer(
         session,
         workspace_id=workspace_id,
         customer_id=customer_id,
@@ -906,23 +427,6 @@ async def rebuild_customer(
     return stats
 
 
-class BlockRecompute(Protocol):
-    """Recomputes and stores every result of a block of customers in the caller's
-    transaction (models.profit_bulk.recompute_customers has this shape)."""
-
-    def __call__(
-        self,
-        *,
-        session: AsyncSession,
-        workspace_id: int,
-        customers: Sequence[int | None],
-        today: date,
-        at: datetime,
-        rates: CostRates | None = None,
-        reported: set[str] | None = None,
-    ) -> Awaitable[WriteStats]: ...
-
-
 async def rebuild(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -930,11 +434,11 @@ async def rebuild(
     today: date,
     at: datetime,
     progress: Callable[[int, int], Awaitable[None] | None] | None = None,
-    recompute: BlockRecompute | None = None,
     chunk: int = 1,
 ) -> WriteStats:
-    """Recompute every stored result from scratch, one transaction per block of `chunk`
-    customers: with `recompute` (set-based, models.profit_bulk), else one customer at a time.
+    """Recompute every stored result from scratch one customer at a time, one transaction
+    per block of `chunk` customers (`docket rebuild` uses models.profit_bulk.rebuild, which
+    stores the same results).
 
     `progress(done, total)` is called after each block. Other writers keep working in
     between; what they change meanwhile is marked stale and refreshed as usual.
@@ -947,19 +451,7 @@ async def rebuild(
     for offset in range(0, len(customers), chunk):
         block = customers[offset : offset + chunk]
         async with sessions() as session, session.begin():
-            if recompute is not None:
-                total.add(
-                    await recompute(
-                        session=session,
-                        workspace_id=workspace_id,
-                        customers=block,
-                        today=today,
-                        at=at,
-                        rates=rates,
-                        reported=reported,
-                    )
-                )
-            for customer_id in block if recompute is None else ():
+            for customer_id in block:
                 total.add(
                     await rebuild_customer(
                         session=session,
@@ -976,252 +468,3 @@ async def rebuild(
             if maybe is not None:
                 await maybe
     return total
-
-
-# ---------------------------------------------------------------------------------------
-# Reading results into a report
-# ---------------------------------------------------------------------------------------
-
-
-async def _names(
-    session: AsyncSession, workspace_id: int
-) -> tuple[dict[int, str], dict[int, tuple[str, str]]]:
-    customer_rows = await session.execute(
-        sa.select(_CU.c.id, _CU.c.name).where(_CU.c.workspace_id == workspace_id)
-    )
-    contract_rows = await session.execute(
-        sa.select(_CO.c.id, _CO.c.name, _CO.c.kind).where(_CO.c.workspace_id == workspace_id)
-    )
-    customers = {int(i): str(n) for i, n in customer_rows.all()}
-    contracts = {int(i): (str(n), str(k)) for i, n, k in contract_rows.all()}
-    return customers, contracts
-
-
-def _sort_name(name: str, customer_id: int | None) -> tuple[int, str]:
-    return (1 if customer_id is None else 0, name.casefold())
-
-
-async def stored_rows(
-    *,
-    session: AsyncSession,
-    workspace_id: int,
-    period: Period,
-    customer_ids: Collection[int | None] | None = None,
-) -> dict[RowKey, Figures]:
-    """The stored exact figures of a week or month per (customer, contract)."""
-    stmt = sa.select(_PR).where(
-        _PR.c.workspace_id == workspace_id,
-        _PR.c.period_kind == period.kind,
-        _PR.c.period_start == period.start,
-    )
-    if customer_ids is not None:
-        ids = [c for c in customer_ids if c is not None]
-        conds = [_PR.c.customer_id.in_(ids)] if ids else []
-        if None in customer_ids:
-            conds.append(_PR.c.customer_id.is_(None))
-        stmt = stmt.where(sa.or_(*conds) if conds else sa.false())
-    rows: dict[RowKey, Figures] = {}
-    for row in (await session.execute(stmt)).mappings().all():
-        key = (row["customer_id"], int(row["contract_key"]) or None)
-        rows[key] = _figures_of(row)
-    return rows
-
-
-async def build_report(
-    *,
-    session: AsyncSession,
-    workspace_id: int,
-    period: Period,
-    customer_ids: Collection[int | None] | None = None,
-    restatement_kinds: Collection[str] | None = None,
-) -> Report:
-    """The report of a week or month from stored results (see models.reporting).
-
-    `customer_ids` limits it to some customers (None: everyone; include None for time against
-    no customer). Restatements listed: those not yet reported, of the same period kind as
-    `period` unless `restatement_kinds` says otherwise, for the same customers.
-    """
-    if period.kind not in PERIOD_KINDS:
-        raise ValueError(f"results are kept for weeks and months, not {period.kind!r}")
-    ws = await session.get(Workspace, workspace_id)
-    if ws is None:
-        raise LookupError(f"workspace {workspace_id} does not exist")
-    customer_names, contract_names = await _names(session, workspace_id)
-    rows = await stored_rows(
-        session=session, workspace_id=workspace_id, period=period, customer_ids=customer_ids
-    )
-
-    def customer_name(customer_id: int | None) -> str:
-        if customer_id is None:
-            return NO_CUSTOMER
-        return customer_names.get(customer_id, f"customer {customer_id}")
-
-    per_customer: dict[int | None, Figures] = {}
-    contract_lines = []
-    for (customer_id, contract_id), fig in rows.items():
-        per_customer[customer_id] = per_customer.get(customer_id, Figures()) + fig
-        name, kind = (
-            contract_names.get(contract_id, (NO_CONTRACT, None))
-            if contract_id
-            else (
-                NO_CONTRACT,
-                None,
-            )
-        )
-        contract_lines.append(
-            Line(
-                customer_id=customer_id,
-                customer=customer_name(customer_id),
-                figures=fig,
-                contract_id=contract_id,
-                contract=name,
-                kind=kind,
-            )
-        )
-    customers = sorted(
-        (
-            Line(customer_id=c, customer=customer_name(c), figures=f)
-            for c, f in per_customer.items()
-        ),
-        key=lambda line: _sort_name(line.customer, line.customer_id),
-    )
-    contract_lines.sort(
-        key=lambda line: (
-            *_sort_name(line.customer, line.customer_id),
-            line.contract_id is None,
-            (line.contract or "").casefold(),
-        )
-    )
-    total = sum_figures(rows.values())
-    missing = sorted(total.missing_rates)
-    member_names: dict[int, str] = {}
-    if missing:
-        member_rows = await session.execute(
-            sa.select(_ME.c.id, _ME.c.name, _ME.c.email).where(_ME.c.id.in_(missing))
-        )
-        member_names = {int(i): str(n or e or f"member {i}") for i, n, e in member_rows.all()}
-    stale_stmt = sa.select(
-        sa.func.count(sa.distinct(sa.func.coalesce(_SP.c.customer_id, 0)))
-    ).where(
-        _SP.c.workspace_id == workspace_id,
-        _SP.c.period_kind == period.kind,
-        _SP.c.period_start == period.start,
-    )
-    if customer_ids is not None:
-        ids = [c for c in customer_ids if c is not None]
-        conds = [_SP.c.customer_id.in_(ids)] if ids else []
-        if None in customer_ids:
-            conds.append(_SP.c.customer_id.is_(None))
-        stale_stmt = stale_stmt.where(sa.or_(*conds) if conds else sa.false())
-    quality = Quality(
-        uncosted_minutes=total.uncosted_minutes,
-        unattributed_minutes=total.unattributed_minutes,
-        unpriced_minutes=total.unpriced_minutes,
-        missing_rates=tuple(
-            sorted((member_names.get(m, f"member {m}") for m in missing), key=str.casefold)
-        ),
-        stale_customers=int((await session.execute(stale_stmt)).scalar_one()),
-    )
-    restatements = await pending_restatements(
-        session=session,
-        workspace_id=workspace_id,
-        kinds=(period.kind,) if restatement_kinds is None else restatement_kinds,
-        customer_ids=customer_ids,
-    )
-    return Report(
-        period=period,
-        currency=ws.currency,
-        total=total,
-        customers=tuple(customers),
-        contracts=tuple(contract_lines),
-        quality=quality,
-        restatements=tuple(
-            RestatementItem(
-                id=r.id or 0,
-                period_key=period_of(r.period_kind, r.period_start).key,
-                customer_id=r.customer_id,
-                customer=customer_name(r.customer_id),
-                before=figures_from_json(r.before),
-                after=figures_from_json(r.after),
-            )
-            for r in restatements
-        ),
-        customer_filter=(
-            tuple(customer_name(c) for c in customer_ids) if customer_ids is not None else None
-        ),
-    )
-
-
-async def pending_restatements(
-    *,
-    session: AsyncSession,
-    workspace_id: int,
-    kinds: Collection[str] = PERIOD_KINDS,
-    customer_ids: Collection[int | None] | None = None,
-) -> list[Restatement]:
-    """Restatements not yet listed in a report, oldest period first."""
-    stmt = select(Restatement).where(
-        Restatement.workspace_id == workspace_id,
-        col(Restatement.reported_in_run_id).is_(None),
-        col(Restatement.period_kind).in_(list(kinds)),
-    )
-    if customer_ids is not None:
-        ids = [c for c in customer_ids if c is not None]
-        conds: list[Any] = [col(Restatement.customer_id).in_(ids)] if ids else []
-        if None in customer_ids:
-            conds.append(col(Restatement.customer_id).is_(None))
-        stmt = stmt.where(sa.or_(*conds) if conds else sa.false())
-    stmt = stmt.order_by(col(Restatement.period_start), col(Restatement.id))
-    return list((await session.exec(stmt)).all())
-
-
-async def mark_restatements_reported(
-    *, session: AsyncSession, workspace_id: int, run_id: int, restatement_ids: Collection[int]
-) -> int:
-    """Record that a report run listed these restatements; returns how many were pending."""
-    if not restatement_ids:
-        return 0
-    result = await session.execute(
-        sa.update(Restatement)
-        .where(
-            col(Restatement.workspace_id) == workspace_id,
-            col(Restatement.id).in_(list(restatement_ids)),
-            col(Restatement.reported_in_run_id).is_(None),
-        )
-        .values(reported_in_run_id=run_id)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def record_report_run(
-    *, session: AsyncSession, workspace_id: int, kind: str, report: Report, at: datetime
-) -> ReportRun:
-    """Record that `report` was reported (kind "final", "weekly" or "monthly"): the run keeps
-    the JSON snapshot, the period counts as reported from now on (later changes restate it),
-    and the restatements the report listed are marked as reported in this run.
-
-    Reporting the same kind and period again updates the run's snapshot.
-    """
-    stmt = select(ReportRun).where(
-        ReportRun.workspace_id == workspace_id,
-        ReportRun.kind == kind,
-        ReportRun.period_key == report.period.key,
-    )
-    run = (await session.exec(stmt)).first()
-    if run is None:
-        run = ReportRun(
-            workspace_id=workspace_id, kind=kind, period_key=report.period.key, claimed_at=at
-        )
-    run.status = "final" if kind == "final" else "posted"
-    run.snapshot = report_json(report)
-    run.posted_at = at
-    session.add(run)
-    await session.flush()
-    assert run.id is not None
-    await mark_restatements_reported(
-        session=session,
-        workspace_id=workspace_id,
-        run_id=run.id,
-        restatement_ids=[item.id for item in report.restatements],
-    )
-    return run

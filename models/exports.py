@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import engine as profit
+from models import engine as per_customer
+from models import profit_report
 from models.accounting import (
     DEFAULT_ACCOUNTS,
     AmountKey,
@@ -198,13 +199,15 @@ async def block_usage_in(
 
 async def month_data(*, session: AsyncSession, workspace_id: int, month: Period) -> MonthData:
     """The stored figures of `month` per (customer, contract), with block overage split out."""
-    report = await profit.build_report(session=session, workspace_id=workspace_id, period=month)
+    report = await profit_report.build_report(
+        session=session, workspace_id=workspace_id, period=month
+    )
     stored = {
         c.id: c
         for c in await session.exec(select(Contract).where(Contract.workspace_id == workspace_id))
         if c.id is not None
     }
-    pure = await profit.load_contracts(session=session, workspace_id=workspace_id)
+    pure = await per_customer.load_contracts(session=session, workspace_id=workspace_id)
     # Only contracts with figures this month can have lines.
     reported = {line.contract_id for line in report.contracts if line.contract_id}
     pure = {i: c for i, c in pure.items() if i in reported}

@@ -7,13 +7,18 @@ whole block of customers with one SQL pass per block:
 
 - The rules that depend on a date are turned into small temporary tables of pieces over which
   they are constant, built in Python by the pure rule functions themselves: each member's cost
-  rate (member, group, default: `CostRates.resolve`), each hourly contract's charge rate
-  (`rate_in_force`) and every usable contract with its dates and kind. Days in no piece are
-  uncosted (or unpriced), exactly as the pure rules leave them.
+  rate (member, group, default: `CostRates.resolve`) and every usable contract with its dates,
+  kind and, for hourly contracts, charge rate (`rate_in_force`). Days in no piece are uncosted
+  (or unpriced), exactly as the pure rules leave them. On SQLite, where every join is an index
+  seek per time entry, the cost pieces are spread into one row per member and day that also
+  holds the day's week and month, so an entry needs one equality seek for all three; the
+  customer index of the time entries covers every summed column, so a block of customers is
+  read as one range of the index.
 - One aggregate query joins the time entries to those pieces and sums, per customer, contract
   (or none), week and month: minutes, billable minutes, labour cost, uncosted, unattributed,
   hourly revenue, unpriced and the billable minutes each prepaid block consumed. Cost and
-  hourly revenue are linear in minutes, so summing them in SQL is exact.
+  hourly revenue are linear in minutes, so summing them in SQL is exact. It groups each
+  (week, month) pair once and adds the pairs up per week and per month in SQL too.
 - Prepaid blocks need only the usage at each period's start: a block's revenue over a period
   is the change of its cumulative (rounded) revenue plus overage (`block_revenue_60` on the
   period's minutes), chained over the periods in date order.
@@ -21,16 +26,20 @@ whole block of customers with one SQL pass per block:
   over the active days of each period.
 
 The results are the engine's own figures to the cent (a property test holds both paths
-equal), written with one diff against the stored rows per block of customers, in one
-transaction per block (PostgreSQL takes the same per-customer locks as a refresh).
+equal), kept as plain tuples of stored values: a block's rows are compared with its stored
+rows (read with one conversion per distinct date and member list), and only changed rows are
+deleted and inserted again, in the unique index's order, in one transaction per block
+(PostgreSQL takes the same per-customer locks as a refresh, in one round trip).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,18 +47,21 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import engine as per_customer
+from models import profit_refresh, profit_store
 from models.money import SUBUNITS, split_largest_remainder
-from models.periods import month_of, week_of
+from models.periods import month_of
 from models.profitability import (
+    INT_FIELDS,
     CostRates,
     Figures,
     PricedContract,
     PricingKind,
-    RowKey,
     block_revenue_60,
+    sum_figures,
 )
 from models.rates import rate_in_force
 from models.sql import dialect
+from models.tables import ProfitResult, StalePeriod, TimeEntry
 from models.timelog import horizon_end, periods_of_range
 
 logger = logging.getLogger(__name__)
@@ -65,16 +77,24 @@ BULK_CUSTOMERS = 100
 """Customers per set-based refresh step: a step stays well under a second, so SQLite's
 write lock is free between steps."""
 
+LARGE_BACKLOG = 20_000
+"""Stale customer-periods above which a refresh step takes a rebuild's block of customers
+(CHUNK_CUSTOMERS): a rate corrected for a whole year marks every period of most customers,
+and the fixed cost of a step (rate tables, stored rows) then dominates small steps."""
+
+SQLITE_CACHE_KIB = 32_768
+"""SQLite page cache while a block is recomputed (the default is 2 MB)."""
+
 _FAR = date(9999, 12, 31)
 
 Piece = tuple[int, date, date, int]
 """(member or contract id, from, until (exclusive), minor units per hour)."""
-_TE: Any = per_customer._TE
-_PR: Any = per_customer._PR
-_SP: Any = per_customer._SP
+_TE: Any = TimeEntry.__table__  # type: ignore[attr-defined]
+_PR: Any = ProfitResult.__table__  # type: ignore[attr-defined]
+_SP: Any = StalePeriod.__table__  # type: ignore[attr-defined]
 
 _TMP = sa.MetaData()
-_RATE = sa.Table(
+_PIECE = sa.Table(
     "docket_tmp_cost_piece",
     _TMP,
     sa.Column("member_id", sa.Integer, nullable=False),
@@ -84,28 +104,45 @@ _RATE = sa.Table(
     sa.Index("ix_docket_tmp_cost_piece", "member_id", "valid_from"),
     prefixes=["TEMPORARY"],
 )
-_CONTRACT = sa.Table(
-    "docket_tmp_contract",
+_MEMBER = sa.Table(
+    "docket_tmp_member",
     _TMP,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("customer_id", sa.Integer, nullable=False),
-    sa.Column("kind", sa.String(8), nullable=False),
-    sa.Column("start_date", sa.Date, nullable=False),
-    sa.Column("end_date", sa.Date, nullable=False),  # inclusive
+    sa.Column("member_id", sa.Integer, primary_key=True, autoincrement=False),
     prefixes=["TEMPORARY"],
 )
-_CHARGE = sa.Table(
-    "docket_tmp_charge_piece",
+_DAY = sa.Table(
+    "docket_tmp_day",
+    _TMP,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("week_start", sa.Date, nullable=False),
+    sa.Column("month_start", sa.Date, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+_RATE = sa.Table(
+    "docket_tmp_cost_day",
+    _TMP,
+    sa.Column("member_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("minor_per_hour", sa.BigInteger, nullable=True),  # None: uncosted
+    sa.Column("week_start", sa.Date, nullable=False),
+    sa.Column("month_start", sa.Date, nullable=False),
+    prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,
+)
+_CONTRACT = sa.Table(
+    "docket_tmp_contract_piece",
     _TMP,
     sa.Column("contract_id", sa.Integer, nullable=False),
+    sa.Column("customer_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("valid_from", sa.Date, nullable=False),
     sa.Column("valid_until", sa.Date, nullable=False),  # exclusive
-    sa.Column("minor_per_hour", sa.BigInteger, nullable=False),
-    sa.Index("ix_docket_tmp_charge_piece", "contract_id", "valid_from"),
+    sa.Column("minor_per_hour", sa.BigInteger, nullable=True),  # hourly; None: unpriced
+    sa.Index("ix_docket_tmp_contract_piece", "contract_id", "valid_from"),
     prefixes=["TEMPORARY"],
 )
 
-# Sums of the aggregate query, in this order after (customer, contract, week, month).
+# Sums of the aggregate query, in this order after (customer, contract, kind, start).
 _MINUTES, _BILLABLE, _LABOUR, _UNCOSTED, _UNATTRIBUTED, _HOURLY, _UNPRICED, _BLOCK = range(8)
 
 
@@ -160,11 +197,37 @@ def charge_pieces(contracts: Iterable[PricedContract]) -> list[Piece]:
     return pieces
 
 
+def contract_pieces(contracts: Iterable[PricedContract]) -> list[tuple[Any, ...]]:
+    """(contract, customer, kind, from, until (exclusive), charge rate or None) pieces over
+    which a contract is active with one charge rate (None: unpriced, or not hourly)."""
+    charges: dict[int, list[Piece]] = defaultdict(list)
+    for piece in charge_pieces(contracts):
+        charges[piece[0]].append(piece)
+    rows: list[tuple[Any, ...]] = []
+    for c in contracts:
+        until = _FAR if c.end is None else c.end + timedelta(days=1)
+        if c.start >= until:
+            continue
+        edges = {c.start, until}
+        for _c, first, last, _rate in charges.get(c.id, ()):
+            edges.update(d for d in (first, last) if c.start < d < until)
+        ordered = sorted(edges)
+        for first, last in pairwise(ordered):
+            rate = None
+            for _c, p_from, p_until, p_rate in charges.get(c.id, ()):
+                if p_from <= first < p_until:
+                    rate = p_rate
+            rows.append((c.id, c.customer_id, c.kind.value, first, last, rate))
+    return rows
+
+
 class DayShares:
     """Monthly amounts split over their month's days, each (amount, month) split once."""
 
     def __init__(self) -> None:
         self._prefix: dict[tuple[int, date], list[int]] = {}
+        self._over: dict[tuple[int, date, date], int] = {}
+        self._contracts: dict[tuple[Any, ...], dict[tuple[str, date], tuple[int, int]]] = {}
 
     def between(self, monthly_minor: int, first: date, last: date) -> int:
         """The shares of `monthly_minor` for the days `first..last` (within one month)."""
@@ -183,61 +246,86 @@ class DayShares:
 
     def over(self, monthly_minor: int, first: date, last: date) -> int:
         """The shares of `monthly_minor` for the days `first..last` (any span)."""
+        if monthly_minor == 0:
+            return 0
+        key = (monthly_minor, first, last)
+        known = self._over.get(key)
+        if known is not None:
+            return known
         total = 0
-        while first <= last:
-            end = min(last, month_of(first).end)
-            total += self.between(monthly_minor, first, end)
-            first = end + timedelta(days=1)
+        day = first
+        while day <= last:
+            end = min(last, month_of(day).end)
+            total += self.between(monthly_minor, day, end)
+            day = end + timedelta(days=1)
+        self._over[key] = total
         return total
 
+    def contract_amounts(
+        self, contract: PricedContract, horizon: date
+    ) -> Mapping[tuple[str, date], tuple[int, int]]:
+        """(fixed-fee revenue, direct cost) in sixtieths for each week and month the contract
+        is active in up to `horizon`; contracts of the same dates and amounts share one."""
+        fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
+        direct = contract.monthly_direct_cost_minor
+        key = (contract.start, contract.end, fee, direct, horizon)
+        known = self._contracts.get(key)
+        if known is not None:
+            return known
+        found: dict[tuple[str, date], tuple[int, int]] = {}
+        last_day = horizon if contract.end is None else min(contract.end, horizon)
+        if (fee or direct) and contract.start <= last_day:
+            for period in periods_of_range(contract.start, last_day):
+                first = max(period.start, contract.start)
+                last = period.end if contract.end is None else min(period.end, contract.end)
+                if first <= last:
+                    found[(period.kind, period.start)] = (
+                        self.over(fee, first, last) * SUBUNITS,
+                        self.over(direct, first, last) * SUBUNITS,
+                    )
+        self._contracts[key] = found
+        return found
 
-def customer_figures(
+
+Values = tuple[Any, ...]
+"""A result row's stored values: INT_FIELDS in order, then the sorted missing member ids."""
+PeriodRows = dict[tuple[str, date], dict[int, Values]]
+"""(period kind, start) -> contract key (0: no contract) -> values."""
+
+_FIELD = {name: index for index, name in enumerate(INT_FIELDS)}
+
+
+def customer_rows(
     *,
-    customer_id: int | None,
     sums: Mapping[tuple[str, date], Mapping[int | None, Sequence[int]]],
     missing: Mapping[tuple[str, date, int | None], set[int]],
     contracts: Mapping[int, PricedContract],
     horizon: date,
     shares: DayShares,
-) -> dict[tuple[str, date], dict[RowKey, Figures]]:
-    """Every week and month result of one customer from its summed time (pure); the same
-    periods and rows as `models.engine.customer_results`."""
+) -> PeriodRows:
+    """Every week and month result of one customer from its summed time (pure), as stored
+    values; the same periods and rows as `models.engine.customer_results`."""
     periods: dict[str, set[date]] = {"week": set(), "month": set()}
     for kind, start in sums:
         periods[kind].add(start)
-    with_amounts = [
-        c for c in contracts.values() if c.monthly_fee_minor or c.monthly_direct_cost_minor
-    ]
-    for contract in with_amounts:
-        last = horizon if contract.end is None else min(contract.end, horizon)
-        if contract.start <= last:
-            for p in periods_of_range(contract.start, last):
-                periods[p.kind].add(p.start)
+    # Fixed fees and direct costs: (revenue, direct cost) per period and contract.
+    amounts: dict[tuple[str, date], dict[int | None, tuple[int, int]]] = defaultdict(dict)
+    for contract in contracts.values():
+        if contract.monthly_fee_minor or contract.monthly_direct_cost_minor:
+            for key, pair in shares.contract_amounts(contract, horizon).items():
+                amounts[key][contract.id] = pair
+                periods[key[0]].add(key[1])
     blocks = {c.id: c for c in contracts.values() if c.kind is PricingKind.BLOCK}
-    results: dict[tuple[str, date], dict[RowKey, Figures]] = {}
+    results: PeriodRows = {}
     for kind, starts in periods.items():
         used: dict[int, int] = {}
         for start in sorted(starts):
-            period = week_of(start) if kind == "week" else month_of(start)
             summed = sums.get((kind, start), {})
-            # Fixed fees and direct costs first: (revenue, direct cost) per contract.
-            amounts: dict[int | None, tuple[int, int]] = {}
-            for contract in with_amounts:
-                first = max(period.start, contract.start)
-                last = period.end if contract.end is None else min(period.end, contract.end)
-                if first > last:
-                    continue
-                fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
-                direct = contract.monthly_direct_cost_minor
-                if fee or direct:
-                    amounts[contract.id] = (
-                        shares.over(fee, first, last) * SUBUNITS,
-                        shares.over(direct, first, last) * SUBUNITS,
-                    )
-            rows: dict[RowKey, Figures] = {}
-            for contract_id in summed.keys() | amounts.keys():
+            fixed = amounts.get((kind, start), {})
+            rows: dict[int, Values] = {}
+            for contract_id in summed.keys() | fixed.keys():
                 values = summed.get(contract_id, _NO_TIME)
-                revenue, direct_cost = amounts.get(contract_id, (0, 0))
+                revenue, direct_cost = fixed.get(contract_id, (0, 0))
                 revenue += values[_HOURLY]
                 block = blocks.get(contract_id) if contract_id is not None else None
                 if block is not None and values[_BLOCK]:
@@ -245,19 +333,30 @@ def customer_figures(
                         block, used.get(block.id, 0), values[_BLOCK]
                     )
                     revenue += earned
-                rows[(customer_id, contract_id)] = Figures(
-                    minutes=values[_MINUTES],
-                    billable_minutes=values[_BILLABLE],
-                    revenue_60=revenue,
-                    labour_cost_60=values[_LABOUR],
-                    direct_cost_60=direct_cost,
-                    uncosted_minutes=values[_UNCOSTED],
-                    unattributed_minutes=values[_UNATTRIBUTED],
-                    unpriced_minutes=values[_UNPRICED],
-                    missing_rates=frozenset(missing.get((kind, start, contract_id), ())),
+                # In INT_FIELDS order (a test holds the order), then the missing member ids.
+                rows[contract_id or 0] = (
+                    values[_MINUTES],
+                    values[_BILLABLE],
+                    revenue,
+                    values[_LABOUR],
+                    direct_cost,
+                    values[_UNCOSTED],
+                    values[_UNATTRIBUTED],
+                    values[_UNPRICED],
+                    tuple(sorted(missing[(kind, start, contract_id)]))
+                    if (kind, start, contract_id) in missing
+                    else (),
                 )
             results[(kind, start)] = rows
     return results
+
+
+def figures_of_values(values: Values) -> Figures:
+    """The `Figures` of stored values (see `Values`)."""
+    return Figures(
+        **{name: values[index] for name, index in _FIELD.items()},
+        missing_rates=frozenset(values[len(INT_FIELDS)]),
+    )
 
 
 _NO_TIME = (0,) * 8
@@ -285,135 +384,209 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value))
 
 
+class Pieces:
+    """Rows of the cost-rate tables over a workspace's time span (each member's rate
+    pieces, the members, the days with their week and month), built once per rebuild and
+    reused by each block of customers."""
+
+    def __init__(self, rates: CostRates, span: tuple[date, date] | None) -> None:
+        self.pieces = [
+            {"member_id": m, "valid_from": f, "valid_until": u, "minor_per_hour": r}
+            for m, f, u, r in cost_pieces(rates, rates.group_of)
+        ]
+        self.members = [{"member_id": m} for m in rates.group_of]
+        self.days: list[dict[str, Any]] = []
+        if span is not None:
+            day, last = span
+            while day <= last:
+                week = day - timedelta(days=day.weekday())
+                self.days.append(
+                    {"day": day, "week_start": week, "month_start": day.replace(day=1)}
+                )
+                day += timedelta(days=1)
+
+
+def _contract_rows(contracts: Iterable[PricedContract]) -> list[dict[str, Any]]:
+    return [
+        {
+            "contract_id": c,
+            "customer_id": cu,
+            "kind": k,
+            "valid_from": f,
+            "valid_until": u,
+            "minor_per_hour": r,
+        }
+        for c, cu, k, f, u, r in contract_pieces(contracts)
+    ]
+
+
+async def time_span(*, session: AsyncSession, workspace_id: int) -> tuple[date, date] | None:
+    """The first and last work dates of the workspace's time (None: no time)."""
+    found = []
+    for edge in (sa.func.min, sa.func.max):  # apart: each is one seek of the date index
+        stmt = sa.select(edge(_TE.c.work_date)).where(_TE.c.workspace_id == workspace_id)
+        found.append((await session.execute(stmt)).scalar_one())
+    if found[0] is None or found[1] is None:
+        return None
+    return _as_date(found[0]), _as_date(found[1])
+
+
 async def _fill_pieces(
-    session: AsyncSession, rates: CostRates, contracts: Mapping[int, PricedContract]
+    session: AsyncSession, pieces: Pieces, contracts: Mapping[int, PricedContract]
 ) -> None:
     conn = await session.connection()
-    for table in (_RATE, _CONTRACT, _CHARGE):
-        await conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
-    await conn.run_sync(_TMP.create_all)
-    rate_rows = [
-        {"member_id": m, "valid_from": f, "valid_until": u, "minor_per_hour": r}
-        for m, f, u, r in cost_pieces(rates, rates.group_of)
+    await _drop_pieces(session)
+    if dialect(session) == "sqlite":
+        # The pages a block reads and writes stay in the page cache, not 2 MB of it; the
+        # default comes back in _drop_pieces.
+        await conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    filled: list[tuple[sa.Table, list[dict[str, Any]]]] = [
+        (_PIECE, pieces.pieces),
+        (_CONTRACT, _contract_rows(contracts.values())),
     ]
-    contract_rows = [
-        {
-            "id": c.id,
-            "customer_id": c.customer_id,
-            "kind": c.kind.value,
-            "start_date": c.start,
-            "end_date": c.end or _FAR,
-        }
-        for c in contracts.values()
-    ]
-    charge_rows = [
-        {"contract_id": c, "valid_from": f, "valid_until": u, "minor_per_hour": r}
-        for c, f, u, r in charge_pieces(contracts.values())
-    ]
-    for table, rows in ((_RATE, rate_rows), (_CONTRACT, contract_rows), (_CHARGE, charge_rows)):
+    if dialect(session) == "sqlite":
+        filled += [(_MEMBER, pieces.members), (_DAY, pieces.days)]
+    await conn.run_sync(lambda sync: _TMP.create_all(sync, tables=[t for t, _r in filled]))
+    for table, rows in filled:
         for offset in range(0, len(rows), 5000):
             await conn.execute(sa.insert(table), rows[offset : offset + 5000])
+    if dialect(session) == "postgresql":
+        # PostgreSQL joins the rate pieces by range (a hash join on the member) and works
+        # weeks and months out cheaply; SQLite seeks one row per entry in the table below.
+        await conn.execute(sa.text(f"ANALYZE {_PIECE.name}"))
+        await conn.execute(sa.text(f"ANALYZE {_CONTRACT.name}"))
+        return
+    await conn.run_sync(lambda sync: _RATE.create(sync))
+    # Every member's cost rate, week and month on every day of the span: the aggregate
+    # query takes all three from one equality seek per time entry.
+    piece, day, member = _PIECE.c, _DAY.c, _MEMBER.c
+    each_day = sa.select(
+        member.member_id, day.day, piece.minor_per_hour, day.week_start, day.month_start
+    ).select_from(
+        _MEMBER.join(_DAY, sa.true()).outerjoin(
+            _PIECE,
+            sa.and_(
+                piece.member_id == member.member_id,
+                piece.valid_from <= day.day,
+                day.day < piece.valid_until,
+            ),
+        )
+    )
+    columns = ["member_id", "day", "minor_per_hour", "week_start", "month_start"]
+    await conn.execute(sa.insert(_RATE).from_select(columns, each_day))
 
 
 async def _drop_pieces(session: AsyncSession) -> None:
     conn = await session.connection()
-    for table in (_RATE, _CONTRACT, _CHARGE):
+    for table in (_RATE, _PIECE, _MEMBER, _DAY, _CONTRACT):
         await conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
+    if dialect(session) == "sqlite":
+        await conn.exec_driver_sql("PRAGMA cache_size = -2000")
 
 
-def _joined(session: AsyncSession, workspace_id: int, customers: Sequence[int | None]) -> Any:
-    te, rate, con, charge = _TE, _RATE.c, _CONTRACT.c, _CHARGE.c
+def _cost_join(session: AsyncSession) -> tuple[sa.Table, Any, Any, Any]:
+    """The cost-rate table, its join condition, and each entry's week and month start."""
+    day = _TE.c.work_date
+    week_fn, month_fn = _period_starts(session)
+    if dialect(session) == "postgresql":
+        piece = _PIECE.c
+        on = sa.and_(
+            piece.member_id == _TE.c.member_id, piece.valid_from <= day, day < piece.valid_until
+        )
+        return _PIECE, on, week_fn, month_fn
+    rate = _RATE.c
+    on = sa.and_(rate.member_id == _TE.c.member_id, rate.day == day)
+    # Members outside the table (none in practice) still get their periods from the date.
+    week = sa.func.coalesce(rate.week_start, week_fn)
+    return _RATE, on, week, sa.func.coalesce(rate.month_start, month_fn)
+
+
+def _joined(
+    cost: sa.Table, on: Any, workspace_id: int, customers: Sequence[int | None]
+) -> tuple[Any, Any]:
+    te, con = _TE, _CONTRACT.c
     day = te.c.work_date
-    joined = (
-        te.outerjoin(
-            _RATE,
-            sa.and_(
-                rate.member_id == te.c.member_id, rate.valid_from <= day, day < rate.valid_until
-            ),
-        )
-        .outerjoin(
-            _CONTRACT,
-            sa.and_(
-                con.id == te.c.contract_id,
-                con.customer_id == te.c.customer_id,
-                con.start_date <= day,
-                day <= con.end_date,
-            ),
-        )
-        .outerjoin(
-            _CHARGE,
-            sa.and_(
-                charge.contract_id == con.id, charge.valid_from <= day, day < charge.valid_until
-            ),
-        )
+    joined = te.outerjoin(cost, on).outerjoin(
+        _CONTRACT,
+        sa.and_(
+            con.contract_id == te.c.contract_id,
+            con.customer_id == te.c.customer_id,
+            con.valid_from <= day,
+            day < con.valid_until,
+        ),
     )
     where = sa.and_(te.c.workspace_id == workspace_id, _customer_scope(te.c.customer_id, customers))
     return joined, where
 
 
+SumsByCustomer = dict[int | None, dict[tuple[str, date], dict[int | None, list[int]]]]
+MissingByCustomer = dict[int | None, dict[tuple[str, date, int | None], set[int]]]
+
+
 async def _sum_time(
     session: AsyncSession, workspace_id: int, customers: Sequence[int | None]
-) -> tuple[
-    dict[int | None, dict[tuple[str, date], dict[int | None, list[int]]]],
-    dict[int | None, dict[tuple[str, date, int | None], set[int]]],
-]:
-    te, rate, con, charge = _TE.c, _RATE.c, _CONTRACT.c, _CHARGE.c
-    week, month = _period_starts(session)
+) -> tuple[SumsByCustomer, MissingByCustomer]:
+    """Time of `customers` summed per customer, contract, week and month in one query: the
+    time is grouped per (week, month) pair once, and the pairs are added up per week and per
+    month in SQL as well."""
+    te, con = _TE.c, _CONTRACT.c
+    cost, on, week, month = _cost_join(session)
+    rate = cost.c
     billable = te.billable == sa.true()
     hourly = sa.and_(billable, con.kind == PricingKind.HOURLY.value)
     zero = sa.literal(0)
+    uncosted = rate.minor_per_hour.is_(None)
     columns = [
-        sa.func.sum(te.minutes),
-        sa.func.sum(sa.case((billable, te.minutes), else_=zero)),
-        sa.func.sum(te.minutes * sa.func.coalesce(rate.minor_per_hour, zero)),
-        sa.func.sum(sa.case((rate.member_id.is_(None), te.minutes), else_=zero)),
-        sa.func.sum(sa.case((con.id.is_(None), te.minutes), else_=zero)),
+        sa.func.sum(te.minutes).label("s0"),
+        sa.func.sum(sa.case((billable, te.minutes), else_=zero)).label("s1"),
+        sa.func.sum(te.minutes * sa.func.coalesce(rate.minor_per_hour, zero)).label("s2"),
+        sa.func.sum(sa.case((uncosted, te.minutes), else_=zero)).label("s3"),
+        sa.func.sum(sa.case((con.contract_id.is_(None), te.minutes), else_=zero)).label("s4"),
         sa.func.sum(
-            sa.case((hourly, te.minutes * sa.func.coalesce(charge.minor_per_hour, zero)), else_=0)
-        ),
+            sa.case((hourly, te.minutes * sa.func.coalesce(con.minor_per_hour, zero)), else_=0)
+        ).label("s5"),
         sa.func.sum(
-            sa.case((sa.and_(hourly, charge.contract_id.is_(None)), te.minutes), else_=zero)
-        ),
+            sa.case((sa.and_(hourly, con.minor_per_hour.is_(None)), te.minutes), else_=zero)
+        ).label("s6"),
         sa.func.sum(
             sa.case(
                 (sa.and_(billable, con.kind == PricingKind.BLOCK.value), te.minutes), else_=zero
             )
-        ),
+        ).label("s7"),
     ]
-    joined, where = _joined(session, workspace_id, customers)
-    keys = (te.customer_id, con.id, week, month)
-    stmt = sa.select(*keys, *columns).select_from(joined).where(where).group_by(*keys)
-    sums: dict[int | None, dict[tuple[str, date], dict[int | None, list[int]]]] = defaultdict(
-        lambda: defaultdict(dict)
+    joined, where = _joined(cost, on, workspace_id, customers)
+    pairs = (
+        sa.select(
+            te.customer_id.label("cu"),
+            con.contract_id.label("co"),
+            week.label("wk"),
+            month.label("mo"),
+            *columns,
+        )
+        .select_from(joined)
+        .where(where)
+        .group_by(te.customer_id, con.contract_id, week, month)
+        .cte("pairs")
     )
+    p = pairs.c
+    totals = [sa.func.sum(p[f"s{i}"]) for i in range(8)]
+    by_week = sa.select(p.cu, p.co, sa.literal("week"), p.wk, *totals).group_by(p.cu, p.co, p.wk)
+    by_month = sa.select(p.cu, p.co, sa.literal("month"), p.mo, *totals).group_by(p.cu, p.co, p.mo)
+    sums: SumsByCustomer = defaultdict(lambda: defaultdict(dict))
     uncosted_groups = False
     days: dict[Any, date] = {}
-    for customer_id, contract_id, week_start, month_start, *values in (
-        await session.execute(stmt)
-    ).all():
-        ints = [int(v or 0) for v in values]
+    result = await session.execute(sa.union_all(by_week, by_month))
+    for customer_id, contract_id, kind, raw, *values in result.all():
+        start = days.get(raw)
+        if start is None:
+            start = days[raw] = _as_date(raw)
+        ints = [int(v) if v else 0 for v in values]
         uncosted_groups = uncosted_groups or ints[_UNCOSTED] > 0
-        mine = sums[customer_id]
-        for kind, raw in (("week", week_start), ("month", month_start)):
-            start = days.get(raw)
-            if start is None:
-                start = days[raw] = _as_date(raw)
-            in_period = mine[(kind, start)]
-            held = in_period.get(contract_id)
-            if held is None:
-                in_period[contract_id] = list(ints)
-            else:
-                for index, value in enumerate(ints):
-                    held[index] += value
-    missing: dict[int | None, dict[tuple[str, date, int | None], set[int]]] = defaultdict(dict)
+        sums[customer_id][(kind, start)][contract_id] = ints
+    missing: MissingByCustomer = defaultdict(dict)
     if uncosted_groups:
-        keys_m = (te.customer_id, con.id, week, month, te.member_id)
-        stmt_m = (
-            sa.select(*keys_m)
-            .select_from(joined)
-            .where(where, rate.member_id.is_(None))
-            .group_by(*keys_m)
-        )
+        keys_m = (te.customer_id, con.contract_id, week, month, te.member_id)
+        stmt_m = sa.select(*keys_m).select_from(joined).where(where, uncosted).group_by(*keys_m)
         for customer_id, contract_id, week_start, month_start, member_id in (
             await session.execute(stmt_m)
         ).all():
@@ -438,20 +611,22 @@ async def recompute_customers(
     rates: CostRates | None = None,
     contracts: Mapping[int, PricedContract] | None = None,
     reported: set[str] | None = None,
-) -> per_customer.WriteStats:
+    pieces: Pieces | None = None,
+) -> profit_store.WriteStats:
     """Recompute and store every result of `customers` (None: time against no customer) and
     clear their stale marks, in the caller's transaction. Same results as
-    `models.engine.rebuild_customer` for each of them."""
+    `models.engine.rebuild_customer` for each of them.
+
+    `pieces` (with `rates` and `contracts`) lets a rebuild build the piece rows once."""
     if not customers:
-        return per_customer.WriteStats()
+        return profit_store.WriteStats()
     ordered = sorted(set(customers), key=lambda c: -1 if c is None else c)
-    for customer_id in ordered:  # one lock order everywhere: no deadlock with a refresh
-        await per_customer._lock_customer(session, workspace_id, customer_id)
+    await _lock_customers(session, workspace_id, ordered)
     stale_ids = await _stale_ids(session, workspace_id, ordered)
     if rates is None:
         rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
     if reported is None:
-        reported = await per_customer.reported_period_keys(
+        reported = await profit_store.reported_period_keys(
             session=session, workspace_id=workspace_id
         )
     wanted = set(ordered)
@@ -461,42 +636,135 @@ async def recompute_customers(
             workspace_id=workspace_id,
             customer_ids=[c for c in ordered if c is not None],
         )
+    if pieces is None:
+        span = await time_span(session=session, workspace_id=workspace_id)
+        pieces = Pieces(rates, span)
     mine = {i: c for i, c in contracts.items() if c.customer_id in wanted}
-    await _fill_pieces(session, rates, mine)
+    await _fill_pieces(session, pieces, mine)
     try:
         sums, missing = await _sum_time(session, workspace_id, ordered)
+        old = await _stored_rows(session, workspace_id, ordered)
+        stats = await _write(
+            session, workspace_id, ordered, sums, missing, old, mine, today, at, reported
+        )
     finally:
         await _drop_pieces(session)
-    old = await _stored_rows(session, workspace_id, ordered)
+    for offset in range(0, len(stale_ids), 500):
+        await session.execute(sa.delete(_SP).where(_SP.c.id.in_(stale_ids[offset : offset + 500])))
+    return stats
+
+
+async def _write(
+    session: AsyncSession,
+    workspace_id: int,
+    ordered: Sequence[int | None],
+    sums: SumsByCustomer,
+    missing: MissingByCustomer,
+    old: dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]],
+    mine: Mapping[int, PricedContract],
+    today: date,
+    at: datetime,
+    reported: set[str],
+) -> profit_store.WriteStats:
     horizon = horizon_end(today)
     shares = DayShares()
     by_customer: dict[int, dict[int, PricedContract]] = defaultdict(dict)
     for contract in mine.values():
         by_customer[contract.customer_id][contract.id] = contract
-    plan = per_customer.WritePlan()
+    writes = _Writes(workspace_id, at)
     for customer_id in ordered:
-        new = customer_figures(
-            customer_id=customer_id,
+        new = customer_rows(
             sums=sums.get(customer_id, {}),
             missing=missing.get(customer_id, {}),
             contracts=by_customer.get(customer_id, {}) if customer_id is not None else {},
             horizon=horizon,
             shares=shares,
         )
-        per_customer.plan_customer(
-            plan,
-            workspace_id=workspace_id,
-            customer_id=customer_id,
-            periods=None,
-            old=old.get(customer_id, {}),
-            new=new,
-            reported=reported,
-            at=at,
+        writes.customer(customer_id, old.get(customer_id, {}), new, reported)
+    return await writes.execute(session)
+
+
+class _Writes:
+    """Row changes of a block of customers: unchanged rows stay, changed ones are deleted
+    and inserted again, and reported periods whose totals change are restated."""
+
+    def __init__(self, workspace_id: int, at: datetime) -> None:
+        self.workspace_id = workspace_id
+        self.at = at
+        self.delete_ids: list[int] = []
+        self.inserts: list[tuple[Any, ...]] = []
+        self.plan = profit_store.WritePlan()
+
+    def customer(
+        self,
+        customer_id: int | None,
+        old: Mapping[tuple[str, date], Mapping[int, tuple[int, Values]]],
+        new: PeriodRows,
+        reported: set[str],
+    ) -> None:
+        ws, at, inserts, delete_ids = self.workspace_id, self.at, self.inserts, self.delete_ids
+        for key in old.keys() | new.keys() if old else new.keys():
+            kind, start = key
+            before = old.get(key, {}) if old else {}
+            after = new.get(key, {})
+            for contract_key, (row_id, values) in before.items():
+                if after.get(contract_key) != values:
+                    delete_ids.append(row_id)
+            for contract_key, values in after.items():
+                known = before.get(contract_key)
+                if known is not None and known[1] == values:
+                    continue
+                inserts.append(
+                    (ws, kind, start, customer_id, contract_key, *values[:-1], values[-1], at)
+                )
+            if reported and profit_store.period_of(kind, start).key in reported:
+                before_total = sum_figures(figures_of_values(v) for _i, v in before.values())
+                after_total = sum_figures(figures_of_values(v) for v in after.values())
+                if profit_store.stored_values(before_total) != profit_store.stored_values(
+                    after_total
+                ):
+                    self.plan.restate.append((kind, start, customer_id, before_total, after_total))
+
+    async def execute(self, session: AsyncSession) -> profit_store.WriteStats:
+        self.plan.delete_ids = self.delete_ids
+        stats = await profit_store.execute_plan(
+            session, self.plan, workspace_id=self.workspace_id, at=self.at
         )
-    stats = await per_customer.execute_plan(session, plan, workspace_id=workspace_id, at=at)
-    for offset in range(0, len(stale_ids), 500):
-        await session.execute(sa.delete(_SP).where(_SP.c.id.in_(stale_ids[offset : offset + 500])))
-    return stats
+        # In the unique index's order (period, customer, contract): each index page is
+        # written once per block instead of once per customer.
+        self.inserts.sort(key=lambda row: (row[1], row[2], row[3] or 0, row[4]))
+        await profit_store.bulk_insert_rows(session, _PR, _INSERT_KEYS, self.inserts)
+        stats.rows_written = len(self.inserts)
+        return stats
+
+
+_INSERT_KEYS = (
+    "workspace_id",
+    "period_kind",
+    "period_start",
+    "customer_id",
+    "contract_key",
+    *INT_FIELDS,
+    "missing_rates",
+    "computed_at",
+)
+
+
+async def _lock_customers(
+    session: AsyncSession, workspace_id: int, ordered: Sequence[int | None]
+) -> None:
+    # One lock order everywhere (None first, then by id): no deadlock with a refresh. One
+    # round trip for the whole block: the keys are locked in the order given.
+    if dialect(session) != "postgresql":
+        return
+    keys = [profit_store.customer_lock_key(workspace_id, c) for c in ordered]
+    await session.execute(
+        sa.text(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[]))"
+            " WITH ORDINALITY AS u(k, n)"
+        ),
+        {"keys": keys},
+    )
 
 
 def _customer_scope(column: Any, customers: Sequence[int | None]) -> Any:
@@ -521,14 +789,38 @@ async def _stale_ids(
 
 async def _stored_rows(
     session: AsyncSession, workspace_id: int, customers: Sequence[int | None]
-) -> dict[int | None, per_customer.StoredRows]:
-    stmt = sa.select(_PR.c.customer_id, *per_customer.STORED_COLUMNS).where(
-        _PR.c.workspace_id == workspace_id, _customer_scope(_PR.c.customer_id, customers)
+) -> dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]]:
+    pr = _PR.c
+    # Dates and member lists come back as the driver gives them and are converted once per
+    # distinct value: most rows share a few hundred dates and an empty list.
+    plain = dialect(session) == "sqlite"
+    start = sa.type_coerce(pr.period_start, sa.String) if plain else pr.period_start
+    stmt = sa.select(
+        pr.customer_id,
+        pr.period_kind,
+        start,
+        pr.contract_key,
+        pr.id,
+        *[pr[name] for name in INT_FIELDS],
+        sa.cast(pr.missing_rates, sa.Text),
+    ).where(pr.workspace_id == workspace_id, _customer_scope(pr.customer_id, customers))
+    old: dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]] = defaultdict(
+        lambda: defaultdict(dict)
     )
-    old: dict[int | None, per_customer.StoredRows] = defaultdict(lambda: defaultdict(dict))
-    for row in (await session.execute(stmt)).mappings().all():
-        key, contract_key, row_id, fig = per_customer.stored_row_of(row)
-        old[row["customer_id"]][key][contract_key] = (row_id, fig)
+    days: dict[Any, date] = {}
+    lists: dict[str | None, tuple[int, ...]] = {}
+    for customer_id, kind, raw, contract_key, row_id, *values in (
+        await session.execute(stmt)
+    ).all():
+        day = days.get(raw)
+        if day is None:
+            day = days[raw] = _as_date(raw)
+        text = values[-1]
+        missing = lists.get(text)
+        if missing is None:
+            missing = lists[text] = tuple(sorted(int(m) for m in json.loads(text or "[]")))
+        values[-1] = missing
+        old[customer_id][(kind, day)][contract_key] = (row_id, tuple(values))
     return old
 
 
@@ -540,18 +832,45 @@ async def rebuild(
     at: datetime,
     progress: Callable[[int, int], Awaitable[None] | None] | None = None,
     chunk: int = CHUNK_CUSTOMERS,
-) -> per_customer.WriteStats:
-    """Recompute every stored result from scratch, set-based, `chunk` customers per
-    transaction (see `models.engine.rebuild`)."""
-    return await per_customer.rebuild(
-        sessions=sessions,
-        workspace_id=workspace_id,
-        today=today,
-        at=at,
-        progress=progress,
-        recompute=recompute_customers,
-        chunk=chunk,
-    )
+) -> profit_store.WriteStats:
+    """Recompute every stored result from scratch, set-based, one transaction per block of
+    `chunk` customers.
+
+    `progress(done, total)` is called after each block. Other writers keep working in
+    between; what they change meanwhile is marked stale and refreshed as usual. Rates,
+    contracts and reported periods are read in each block's own transaction, so a change
+    committed between blocks is never overwritten by figures from before it; the cost-rate
+    pieces are built again only when the rates or the time span changed.
+    """
+    async with sessions() as session, session.begin():
+        customers = await per_customer.customers_with_data(
+            session=session, workspace_id=workspace_id
+        )
+    total = profit_store.WriteStats()
+    cached: tuple[CostRates, tuple[date, date] | None, Pieces] | None = None
+    for offset in range(0, len(customers), chunk):
+        block = customers[offset : offset + chunk]
+        async with sessions() as session, session.begin():
+            rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
+            span = await time_span(session=session, workspace_id=workspace_id)
+            if cached is None or cached[0] != rates or cached[1] != span:
+                cached = (rates, span, Pieces(rates, span))
+            total.add(
+                await recompute_customers(
+                    session=session,
+                    workspace_id=workspace_id,
+                    customers=block,
+                    today=today,
+                    at=at,
+                    rates=rates,
+                    pieces=cached[2],
+                )
+            )
+        if progress is not None:
+            maybe = progress(offset + len(block), len(customers))
+            if maybe is not None:
+                await maybe
+    return total
 
 
 async def refresh_many(
@@ -561,7 +880,7 @@ async def refresh_many(
     today: date,
     at: datetime,
     customers: int = CHUNK_CUSTOMERS,
-) -> per_customer.RefreshStats:
+) -> profit_refresh.RefreshStats:
     """Recompute, set-based, every period of up to `customers` customers that have stale
     marks (the oldest marks first), in the caller's transaction: the path for a backlog too
     large for `models.engine.refresh_some` (a back-dated rate, an import)."""
@@ -573,7 +892,7 @@ async def refresh_many(
         .limit(customers)
     )
     picked = [row[0] for row in (await session.execute(stmt)).all()]
-    stats = per_customer.RefreshStats()
+    stats = profit_refresh.RefreshStats()
     if not picked:
         return stats
     count_stmt = sa.select(sa.func.count()).where(
@@ -598,15 +917,18 @@ async def refresh_step(
     limit: int = 20,
     backlog: int = BULK_BACKLOG,
     customers: int = BULK_CUSTOMERS,
-) -> per_customer.RefreshStats:
+) -> profit_refresh.RefreshStats:
     """One step of the background refresh, in the caller's transaction: `limit` stale
     customer-periods one customer at a time (models.engine.refresh_some) while the backlog is
-    small, whole customers set-based (`refresh_many`) when it holds more than `backlog`."""
-    waiting = await per_customer.stale_count(session=session, workspace_id=workspace_id)
+    small, whole customers set-based (`refresh_many`) when it holds more than `backlog`:
+    `customers` of them per step, a rebuild's block when it holds more than LARGE_BACKLOG."""
+    waiting = await profit_refresh.stale_count(session=session, workspace_id=workspace_id)
     if waiting > backlog:
+        if waiting > LARGE_BACKLOG:
+            customers = max(customers, CHUNK_CUSTOMERS)
         return await refresh_many(
             session=session, workspace_id=workspace_id, today=today, at=at, customers=customers
         )
-    return await per_customer.refresh_some(
+    return await profit_refresh.refresh_some(
         session=session, workspace_id=workspace_id, at=at, limit=limit
     )

@@ -293,7 +293,17 @@ class TimeEntry(SQLModel, table=True):
     __tablename__ = "time_entry"
     __table_args__ = (
         sa.Index("ix_time_ws_date", "workspace_id", "work_date"),
-        sa.Index("ix_time_ws_customer_date", "workspace_id", "customer_id", "work_date"),
+        # Covers every column profitability sums: a block of customers is one index range.
+        sa.Index(
+            "ix_time_ws_customer_cover",
+            "workspace_id",
+            "customer_id",
+            "work_date",
+            "member_id",
+            "contract_id",
+            "billable",
+            "minutes",
+        ),
         sa.Index("ix_time_contract_date", "contract_id", "work_date"),
         sa.UniqueConstraint("workspace_id", "source_key", name="uq_time_source_key"),
     )

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.engine import build_report
 from models.periods import Period, month_of, previous
+from models.profit_report import build_report
 from models.reporting import Report
 from models.tables import Contract, ContractKind, TimeEntry, Workspace
 from models.weekly import (

@@ -17,7 +17,7 @@ from bot.reports import command_report
 from handlers.blocks.profit import build_profit_blocks, table_text
 from handlers.ids import Command
 from handlers.profit_cmd import REFUSAL, parse_profit_args
-from models import engine as profit
+from models import profit_report
 from models.periods import month_of, parse_period, previous, week_of
 from models.reporting import render_csv, render_table, report_json
 from models.tables import ContractKind, Member, Role
@@ -205,7 +205,7 @@ async def test_build_report_refuses_a_free_range(engine: Any, workspace: Any) ->
     w = World(engine, workspace.id)
     async with w.sessions() as s:
         with pytest.raises(ValueError, match="weeks and months"):
-            await profit.build_report(
+            await profit_report.build_report(
                 session=s,
                 workspace_id=workspace.id,
                 period=date_range(date(2025, 6, 1), date(2025, 6, 3)),

@@ -24,7 +24,7 @@ from handlers.blocks.time import (
     target_options,
 )
 from handlers.ids import Action, Command, View
-from models import engine as profit
+from models import profit_refresh
 from models.importer import import_csv
 from models.tables import (
     Contract,
@@ -380,7 +380,7 @@ async def test_the_ack_path_stays_fast_while_a_backlog_is_refreshed(docket: Any)
 
     async def backlog() -> int:
         async with docket.services.read() as s:
-            return await profit.stale_count(session=s, workspace_id=ws)
+            return await profit_refresh.stale_count(session=s, workspace_id=ws)
 
     before = await backlog()
     slowest = 0.0

@@ -23,9 +23,10 @@ from bot.services import Services
 from jobs import weekly
 from jobs.chart import png_size
 from jobs.weekly import load_post, outbox_key, run_due, run_report
-from models.engine import build_report, refresh_some
 from models.money import format_amount, parse_amount
 from models.periods import parse_period, week_of
+from models.profit_refresh import refresh_some
+from models.profit_report import build_report
 from models.report_runs import claim_run
 from models.reporting import render_json
 from models.tables import Restatement, TimeEntry, Workspace

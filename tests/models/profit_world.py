@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.db import make_sessionmaker
-from models import directory, profit_bulk, timelog
-from models import engine as profit
+from models import directory, profit_bulk, profit_refresh, profit_report, profit_store, timelog
+from models import engine as one_by_one
 from models.periods import parse_period
 from models.reporting import Report
 from models.tables import ContractKind, Member, ProfitResult, Restatement, Role, Ticket
@@ -185,7 +185,7 @@ class World:
         done = 0
         for _ in range(10_000):
             async with self.sessions() as s, s.begin():
-                stats = await profit.refresh_some(
+                stats = await profit_refresh.refresh_some(
                     session=s, workspace_id=self.ws, at=self.at, limit=limit
                 )
             if stats.customer_periods == 0:
@@ -195,16 +195,16 @@ class World:
 
     async def horizon(self, today: date) -> int:
         async with self.sessions() as s, s.begin():
-            return await profit.ensure_horizon(
+            return await profit_refresh.ensure_horizon(
                 session=s, workspace_id=self.ws, today=today, at=self.at
             )
 
     async def rebuild(
         self, today: date | None = None, *, per_customer: bool = False, chunk: int = 400
-    ) -> profit.WriteStats:
+    ) -> profit_store.WriteStats:
         """Rebuild everything: set-based (the default path) or one customer at a time."""
         if per_customer:
-            return await profit.rebuild(
+            return await one_by_one.rebuild(
                 sessions=self.sessions, workspace_id=self.ws, today=today or self.today, at=self.at
             )
         return await profit_bulk.rebuild(
@@ -255,11 +255,11 @@ class World:
 
     async def stale(self) -> int:
         async with self.sessions() as s:
-            return await profit.stale_count(session=s, workspace_id=self.ws)
+            return await profit_refresh.stale_count(session=s, workspace_id=self.ws)
 
     async def report(self, key: str, customer_ids: Any = None) -> Report:
         async with self.sessions() as s:
-            return await profit.build_report(
+            return await profit_report.build_report(
                 session=s,
                 workspace_id=self.ws,
                 period=parse_period(key, today=self.today),
@@ -269,10 +269,10 @@ class World:
     async def final(self, key: str) -> tuple[Report, int]:
         """`docket report --final`: report the period and record the run."""
         async with self.sessions() as s, s.begin():
-            report = await profit.build_report(
+            report = await profit_report.build_report(
                 session=s, workspace_id=self.ws, period=parse_period(key, today=self.today)
             )
-            run = await profit.record_report_run(
+            run = await profit_report.record_report_run(
                 session=s, workspace_id=self.ws, kind="final", report=report, at=self.at
             )
             assert run.id is not None

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.db import make_engine
-from models import engine as profit
+from models import engine as per_customer
+from models import profit_report
 from models.directory import DirectoryError
 from models.periods import date_range, month_of, week_of
 from models.profitability import INT_FIELDS, Figures, sum_figures
@@ -223,10 +224,10 @@ def _exact(fig: Figures) -> tuple[Any, ...]:
 
 async def _weeks_add_up(w: World) -> None:
     async with w.sessions() as session:
-        for customer in await profit.customers_with_data(session=session, workspace_id=w.ws):
+        for customer in await per_customer.customers_with_data(session=session, workspace_id=w.ws):
             for start in MONTHS:
                 month = month_of(start)
-                stored = await profit.stored_rows(
+                stored = await profit_report.stored_rows(
                     session=session, workspace_id=w.ws, period=month, customer_ids=[customer]
                 )
                 parts: list[Figures] = []
@@ -234,12 +235,12 @@ async def _weeks_add_up(w: World) -> None:
                 while monday <= month.end:
                     week = week_of(monday)
                     if week.start >= month.start and week.end <= month.end:
-                        rows = await profit.stored_rows(
+                        rows = await profit_report.stored_rows(
                             session=session, workspace_id=w.ws, period=week, customer_ids=[customer]
                         )
                     else:
                         edge = date_range(max(week.start, month.start), min(week.end, month.end))
-                        rows = await profit.compute_customer_period(
+                        rows = await per_customer.compute_customer_period(
                             session=session, workspace_id=w.ws, customer_id=customer, period=edge
                         )
                     parts.extend(rows.values())

@@ -132,7 +132,7 @@ async def test_journal_of_a_month_hand_computed_and_reconciled(
             session=s, workspace_id=w.ws, month=JUNE, final=False, at=AT
         )
         report = report_json(
-            await exports.profit.build_report(session=s, workspace_id=w.ws, period=JUNE)
+            await exports.profit_report.build_report(session=s, workspace_id=w.ws, period=JUNE)
         )
     expected = JUNE_LINES + (LABOUR_LINES if labour else [])
     assert sorted(_lines(result.journal)) == sorted(expected)
@@ -170,7 +170,7 @@ async def test_invoices_hand_computed_and_reconciled(
     async with w.sessions() as s:
         invoices = await exports.build_invoices(session=s, workspace_id=w.ws, month=JUNE)
         report = report_json(
-            await exports.profit.build_report(session=s, workspace_id=w.ws, period=JUNE)
+            await exports.profit_report.build_report(session=s, workspace_id=w.ws, period=JUNE)
         )
     data = invoices_json(invoices)
     got = {

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from bot.db import make_engine
 from models.money import split_largest_remainder
 from models.periods import month_of, week_of
-from models.profit_bulk import DayShares, charge_pieces, cost_pieces
+from models.profit_bulk import DayShares, charge_pieces, contract_pieces, cost_pieces
 from models.profitability import CostRates, PricedContract, PricingKind
 from models.rates import RateRow
 from models.tables import ContractKind as StoredKind
@@ -87,6 +87,56 @@ def test_charge_pieces_only_for_hourly_contracts() -> None:
         (1, date(2025, 1, 1), date(2025, 7, 1), 12000),
         (1, date(2025, 7, 1), FAR, 13000),
     ]
+
+
+def test_contract_pieces_cover_the_active_days_with_their_charge_rate() -> None:
+    hourly = PricedContract(
+        id=1,
+        customer_id=7,
+        kind=PricingKind.HOURLY,
+        start=date(2025, 1, 10),
+        end=date(2025, 8, 31),
+        charge_rates=(RateRow(date(2025, 2, 1), 12000), RateRow(date(2025, 7, 1), 13000)),
+    )
+    block = PricedContract(
+        id=2,
+        customer_id=7,
+        kind=PricingKind.BLOCK,
+        start=date(2025, 3, 1),
+        block_minutes=600,
+        block_price_minor=10_000,
+    )
+    assert contract_pieces([hourly, block]) == [
+        (1, 7, "hourly", date(2025, 1, 10), date(2025, 2, 1), None),  # active, unpriced
+        (1, 7, "hourly", date(2025, 2, 1), date(2025, 7, 1), 12000),
+        (1, 7, "hourly", date(2025, 7, 1), date(2025, 9, 1), 13000),  # until the day after
+        (2, 7, "block", date(2025, 3, 1), FAR, None),
+    ]
+
+
+def test_contract_amounts_are_the_day_shares_of_each_period() -> None:
+    fixed = PricedContract(
+        id=3,
+        customer_id=1,
+        kind=PricingKind.FIXED,
+        start=date(2025, 1, 15),
+        end=date(2025, 2, 10),
+        monthly_fee_minor=100_001,
+        monthly_direct_cost_minor=7_777,
+    )
+    shares = DayShares()
+    amounts = shares.contract_amounts(fixed, horizon=date(2025, 12, 31))
+    assert amounts[("month", date(2025, 1, 1))] == (
+        DayShares().over(100_001, date(2025, 1, 15), date(2025, 1, 31)) * 60,
+        DayShares().over(7_777, date(2025, 1, 15), date(2025, 1, 31)) * 60,
+    )
+    # The week of 10 February ends with the contract on its first day.
+    assert (
+        amounts[("week", date(2025, 2, 10))][0]
+        == DayShares().over(100_001, date(2025, 2, 10), date(2025, 2, 10)) * 60
+    )
+    assert ("week", date(2025, 2, 17)) not in amounts
+    assert shares.contract_amounts(fixed, horizon=date(2025, 12, 31)) is amounts  # computed once
 
 
 @pytest.mark.parametrize(

@@ -467,8 +467,10 @@ WRITES = {
     "alerts.map_customer",
     "alerts.process_claimed",
     "alerts.store_delivery",
-    "engine.execute_plan",
+    "profit_store.execute_plan",
     "profit_bulk.rebuild",
+    "profit_store.lock_customer",
+    "profit_store.store_customer",
     "profit_bulk.recompute_customers",
     "profit_bulk.refresh_many",
     "profit_bulk.refresh_step",
@@ -481,12 +483,12 @@ WRITES = {
     "directory.save_cost_rate",
     "directory.save_customer",
     "directory.save_member",
-    "engine.ensure_horizon",
-    "engine.mark_restatements_reported",
+    "profit_refresh.ensure_horizon",
+    "profit_report.mark_restatements_reported",
     "engine.rebuild",
     "engine.rebuild_customer",
-    "engine.record_report_run",
-    "engine.refresh_some",
+    "profit_report.record_report_run",
+    "profit_refresh.refresh_some",
     "exports.replace_account_codes",
     "exports.set_labour_allocation",
     "importer.import_csv",
@@ -551,11 +553,11 @@ WRITES = {
 
 def _export_reads(ws: int, june: Any, at: datetime) -> list[tuple[str, Callable[[Any], Any]]]:
     """The journal and invoice reads (a journal without `final` records nothing)."""
-    from models import engine as profit
+    from models import engine as per_customer
     from models import exports
 
     async def usage(s: Any) -> Any:
-        contracts = await profit.load_contracts(session=s, workspace_id=ws)
+        contracts = await per_customer.load_contracts(session=s, workspace_id=ws)
         return await exports.block_usage_in(
             session=s, workspace_id=ws, month=june, contracts=contracts
         )
@@ -626,6 +628,10 @@ async def test_no_read_function_returns_another_workspaces_rows(
         notify,
         outbox,
         people,
+        profit_bulk,
+        profit_refresh,
+        profit_report,
+        profit_store,
         replies,
         report_runs,
         tickets,
@@ -633,7 +639,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
         weekly_data,
         workspaces,
     )
-    from models import engine as profit
+    from models import engine as per_customer
     from models.inbound_apply import InboundConfig
     from models.periods import parse_period
     from models.tables import EventKind, TicketEvent
@@ -734,13 +740,13 @@ async def test_no_read_function_returns_another_workspaces_rows(
             lambda s: directory.workspace_today(session=s, workspace_id=ws, at=at),
         ),
         (
-            "engine.build_report",
-            lambda s: profit.build_report(session=s, workspace_id=ws, period=june),
+            "profit_report.build_report",
+            lambda s: profit_report.build_report(session=s, workspace_id=ws, period=june),
         ),
         (
             "engine.compute_customer_period",
             lambda s: _no_minutes(
-                profit.compute_customer_period(
+                per_customer.compute_customer_period(
                     session=s, workspace_id=ws, customer_id=bc, period=june
                 )
             ),
@@ -748,7 +754,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
         (
             "engine.compute_customer_periods",
             lambda s: _no_minutes(
-                profit.compute_customer_periods(
+                per_customer.compute_customer_periods(
                     session=s, workspace_id=ws, customer_id=bc, periods=[june]
                 ),
                 nested=True,
@@ -766,13 +772,19 @@ async def test_no_read_function_returns_another_workspaces_rows(
         ),
         (
             "engine.customers_with_data",
-            lambda s: profit.customers_with_data(session=s, workspace_id=ws),
+            lambda s: per_customer.customers_with_data(session=s, workspace_id=ws),
         ),
-        ("engine.load_contracts", lambda s: profit.load_contracts(session=s, workspace_id=ws)),
-        ("engine.load_cost_rates", lambda s: profit.load_cost_rates(session=s, workspace_id=ws)),
+        (
+            "engine.load_contracts",
+            lambda s: per_customer.load_contracts(session=s, workspace_id=ws),
+        ),
+        (
+            "engine.load_cost_rates",
+            lambda s: per_customer.load_cost_rates(session=s, workspace_id=ws),
+        ),
         (
             "engine.load_entries",
-            lambda s: profit.load_entries(
+            lambda s: per_customer.load_entries(
                 session=s,
                 workspace_id=ws,
                 customer_id=bc,
@@ -781,17 +793,24 @@ async def test_no_read_function_returns_another_workspaces_rows(
             ),
         ),
         (
-            "engine.pending_restatements",
-            lambda s: profit.pending_restatements(session=s, workspace_id=ws),
+            "profit_report.pending_restatements",
+            lambda s: profit_report.pending_restatements(session=s, workspace_id=ws),
         ),
         (
-            "engine.reported_period_keys",
-            lambda s: profit.reported_period_keys(session=s, workspace_id=ws),
+            "profit_store.reported_period_keys",
+            lambda s: profit_store.reported_period_keys(session=s, workspace_id=ws),
         ),
-        ("engine.stale_count", lambda s: profit.stale_count(session=s, workspace_id=ws)),
         (
-            "engine.stored_rows",
-            lambda s: profit.stored_rows(session=s, workspace_id=ws, period=june),
+            "profit_refresh.stale_count",
+            lambda s: profit_refresh.stale_count(session=s, workspace_id=ws),
+        ),
+        (
+            "profit_bulk.time_span",
+            lambda s: profit_bulk.time_span(session=s, workspace_id=ws),
+        ),
+        (
+            "profit_report.stored_rows",
+            lambda s: profit_report.stored_rows(session=s, workspace_id=ws, period=june),
         ),
         (
             "inbound_apply.contact_by_email",
@@ -1165,7 +1184,8 @@ CLAIMS = {
 GIVEN_ROWS = {
     "customer_channel.source_message",  # the ticket it is given
     "engine.block_usage_before",  # the contracts it is given
-    "engine.bulk_insert",  # the rows it is given
+    "profit_store.bulk_insert",  # the rows it is given
+    "profit_store.bulk_insert_rows",
     "intake.finish_claimed",  # the stored request this worker claimed (by id and owner)
     "intake.finish_claims",  # the stored requests this worker claimed (by ids and owner)
     "intake.forget_requests",  # requests stored by the same transaction

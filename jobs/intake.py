@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -34,8 +35,11 @@ from models.tables import SlackIntake
 
 logger = logging.getLogger(__name__)
 
-# How long after the last stored request the worker keeps to one run at a time.
+# A burst: at least BURST_REQUESTS stored within INGRESS_QUIET_SECONDS. Until the burst has
+# been quiet that long, the worker keeps to one run at a time. A person's lone command is no
+# burst and runs at once.
 INGRESS_QUIET_SECONDS = 0.5
+BURST_REQUESTS = 4
 # While requests keep arriving, the worker rests this many times as long as its last run
 # took (at most BUSY_REST_MAX_SECONDS): the acknowledgements get most of the event loop.
 BUSY_REST_FACTOR = 3.0
@@ -133,14 +137,21 @@ class IntakeWorker:
         self._batching: asyncio.Task[Any] | None = None
         self._follow_ups: set[asyncio.Task[Any]] = set()
         self.busy_until = 0.0
+        self._recent_ingress: deque[float] = deque(maxlen=BURST_REQUESTS)
 
     def note_ingress(self) -> None:
-        """The ingress just stored a request: while requests keep arriving, run one at a time.
+        """The ingress just stored a request: during a burst, run one at a time and rest.
 
         Acknowledgements and this work share one event loop; during a burst the acks go
         first and the table holds the backlog, which is worked off when the burst ends.
         """
-        self.busy_until = time.monotonic() + INGRESS_QUIET_SECONDS
+        now = time.monotonic()
+        recent = self._recent_ingress
+        recent.append(now)
+        while recent[0] < now - INGRESS_QUIET_SECONDS:
+            recent.popleft()
+        if len(recent) >= BURST_REQUESTS:
+            self.busy_until = now + INGRESS_QUIET_SECONDS
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run stored requests until `stop` is set."""

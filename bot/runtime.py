@@ -27,7 +27,7 @@ from bot.services import Services
 from handlers.alert_notifications import SlackAlertHooks
 from handlers.ids import Command
 from handlers.mail import SmtpServer
-from handlers.quick_create import run_stored_quick_creates
+from handlers.quick_create import joins_batch, run_stored_quick_creates
 from handlers.ticket_notifications import SlackHooks
 from jobs.alerts import AlertWorker
 from jobs.directory_sync import DirectorySyncWorker
@@ -255,6 +255,7 @@ def build_intake(runtime: Runtime) -> IntakeWorker:
             kind="slash_command",
             name=Command.TICKET.value,
             run=partial(run_stored_quick_creates, services),
+            accepts=joins_batch,
         ),
     )
     runtime.stoppers.append(worker.drain)

@@ -32,6 +32,8 @@ from models.tables import Member
 from models.tickets import (
     TicketCard,
     TicketCreate,
+    TicketInputError,
+    check_new_ticket,
     create_tickets,
     customer_by_channel,
     default_contract_id,
@@ -139,6 +141,17 @@ def stored_quick_create(body: str) -> QuickCreate:
     """A stored `/ticket <title>` request's fields (its body as Slack signed it)."""
     command = dict(parse_qsl(body, keep_blank_values=True))
     return QuickCreate.of_command(command, parse_ticket_text(command.get("text")).title)
+
+
+def joins_batch(body: str) -> bool:
+    """Whether a stored quick create passes the field checks a lone one must pass (one that
+    does not runs on its own and its person is told why)."""
+    title, description = split_title(stored_quick_create(body).title)
+    try:
+        check_new_ticket(TicketCreate(title=title, description=description))
+    except TicketInputError:
+        return False
+    return True
 
 
 async def run_stored_quick_creates(

@@ -101,6 +101,9 @@ class Batch:
     size: int = 200
     # While requests keep arriving, a smaller batch keeps SQLite's write lock short.
     size_when_busy: int = 20
+    # Whether a stored body may join a batch; one that would be refused runs on its own, so
+    # its person gets their own answer and the rest of the batch is not undone with it.
+    accepts: Callable[[str], bool] = lambda _body: True
 
 
 def describe(kind: str, name: str) -> str:
@@ -172,7 +175,8 @@ class IntakeWorker:
             # A finishing run sets the wake event; a burst's end is checked for.
             return self.busy_until - now if busy else None
         batched: list[StoredRequest] = []
-        size = 0
+        lone: list[StoredRequest] = []
+        size = claimed = 0
         async with self.services.transaction() as session:
             claim = partial(
                 claim_requests,
@@ -185,7 +189,9 @@ class IntakeWorker:
             if batch is not None:
                 size = batch.size_when_busy if busy else batch.size
                 rows = await claim(limit=size, only=(batch.kind, batch.name))
-                batched = [StoredRequest.of(row) for row in rows]
+                claimed = len(rows)
+                for request in map(StoredRequest.of, rows):
+                    (batched if batch.accepts(request.body) else lone).append(request)
                 free -= 1 if batched else 0
             kinds = self.batch
             others = (kinds.kind, kinds.name) if kinds is not None else None
@@ -193,11 +199,12 @@ class IntakeWorker:
             stored = [StoredRequest.of(row) for row in rows]
         if batch is not None and len(batched) > 1:
             self._batching = self._track(self._paced(self._process_batch(batch, batched)))
+            stored = lone + stored
         else:
-            stored = batched + stored
+            stored = batched + lone + stored
         for request in stored:
             self._track(self._paced(self._process(request, deliver_answer=True)))
-        more = (free > 0 and len(stored) >= free) or (size > 0 and len(batched) >= size)
+        more = (free > 0 and len(stored) >= free) or (size > 0 and claimed >= size)
         if not more:
             return None
         return self.busy_until - now if busy else 0

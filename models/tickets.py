@@ -551,6 +551,12 @@ async def _check_relations(
                 raise TicketInputError("contract", "That contract is not active today.")
 
 
+def check_new_ticket(data: TicketCreate) -> None:
+    """The checks of a new ticket's own fields (TicketInputError names the field); the
+    customer, contact, contract and assignee are checked against the database on writing."""
+    _check_fields({"title": data.title, "description": data.description, "priority": data.priority})
+
+
 def _check_fields(values: dict[str, Any]) -> None:
     if "title" in values and not clean_title(values["title"]):
         raise TicketInputError("title", "A ticket needs a title.")

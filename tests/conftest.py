@@ -26,7 +26,15 @@ from bot.runtime import make_slack_client
 from bot.services import Services
 from models.tables import Workspace
 
-POSTGRES_URL = os.environ.get("DOCKET_TEST_POSTGRES_URL")
+_SERVER_URL = os.environ.get("DOCKET_TEST_POSTGRES_URL")
+# Under pytest-xdist each worker gets a database of its own on the same server (test_gw0, ...),
+# so workers never truncate each other's tables.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+POSTGRES_URL = (
+    _SERVER_URL.rsplit("/", 1)[0] + "/" + _SERVER_URL.rsplit("/", 1)[1] + "_" + _WORKER
+    if _SERVER_URL and _WORKER
+    else _SERVER_URL
+)
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
@@ -80,6 +88,8 @@ def postgres_ready() -> bool:
         return False
 
     async def build() -> None:
+        if POSTGRES_URL != _SERVER_URL:
+            await _create_worker_database()
         engine = make_engine(POSTGRES_URL)
         async with engine.begin() as conn:
             await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -89,6 +99,22 @@ def postgres_ready() -> bool:
 
     asyncio.run(build())
     return True
+
+
+async def _create_worker_database() -> None:
+    """Create this worker's database on the test server if it is not there yet."""
+    assert _SERVER_URL and POSTGRES_URL
+    name = POSTGRES_URL.rsplit("/", 1)[1]
+    server = make_engine(_SERVER_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with server.connect() as conn:
+            exists = await conn.scalar(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if not exists:
+                await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await server.dispose()
 
 
 def _table_names() -> list[str]:

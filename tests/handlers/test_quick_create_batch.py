@@ -108,9 +108,12 @@ async def test_a_backlog_is_created_in_one_batch_each_answered_once(
     assert all(c.ok for c in docket.emulator.calls)
 
 
-async def test_a_batch_that_cannot_be_saved_runs_one_by_one(docket: Any) -> None:
-    """One request the ticket rules refuse undoes the batch's transaction; every request then
-    runs on its own: the others are created once, the refused one is told why, once."""
+async def test_a_request_the_ticket_rules_refuse_runs_alone(
+    docket: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request the ticket rules refuse does not join the batch: the others are created
+    together, once each, and the refused one is told why, once."""
+    caplog.set_level(logging.INFO, logger="handlers.quick_create")
     setup_users(docket)
     titles = [f"Disk {i} full" for i in range(8)]
     titles[3] = "x" * 20_001  # longer than a description may be
@@ -130,3 +133,6 @@ async def test_a_batch_that_cannot_be_saved_runs_one_by_one(docket: Any) -> None
     assert len(refused) == 1 and "Not created" in refused[0]["text"], refused
     assert "20,000" in refused[0]["text"] or "20000" in refused[0]["text"]
     assert len(urls) == 8
+    batches = [r.args[0] for r in caplog.records if "stored quick creates" in r.getMessage()]
+    assert sum(batches) == 7 and max(batches) > 1, batches
+    assert not [r for r in caplog.records if "one by one" in r.getMessage()]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.services import Services
-from jobs.intake import IntakeWorker, StoredRequest
+from jobs.intake import Batch, IntakeWorker, StoredRequest
 from models.intake import IntakeRequest, store_request
 from models.tables import SlackIntake
 
@@ -95,3 +95,59 @@ async def test_no_more_than_capacity_run_at_once(services: Services) -> None:
 
         statuses = (await session.exec(select(SlackIntake.status))).all()
     assert statuses == ["done"] * 10
+
+
+async def _run_until_idle(worker: IntakeWorker) -> None:
+    while True:
+        await worker.drain()
+        if await worker.step() is None and not worker.in_flight:
+            return
+
+
+async def test_a_body_the_batch_refuses_runs_alone_and_the_rest_stay_together(
+    services: Services,
+) -> None:
+    services.clock = lambda: AT
+    ids = [await _store(services, n, "http://127.0.0.1:9/r") for n in range(6)]
+    batches: list[list[str]] = []
+    alone: list[int] = []
+
+    async def together(bodies: list[str]) -> None:
+        batches.append(bodies)
+        async with services.transaction():  # marks the batch's rows done at its commit
+            pass
+
+    async def one(request: StoredRequest) -> str | None:
+        alone.append(request.intake_id)
+        return ""
+
+    batch = Batch(
+        kind="slash_command", name="/ticket", run=together, accepts=lambda b: "n3" not in b
+    )
+    worker = IntakeWorker(services, one, owner="w1", batch=batch)
+    await _run_until_idle(worker)
+    assert [len(b) for b in batches] == [5] and not any("n3" in b for b in batches[0])
+    assert alone == [ids[3]]
+    async with services.read() as session:
+        from sqlmodel import select
+
+        statuses = (await session.exec(select(SlackIntake.status))).all()
+    assert statuses == ["done"] * 6
+
+
+async def test_a_batch_that_fails_runs_each_request_on_its_own_once(services: Services) -> None:
+    services.clock = lambda: AT
+    ids = [await _store(services, n, "http://127.0.0.1:9/r") for n in range(4)]
+    alone: list[int] = []
+
+    async def broken(bodies: list[str]) -> None:
+        raise RuntimeError("the batch's transaction failed")
+
+    async def one(request: StoredRequest) -> str | None:
+        alone.append(request.intake_id)
+        return ""
+
+    batch = Batch(kind="slash_command", name="/ticket", run=broken)
+    worker = IntakeWorker(services, one, owner="w1", batch=batch)
+    await _run_until_idle(worker)
+    assert sorted(alone) == ids

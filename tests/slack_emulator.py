@@ -376,10 +376,11 @@ class SocketConnection:
     ws: web.WebSocketResponse
     ticket: str
     opened_at: float
+    ended: bool = False  # the client went away (closed, or its process died)
 
     @property
     def closed(self) -> bool:
-        return self.ws.closed
+        return self.ended or self.ws.closed
 
 
 @dataclass
@@ -844,6 +845,7 @@ class SlackEmulator:
                     self.acks.append(data)
                     await self._notify()
         finally:
+            conn.ended = True
             await self._notify()
         return ws
 

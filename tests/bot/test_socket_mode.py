@@ -192,6 +192,24 @@ async def test_a_quick_create_is_acked_creating_and_ends_as_one_ticket_even_when
     assert answered.args.get("replace_original") is True
 
 
+async def test_a_form_submission_gets_its_field_errors_or_its_result_in_the_ack(
+    socket_docket: rt.Runtime, emulator: SlackEmulator, database_url: str
+) -> None:
+    emulator.add_user("U1", name="alice")
+    requests = SlackRequests(SIGNING_SECRET, team_id=emulator.team_id)
+    blank = requests.view_submission(View.TICKET.value, form_values(title="  "), user_id="U1")
+    refused = await emulator.wait_for_ack(await emulator.send_envelope("interactive", blank))
+    assert refused["payload"]["response_action"] == "errors"
+    assert await _rows(database_url, "SELECT count(*) FROM slack_intake") == [(0,)]
+
+    valid = requests.view_submission(View.TICKET.value, form_values(title="Form socket"))
+    # Stored, then run at once within the ack budget: the ack carries the listener's answer.
+    saved = await emulator.wait_for_ack(await emulator.send_envelope("interactive", valid))
+    assert saved["payload"]["response_action"] == "update"
+    assert "#1" in str(saved["payload"]["view"])
+    assert await _rows(database_url, "SELECT title FROM ticket") == [("Form socket",)]
+
+
 async def test_an_event_envelope_is_acked_only_after_it_is_stored(
     socket_docket: rt.Runtime, emulator: SlackEmulator, database_url: str
 ) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 import pytest
 import sqlalchemy as sa
 from aiohttp import web
+from slack_sdk.errors import SlackApiError
 
 from bot import runtime as rt
 from bot.db import make_engine
@@ -117,6 +118,20 @@ async def socket_docket(database_url: str, emulator: SlackEmulator) -> AsyncIter
         yield runtime
     finally:
         await runtime.stop()
+
+
+async def test_a_refused_app_token_stops_start_up_instead_of_retrying(
+    database_url: str, emulator: SlackEmulator
+) -> None:
+    settings = make_settings(
+        slack_api_url=emulator.api_url,
+        slack_app_token="xapp-1-A0001-1-revoked",
+        database_url=database_url,
+    )
+    with pytest.raises(SlackApiError) as refused:
+        await rt.start(settings)
+    assert refused.value.response["error"] == "invalid_auth"
+    assert emulator.sockets == []
 
 
 async def _rows(url: str, sql: str, **params: Any) -> list[Any]:

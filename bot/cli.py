@@ -68,7 +68,8 @@ async def _serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runtime = await rt.start(settings)
-    print(f"Docket is running (HTTP port {runtime.port}).", flush=True)
+    where = "Socket Mode" if settings.socket_mode else f"HTTP port {runtime.port}"
+    print(f"Docket is running ({where}).", flush=True)
     await stop.wait()
     logger.info("stopping")
     await runtime.stop()

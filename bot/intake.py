@@ -1,8 +1,10 @@
-"""The durable half of the HTTP ingress: store a state-changing request, then acknowledge it.
+"""The durable half of the ingress: store a state-changing request, then acknowledge it.
 
 Called by `bot.server` for every verified form-encoded request (slash commands and
-interactivity). `handlers.intake.classify` says whether the request writes; if it does, its
-verified body is stored in one short transaction and the ack goes out only after the commit.
+interactivity) and every event, and by `bot.socket_mode` for the same requests arriving as
+Socket Mode envelopes. `handlers.intake.classify` says whether the request writes; if it
+does, its verified body is stored in one short transaction and the ack goes out only after
+the commit.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from models.intake import (
     intake_key,
     store_requests,
 )
+from models.slack_events import store_event
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +146,7 @@ async def accept(
     )
     if not await store.store(pending, budget=ACK_BUDGET_SECONDS):
         logger.warning("refused a %s %s: the database did not take it in time", kind, name)
-        if kind == "view_submission":
-            errors = {_first_block(payload): BUSY}
-            return web.json_response({"response_action": "errors", "errors": errors})
-        return web.json_response({"response_type": "ephemeral", "text": BUSY})
+        return busy_response(payload)
     stored = pending.done.result()
     if stored is None:
         logger.info("repeated delivery of a %s %s ignored", kind, name)
@@ -157,6 +157,29 @@ async def accept(
         if answer is not None:  # finished in time: its own answer ("" for a plain ack)
             return web.Response(body=answer.encode(), content_type="application/json")
     return _ack(decision.ack)
+
+
+async def accept_event(services: Services, data: dict[str, Any]) -> web.Response:
+    """Store an `event_callback` body (once per event id), then answer 200; the event worker
+    processes it from the database. A failed store raises: nothing is acknowledged."""
+    if not data.get("event_id") or not isinstance(data.get("event"), dict):
+        return web.json_response({"error": "malformed event"}, status=400)
+    if data.get("team_id") and data.get("team_id") != services.team_id:
+        logger.warning("refused an event for another workspace")
+        return web.json_response({"error": "unknown workspace"}, status=403)
+    async with services.transaction() as session:
+        stored = await store_event(session=session, body=data, at=services.now())
+    if stored is None:
+        logger.info("duplicate event delivery ignored")
+    return web.Response(status=200)
+
+
+def busy_response(payload: dict[str, Any]) -> web.Response:
+    """The answer to a request that could not be stored: nothing was saved, try again."""
+    if request_kind(payload) == "view_submission":
+        errors = {_first_block(payload): BUSY}
+        return web.json_response({"response_action": "errors", "errors": errors})
+    return web.json_response({"response_type": "ephemeral", "text": BUSY})
 
 
 def _ack(ack: dict[str, Any] | None) -> web.Response:

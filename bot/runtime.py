@@ -24,6 +24,7 @@ from bot.intake import make_deliver, make_runner
 from bot.migrate import upgrade
 from bot.server import build_web_app
 from bot.services import Services
+from bot.socket_mode import SocketModeIngress
 from handlers.alert_notifications import SlackAlertHooks
 from handlers.ids import Command
 from handlers.mail import SmtpServer
@@ -219,12 +220,19 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
         runtime.stoppers.append(smtp.stop)
 
     if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
         assert settings.slack_app_token is not None
-        handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-        await handler.connect_async()
-        runtime.stoppers.append(handler.close_async)
+        socket = SocketModeIngress(
+            bolt,
+            services,
+            app_token=settings.slack_app_token.get_secret_value(),
+            intake_worker=intake,
+        )
+        runtime.stoppers.append(socket.close)
+        try:
+            await socket.connect()
+        except BaseException:
+            await runtime.stop()
+            raise
         logger.info("connected to Slack in Socket Mode")
     else:
         web_app = build_web_app(bolt, services, intake_worker=intake)

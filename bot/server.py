@@ -26,7 +26,6 @@ from bot import intake
 from bot.alert_ingress import add_alert_routes
 from bot.services import Services
 from jobs.intake import IntakeWorker
-from models.slack_events import store_event
 from models.workspaces import probe_write
 
 logger = logging.getLogger(__name__)
@@ -146,7 +145,7 @@ def build_web_app(
             if kind == "url_verification":
                 return web.json_response({"challenge": data.get("challenge", "")})
             if kind == "event_callback":
-                return await _accept_event(data)
+                return await intake.accept_event(services, data)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -176,18 +175,6 @@ def build_web_app(
             return web.json_response({"error": "unknown workspace"}, status=403)
         response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
-
-    async def _accept_event(data: dict[str, Any]) -> web.Response:
-        if not data.get("event_id") or not isinstance(data.get("event"), dict):
-            return web.json_response({"error": "malformed event"}, status=400)
-        if data.get("team_id") and data.get("team_id") != services.team_id:
-            logger.warning("refused an event for another workspace")
-            return web.json_response({"error": "unknown workspace"}, status=403)
-        async with services.transaction() as session:
-            stored = await store_event(session=session, body=data, at=services.now())
-        if stored is None:
-            logger.info("duplicate event delivery ignored")
-        return web.Response(status=200)
 
     probe = WriteProbe(services)
 

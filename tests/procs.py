@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +76,15 @@ def serve_env(
 
 
 async def start_serve(
-    env: dict[str, str], log_path: Path, *, timeout: float = 30.0, health: int = 200
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    timeout: float = 30.0,
+    health: int = 200,
+    ready: Callable[[], bool] | None = None,
 ) -> ServeProcess:
-    """Start `docket serve` on a free port and wait until /healthz answers `health`."""
+    """Start `docket serve` on a free port and wait until /healthz answers `health`, or,
+    with `ready` (Socket Mode serves no HTTP), until `ready()` is true."""
     port = free_port()
     env = {**env, "PORT": str(port)}
     log = log_path.open("ab")
@@ -90,6 +97,11 @@ async def start_serve(
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"docket serve exited with {proc.returncode}:\n{child.log()}")
+            if ready is not None:
+                if ready():
+                    return child
+                await asyncio.sleep(0.05)
+                continue
             try:
                 async with http.get(child.url + "/healthz") as resp:
                     if resp.status == health:

@@ -7,6 +7,10 @@ failure modes on demand: API errors, 429 with Retry-After, per-channel message r
 5xx, slow answers and a server that is down. It also receives `respond()` webhooks at
 `emu.response_url(name)` and file uploads at the URLs files.getUploadURLExternal hands out.
 
+Socket Mode: `apps.connections.open` (with the app-level token `emu.app_token`) hands out a
+`ws://` URL on the same server; a client that connects gets Slack's `hello`, and a test pushes
+envelopes (`send_envelope`) and reads back the client's acknowledgements (`wait_for_ack`).
+
 Leniency, on purpose: any channel id exists unless the test declares it missing; chat.update
 and chat.delete need a message the bot posted (or `add_message`), while reactions.add and
 chat.getPermalink accept any well-formed ts, because they also target people's messages.
@@ -26,13 +30,14 @@ import mimetypes
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from tests.slack_signing import dm_channel_id, trigger_issued_at
@@ -100,6 +105,10 @@ _USER_ID_RE = re.compile(r"^[UW][A-Z0-9]+$")
 _JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
 _RATED_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral"})
 _WEBHOOK_METHODS = frozenset({"response_url", "file_upload"})
+# Methods called with the app-level token (xapp-), which every other method refuses.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+# Interactivity payloads whose envelope accepts a response payload (Slack's documentation).
+_RESPONSE_PAYLOAD_INTERACTIONS = frozenset({"view_submission", "block_suggestion"})
 
 
 # ---------------------------------------------------------------------------------------
@@ -361,6 +370,20 @@ class Upload:
 
 
 @dataclass
+class SocketConnection:
+    """One Socket Mode WebSocket a client opened with a ticket from apps.connections.open."""
+
+    ws: web.WebSocketResponse
+    ticket: str
+    opened_at: float
+    ended: bool = False  # the client went away (closed, or its process died)
+
+    @property
+    def closed(self) -> bool:
+        return self.ended or self.ws.closed
+
+
+@dataclass
 class _Fault:
     kind: Literal["fail", "ratelimit", "server", "body", "late"]
     method: str | None
@@ -418,6 +441,7 @@ class SlackEmulator:
         bot_id: str = "BBOT",
         bot_name: str = "docket",
         app_id: str = "A0001",
+        app_token: str = "xapp-1-A0001-1-test",
     ) -> None:
         self.token = token
         self.team_id = team_id
@@ -427,6 +451,7 @@ class SlackEmulator:
         self.bot_id = bot_id
         self.bot_name = bot_name
         self.app_id = app_id
+        self.app_token = app_token
 
         self.calls: list[Call] = []
         self.missing_channels: set[str] = set()
@@ -458,6 +483,10 @@ class SlackEmulator:
         self._site: web.TCPSite | None = None
         self._cond: asyncio.Condition | None = None
         self._bots: dict[str, dict[str, Any]] = {}
+        self.sockets: list[SocketConnection] = []
+        self.envelopes: list[dict[str, Any]] = []
+        self.acks: list[dict[str, Any]] = []
+        self._tickets: set[str] = set()
         self.add_user(bot_user_id, name=bot_name, real_name="Docket", is_bot=True)
 
     def add_bot(self, token: str, *, team_id: str, team_name: str, bot_user_id: str) -> None:
@@ -476,6 +505,7 @@ class SlackEmulator:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{name}", self._handle_response_url)
+        app.router.add_get("/link/", self._handle_socket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await self._listen()
@@ -483,6 +513,8 @@ class SlackEmulator:
     async def stop(self) -> None:
         """Close every connection and free the port."""
         if self._runner is not None:
+            for conn in self.sockets:
+                await conn.ws.close()
             self._drop_connections()
             await self._runner.cleanup()
             self._runner = None
@@ -708,6 +740,115 @@ class SlackEmulator:
         assert result is not None
         return result
 
+    # -- Socket Mode ------------------------------------------------------------------------
+
+    def open_sockets(self) -> list[SocketConnection]:
+        """Socket Mode connections still open, oldest first."""
+        return [c for c in self.sockets if not c.closed]
+
+    async def wait_for_socket(self, *, opened: int = 1, timeout: float = 10.0) -> SocketConnection:
+        """Wait until `opened` connections have been made in all and one is open; return the
+        newest open one (after a client restarts, `opened=2` waits for its new connection)."""
+
+        def ready() -> bool:
+            return len(self.sockets) >= opened and bool(self.open_sockets())
+
+        await self._wait(ready, timeout, f"{opened} Socket Mode connection(s)")
+        return self.open_sockets()[-1]
+
+    async def send_envelope(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        envelope_id: str | None = None,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        """Send an envelope (`events_api`, `slash_commands`, `interactive`) to the newest open
+        connection as Slack frames it; return its envelope_id."""
+        open_now = self.open_sockets()
+        if not open_now:
+            raise RuntimeError("no Socket Mode connection is open")
+        envelope_id = envelope_id or str(uuid.uuid4())
+        if accepts_response_payload is None:
+            accepts_response_payload = kind == "slash_commands" or (
+                kind == "interactive" and payload.get("type") in _RESPONSE_PAYLOAD_INTERACTIONS
+            )
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": kind,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if kind == "events_api":
+            envelope.update(retry_attempt=retry_attempt, retry_reason=retry_reason)
+        self.envelopes.append(envelope)
+        await open_now[-1].ws.send_str(json.dumps(envelope))
+        return envelope_id
+
+    def ack_for(self, envelope_id: str) -> dict[str, Any] | None:
+        """The client's first acknowledgement of `envelope_id` (`{"envelope_id", "payload"?}`)."""
+        return next((a for a in self.acks if a.get("envelope_id") == envelope_id), None)
+
+    async def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Wait for the acknowledgement of `envelope_id` and return it. Raises TimeoutError."""
+        await self._wait(lambda: self.ack_for(envelope_id) is not None, timeout, "an ack")
+        ack = self.ack_for(envelope_id)
+        assert ack is not None
+        return ack
+
+    async def _wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        assert self._cond is not None, "start the emulator first"
+        async with self._cond:
+            try:
+                await asyncio.wait_for(self._cond.wait_for(check), timeout)
+            except TimeoutError:
+                raise TimeoutError(f"no {what} within {timeout}s") from None
+
+    async def _notify(self) -> None:
+        if self._cond is not None:
+            async with self._cond:
+                self._cond.notify_all()
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.Response(status=401, text="invalid_ticket")
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        conn = SocketConnection(ws, ticket, time.monotonic())
+        self.sockets.append(conn)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self.open_sockets()),
+                "debug_info": {
+                    "host": "applink-emulator",
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": self.app_id},
+            }
+        )
+        await self._notify()
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(message.data)
+                except ValueError:
+                    continue
+                if isinstance(data, dict) and data.get("envelope_id"):
+                    self.acks.append(data)
+                    await self._notify()
+        finally:
+            conn.ended = True
+            await self._notify()
+        return ws
+
     # -- faults ---------------------------------------------------------------------------
 
     def fail_next(self, method: str | None, error: str, count: int | None = 1) -> None:
@@ -825,8 +966,7 @@ class SlackEmulator:
                 raise _ApiError("unknown_method", req_method=method)
             if token is None:
                 raise _ApiError("not_authed")
-            if token != self.token and token not in self._bots:
-                raise _ApiError("invalid_auth")
+            self._check_token(method, token)
             body = handler(args)
             if method == "auth.test" and token in self._bots:
                 body = {**body, **self._bots[token]}
@@ -841,6 +981,16 @@ class SlackEmulator:
         if late:
             await asyncio.sleep(late)
         return web.json_response(body, status=status, headers=headers)
+
+    def _check_token(self, method: str, token: str) -> None:
+        bot_token = token == self.token or token in self._bots
+        if method in _APP_TOKEN_METHODS:
+            if token != self.app_token:
+                raise _ApiError("not_allowed_token_type" if bot_token else "invalid_auth")
+        elif token == self.app_token:
+            raise _ApiError("not_allowed_token_type")
+        elif not bot_token:
+            raise _ApiError("invalid_auth")
 
     async def _record_page(
         self, request: web.Request, method: str, args: dict[str, Any], arrived: float, status: int
@@ -933,7 +1083,14 @@ class SlackEmulator:
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "reactions.add": self._reactions_add,
+            "apps.connections.open": self._apps_connections_open,
         }
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        ticket = str(uuid.uuid4())
+        self._tickets.add(ticket)
+        host = self.base_url.replace("http://", "ws://", 1)
+        return {"ok": True, "url": f"{host}/link/?ticket={ticket}&app_id={self.app_id}"}
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any, NamedTuple
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 
@@ -63,6 +63,15 @@ class SignedRequest(NamedTuple):
 
     body: bytes
     headers: dict[str, str]
+
+
+def envelope_payload(req: SignedRequest) -> dict[str, Any]:
+    """What Slack puts in a Socket Mode envelope for the same request: a slash command's
+    fields, an interactivity payload, or the `event_callback` body."""
+    if req.headers["Content-Type"] == JSON:
+        return dict(json.loads(req.body))
+    fields = dict(parse_qsl(req.body.decode(), keep_blank_values=True))
+    return dict(json.loads(fields["payload"])) if "payload" in fields else fields
 
 
 class SlackReply(NamedTuple):

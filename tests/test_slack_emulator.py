@@ -652,3 +652,53 @@ async def test_post_delivers_a_signed_request(emu: SlackEmulator) -> None:
     assert call.headers["X-Slack-Signature"] == sign(
         SECRET, body, int(headers["X-Slack-Request-Timestamp"])
     )
+
+
+# -- Socket Mode --------------------------------------------------------------------------
+
+
+async def test_connections_open_takes_only_the_app_token(emu: SlackEmulator) -> None:
+    app = AsyncWebClient(base_url=emu.api_url)
+    opened = await app.apps_connections_open(app_token=emu.app_token)
+    assert str(opened["url"]).startswith(f"ws://127.0.0.1:{emu.port}/link/?ticket=")
+
+    bot = AsyncWebClient(token=emu.token, base_url=emu.api_url)
+    with pytest.raises(SlackApiError) as refused:
+        await bot.apps_connections_open(app_token=emu.token)
+    assert refused.value.response["error"] == "not_allowed_token_type"
+    with pytest.raises(SlackApiError) as wrong_kind:
+        await AsyncWebClient(token=emu.app_token, base_url=emu.api_url).auth_test()
+    assert wrong_kind.value.response["error"] == "not_allowed_token_type"
+
+
+async def test_a_socket_gets_hello_then_envelopes_and_its_acks_are_recorded(
+    emu: SlackEmulator,
+) -> None:
+    opened = await AsyncWebClient(base_url=emu.api_url).apps_connections_open(
+        app_token=emu.app_token
+    )
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(str(opened["url"])) as ws:
+            hello = await ws.receive_json(timeout=5)
+            assert hello["type"] == "hello"
+            assert hello["connection_info"] == {"app_id": emu.app_id}
+            await emu.wait_for_socket()
+
+            sent = await emu.send_envelope("slash_commands", {"command": "/ticket", "text": "x"})
+            envelope = await ws.receive_json(timeout=5)
+            assert envelope == {
+                "envelope_id": sent,
+                "payload": {"command": "/ticket", "text": "x"},
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+            }
+            event = await emu.send_envelope("events_api", {"type": "event_callback"})
+            framed = await ws.receive_json(timeout=5)
+            assert framed["accepts_response_payload"] is False
+            assert (framed["retry_attempt"], framed["retry_reason"]) == (0, "")
+
+            await ws.send_json({"envelope_id": sent, "payload": {"text": "ok"}})
+            assert await emu.wait_for_ack(sent) == {"envelope_id": sent, "payload": {"text": "ok"}}
+            assert emu.ack_for(event) is None
+        bad = await http.get(f"{emu.base_url}/link/?ticket=forged")
+        assert bad.status == 401

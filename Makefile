@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# Two workers (pytest-xdist), each with its own PostgreSQL database; PYTEST_ARGS=-n0 runs serially.
+PYTEST_ARGS ?= -n 2 --dist worksteal
 
 .PHONY: run test lint format audit migrate migration demo bench-smoke clean
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.cli import main
@@ -20,7 +21,7 @@ from handlers.ids import Action, View
 from models.periods import week_of
 from models.sla import PriorityTargets
 from models.sla_store import save_policy
-from models.tables import SlaNotice, Ticket, utcnow
+from models.tables import OutboxMessage, OutboxStatus, SlaNotice, Ticket, utcnow
 from models.tickets import load_card
 from tests.conftest import SIGNING_SECRET
 from tests.handlers.test_mail_e2e import AGENT, MailDocket, mail_docket
@@ -214,6 +215,16 @@ async def test_warning_and_breach_arrive_once_and_the_report_agrees(
     ]
 
 
+async def _claimed_rows(services: Any) -> int:
+    """Outbox rows a worker holds right now (claimed, not yet settled)."""
+    async with services.read() as session:
+        stmt = select(sa.func.count()).where(
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+            col(OutboxMessage.lease_until).is_not(None),
+        )
+        return int((await session.exec(stmt)).one())
+
+
 async def test_two_replicas_send_each_notice_once(
     database_url: str, emulator: SlackEmulator
 ) -> None:
@@ -251,11 +262,23 @@ async def test_two_replicas_send_each_notice_once(
                         message_id=f"<r{n}@acme.test>",
                     )
                 )
+
+            async def sends_finished() -> None:
+                # The test's clock jumps ahead by minutes: a send still in flight when it
+                # jumps would see its lease run out and go to the other replica (a real
+                # lease is minutes long, a real send well under one).
+                deadline = asyncio.get_running_loop().time() + 15
+                while await _claimed_rows(first):
+                    assert asyncio.get_running_loop().time() < deadline, "sends never finished"
+                    await asyncio.sleep(0.05)
+
             await mail.settled(4)
             await at_minute(46)
             await emulator.wait_for(_sla_post("SLA warning", thread=True), timeout=15, count=4)
+            await sends_finished()
             await at_minute(61)
             await emulator.wait_for(_sla_post("SLA breached", thread=True), timeout=15, count=4)
+            await sends_finished()
             await at_minute(90)
             await asyncio.sleep(1.0)
             warnings = [

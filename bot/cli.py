@@ -68,7 +68,9 @@ async def _serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runtime = await rt.start(settings)
-    where = "Socket Mode" if settings.socket_mode else f"HTTP port {runtime.port}"
+    where = f"HTTP port {runtime.port}" + (
+        ", Slack over Socket Mode" if settings.socket_mode else ""
+    )
     print(f"Docket is running ({where}).", flush=True)
     await stop.wait()
     logger.info("stopping")

@@ -234,16 +234,20 @@ async def start(settings: Settings, *, services: Services | None = None) -> Runt
             await runtime.stop()
             raise
         logger.info("connected to Slack in Socket Mode")
-    else:
-        web_app = build_web_app(bolt, services, intake_worker=intake)
-        runner = web.AppRunner(web_app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        runtime.port = sockets[0].getsockname()[1] if sockets else settings.port
-        runtime.stoppers.append(runner.cleanup)
-        logger.info("listening on http://%s:%s/slack/events", settings.host, runtime.port)
+    # Health checks and monitoring alerts are served over HTTP either way; Slack's own
+    # requests only when they do not come over Socket Mode.
+    web_app = build_web_app(
+        bolt, services, intake_worker=intake, slack_route=not settings.socket_mode
+    )
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    sockets = getattr(site._server, "sockets", None) or []
+    runtime.port = sockets[0].getsockname()[1] if sockets else settings.port
+    runtime.stoppers.append(runner.cleanup)
+    served = "/healthz and alerts" if settings.socket_mode else "/slack/events"
+    logger.info("listening on http://%s:%s (%s)", settings.host, runtime.port, served)
     return runtime
 
 

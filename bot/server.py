@@ -116,9 +116,16 @@ def _equal(a: str, b: str) -> bool:
 
 
 def build_web_app(
-    bolt: AsyncApp, services: Services, *, intake_worker: IntakeWorker | None = None
+    bolt: AsyncApp,
+    services: Services,
+    *,
+    intake_worker: IntakeWorker | None = None,
+    slack_route: bool = True,
 ) -> web.Application:
-    """The aiohttp application serving Slack and health checks."""
+    """The aiohttp application serving Slack, health checks and monitoring alerts.
+
+    Without `slack_route` (Socket Mode: Slack's requests come over the WebSocket) only the
+    health check and the alert endpoints are served."""
     secret = services.settings.slack_signing_secret
     verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
     intake_store = intake.IntakeStore(services)
@@ -196,7 +203,8 @@ def build_web_app(
         )
 
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
-    web_app.router.add_post("/slack/events", slack_events)
+    if slack_route:
+        web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
     add_alert_routes(web_app, services)
     return web_app

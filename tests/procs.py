@@ -84,7 +84,7 @@ async def start_serve(
     ready: Callable[[], bool] | None = None,
 ) -> ServeProcess:
     """Start `docket serve` on a free port and wait until /healthz answers `health`, or,
-    with `ready` (Socket Mode serves no HTTP), until `ready()` is true."""
+    with `ready` (Socket Mode: until it has connected to Slack), until `ready()` is true."""
     port = free_port()
     env = {**env, "PORT": str(port)}
     log = log_path.open("ab")

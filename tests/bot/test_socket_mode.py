@@ -103,7 +103,7 @@ def test_the_ack_carries_the_http_answer_and_a_refusal_is_not_acked() -> None:
 
 @pytest.fixture
 async def socket_docket(database_url: str, emulator: SlackEmulator) -> AsyncIterator[rt.Runtime]:
-    """Docket in Socket Mode (no HTTP port), connected to the emulator."""
+    """Docket in Socket Mode, connected to the emulator (HTTP serves health and alerts)."""
     settings = make_settings(
         slack_api_url=emulator.api_url,
         slack_app_token=emulator.app_token,
@@ -281,3 +281,18 @@ async def test_another_workspace_is_not_acknowledged_and_reads_still_run_through
     await emulator.wait_for_ack(helped)
     assert emulator.ack_for(envelope) is None
     assert await _rows(database_url, "SELECT count(*) FROM slack_intake") == [(0,)]
+
+
+async def test_socket_mode_serves_health_and_alerts_over_http_but_not_slack(
+    socket_docket: rt.Runtime,
+) -> None:
+    """Slack's requests come over the WebSocket only; health checks still answer on the port,
+    and a forged request to the Slack route finds nothing there."""
+    import aiohttp
+
+    base = f"http://127.0.0.1:{socket_docket.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as health:
+            assert health.status == 200
+        async with http.post(f"{base}/slack/events", data=b"token=x") as slack:
+            assert slack.status in (404, 405)

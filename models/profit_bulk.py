@@ -922,13 +922,18 @@ async def refresh_step(
     customer-periods one customer at a time (models.engine.refresh_some) while the backlog is
     small, whole customers set-based (`refresh_many`) when it holds more than `backlog`:
     `customers` of them per step, a rebuild's block when it holds more than LARGE_BACKLOG."""
-    waiting = await profit_refresh.stale_count(session=session, workspace_id=workspace_id)
-    if waiting > backlog:
-        if waiting > LARGE_BACKLOG:
-            customers = max(customers, CHUNK_CUSTOMERS)
-        return await refresh_many(
-            session=session, workspace_id=workspace_id, today=today, at=at, customers=customers
-        )
+    claimed = await profit_refresh.claim_stale(
+        session=session, workspace_id=workspace_id, limit=limit
+    )
+    # Only a full claim can be part of a large backlog: a small change costs no count.
+    if len(claimed) == limit:
+        waiting = await profit_refresh.stale_count(session=session, workspace_id=workspace_id)
+        if waiting > backlog:
+            if waiting > LARGE_BACKLOG:
+                customers = max(customers, CHUNK_CUSTOMERS)
+            return await refresh_many(
+                session=session, workspace_id=workspace_id, today=today, at=at, customers=customers
+            )
     return await profit_refresh.refresh_some(
-        session=session, workspace_id=workspace_id, at=at, limit=limit
+        session=session, workspace_id=workspace_id, at=at, claimed=claimed
     )

@@ -10,7 +10,7 @@ calendar moves on. A large backlog is recomputed set-based (models.profit_bulk.r
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -53,14 +53,9 @@ class RefreshStats:
     restatements: int = 0
 
 
-async def refresh_some(
-    *, session: AsyncSession, workspace_id: int, at: datetime, limit: int = 20
-) -> RefreshStats:
-    """Recompute up to `limit` stale customer-periods (oldest marks first) and store them.
-
-    Runs in the caller's transaction; call it again while it returns work. On PostgreSQL the
-    stale rows are claimed with SKIP LOCKED so replicas share the queue.
-    """
+async def claim_stale(*, session: AsyncSession, workspace_id: int, limit: int) -> Sequence[Any]:
+    """The oldest `limit` stale marks (id, period kind, period start, customer), claimed in
+    the caller's transaction (SKIP LOCKED on PostgreSQL, so replicas share the queue)."""
     stmt = (
         sa.select(_SP.c.id, _SP.c.period_kind, _SP.c.period_start, _SP.c.customer_id)
         .where(_SP.c.workspace_id == workspace_id)
@@ -69,7 +64,24 @@ async def refresh_some(
     )
     if dialect(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    claimed = (await session.execute(stmt)).all()
+    return (await session.execute(stmt)).all()
+
+
+async def refresh_some(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    at: datetime,
+    limit: int = 20,
+    claimed: Sequence[Any] | None = None,
+) -> RefreshStats:
+    """Recompute up to `limit` stale customer-periods (oldest marks first) and store them,
+    or the marks already `claimed` (`claim_stale`).
+
+    Runs in the caller's transaction; call it again while it returns work.
+    """
+    if claimed is None:
+        claimed = await claim_stale(session=session, workspace_id=workspace_id, limit=limit)
     stats = RefreshStats()
     if not claimed:
         return stats

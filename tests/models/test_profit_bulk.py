@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.db import make_engine
+from bot.db import make_engine, make_sessionmaker
 from models.money import split_largest_remainder
 from models.periods import month_of, week_of
 from models.profit_bulk import DayShares, charge_pieces, contract_pieces, cost_pieces
@@ -326,3 +327,31 @@ def test_set_based_equals_per_customer(
             await _scenario(url, logs, changes)
 
         asyncio.run(run())
+
+
+async def test_a_refresh_claims_only_its_own_workspaces_marks(engine: AsyncEngine) -> None:
+    """Two workspaces on one database: each refresh step claims and works off its own marks."""
+    from models import profit_bulk
+    from models.profit_refresh import claim_stale, stale_count
+    from models.timelog import mark_stale
+
+    sessions = make_sessionmaker(engine)
+    at = datetime(2025, 3, 10, tzinfo=UTC)
+    async with sessions() as session, session.begin():
+        spaces = [Workspace(team_id=f"T{n}", name=f"W{n}") for n in (1, 2)]
+        session.add_all(spaces)
+        await session.flush()
+        ids = [w.id for w in spaces]
+        for n, ws in enumerate(ids):
+            keys = [(None, week_of(date(2025, 1, 6) + timedelta(weeks=n + k))) for k in range(3)]
+            await mark_stale(session=session, workspace_id=ws, keys=keys, at=at)
+    async with sessions() as session, session.begin():
+        mine = await claim_stale(session=session, workspace_id=ids[0], limit=10)
+        assert len(mine) == 3
+        stats = await profit_bulk.refresh_step(
+            session=session, workspace_id=ids[0], today=date(2025, 3, 10), at=at
+        )
+        assert stats.customer_periods == 3
+    async with sessions() as session:
+        assert await stale_count(session=session, workspace_id=ids[0]) == 0
+        assert await stale_count(session=session, workspace_id=ids[1]) == 3

@@ -1177,6 +1177,7 @@ CLAIMS = {
     "outbox.next_due_at",
     "inbound_store.claim_received",
     "inbound_store.next_retry_at",
+    "profit_refresh.claim_stale",
 }
 
 # Functions of models/ that take a session but no workspace: each acts only on the rows or ids

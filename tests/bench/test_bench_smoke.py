@@ -43,6 +43,7 @@ def run(module: str, *args: str, timeout: float = 50) -> str:
         ("bench.alerts", "== Alert intake and processing", "intake (stored+202)"),
         ("bench.exports", "== Accounting exports", "journal of the month"),
         ("bench.sla_scan", "== SLA scan", "scan pass"),
+        ("bench.refresh_compare", "== Incremental refresh against", "refresh after one entry"),
     ],
 )
 def test_script_runs_small(module: str, title: str, docket_row: str) -> None:

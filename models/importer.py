@@ -904,10 +904,13 @@ async def write_time_rows(
         # A bigger page cache keeps the indexes' pages in memory while a large file goes in.
         await session.execute(sa.text("PRAGMA cache_size = -262144"))
         if not has_imported:
-            # The driver's own executemany, without per-row parameter processing: the same
-            # statement, compiled once, with values converted the way SQLAlchemy binds them.
+            # The driver's own executemany, without per-row parameter processing, compiled
+            # once, with values converted the way SQLAlchemy binds them. Nothing of this
+            # workspace was imported before and the file's keys are distinct (a repeated id
+            # is refused above, hashed keys are numbered), so no row can conflict: a plain
+            # INSERT, which SQLite does in well under half the time of the upsert.
             dialect_obj = session.get_bind().dialect
-            compiled = upsert.values({c: sa.bindparam(c) for c in _TIME_COLUMNS}).compile(
+            compiled = ins.values({c: sa.bindparam(c) for c in _TIME_COLUMNS}).compile(
                 dialect=dialect_obj
             )
             if list(compiled.positiontup or ()) == list(_TIME_COLUMNS):

@@ -17,7 +17,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -187,10 +187,30 @@ async def _dates_with_time(
 
 def _keys_for_dates(pairs: Iterable[tuple[int | None, date]]) -> set[StaleKey]:
     keys: set[StaleKey] = set()
+    periods: dict[date, tuple[Period, Period]] = {}  # a day's week and month, made once
     for customer_id, day in pairs:
-        keys.add((customer_id, week_of(day)))
-        keys.add((customer_id, month_of(day)))
+        week_month = periods.get(day)
+        if week_month is None:
+            week_month = periods[day] = (week_of(day), month_of(day))
+        keys.add((customer_id, week_month[0]))
+        keys.add((customer_id, week_month[1]))
     return keys
+
+
+async def _block_dates_with_time(
+    session: AsyncSession, since: Mapping[int, date]
+) -> set[tuple[int | None, date]]:
+    """Distinct (customer, work date) of each contract's entries on or after its `since` day,
+    in one query (contract ids are unique across workspaces)."""
+    if not since:
+        return set()
+    stmt = (
+        sa.select(_TE.c.contract_id, _TE.c.customer_id, _TE.c.work_date)
+        .where(_TE.c.contract_id.in_(list(since)), _TE.c.work_date >= min(since.values()))
+        .distinct()
+    )
+    rows = (await session.execute(stmt)).all()
+    return {(c, d) for k, c, d in rows if d >= since[k]}
 
 
 async def mark_entry_changes(
@@ -207,10 +227,7 @@ async def mark_entry_changes(
             if known is None or key.work_date < known:
                 first_block_day[key.contract_id] = key.work_date
     blocks = await _block_contracts(session, first_block_day)
-    for contract_id in blocks:
-        pairs |= await _dates_with_time(
-            session, workspace_id, since=first_block_day[contract_id], contract_id=contract_id
-        )
+    pairs |= await _block_dates_with_time(session, {k: first_block_day[k] for k in blocks})
     return await mark_stale(
         session=session, workspace_id=workspace_id, keys=_keys_for_dates(pairs), at=at
     )

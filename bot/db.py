@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,9 +36,25 @@ class DatabaseUnavailable(Exception):
 CONNECT_TIMEOUT_SECONDS = 30.0
 
 
+def _missing_sqlite_folder(engine: AsyncEngine) -> str | None:
+    """The folder of a SQLite database file when it does not exist (SQLite creates the file,
+    never its folder); None otherwise."""
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    folder = Path(database).expanduser().parent
+    return None if folder.is_dir() else str(folder)
+
+
 async def check_reachable(engine: AsyncEngine, *, within: float = CONNECT_TIMEOUT_SECONDS) -> None:
     """Open one connection, or raise DatabaseUnavailable saying which database and why."""
     where = engine.url.render_as_string(hide_password=True)
+    folder = _missing_sqlite_folder(engine)
+    if folder is not None:
+        # Said before the driver tries: its thread would otherwise outlive the failed open.
+        raise DatabaseUnavailable(
+            f"Docket cannot reach the database {where}: the folder {folder} does not exist"
+        )
     try:
         async with asyncio.timeout(within):
             async with engine.connect() as conn:

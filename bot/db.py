@@ -42,6 +42,8 @@ def _missing_sqlite_folder(engine: AsyncEngine) -> str | None:
     database = engine.url.database
     if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
+    if database.startswith("file:"):  # a URI filename (e.g. read-only): left to SQLite
+        return None
     folder = Path(database).expanduser().parent
     return None if folder.is_dir() else str(folder)
 

@@ -16,6 +16,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # than failing work that was already acknowledged to the user.
 POOL_TIMEOUT_SECONDS = 300
 READONLY_OPTION = "docket_readonly"
+# How long the ingress's PostgreSQL statement (a batch of requests before their ack) may wait
+# for a lock before it fails and the requests are answered "busy": Slack gives up at 3 s.
+INGRESS_LOCK_WAIT_SECONDS = 1.0
 
 
 def normalise_url(url: str) -> str:
@@ -91,30 +94,71 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
         )
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # Let SQLAlchemy's "begin" event own transaction start instead of the driver.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            # Read-only sessions (Services.read) take no write lock, so WAL readers never
-            # queue behind writers.
-            readonly = conn.get_execution_options().get(READONLY_OPTION)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
-
+        _sqlite_rules(engine.sync_engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def _sqlite_rules(sync_engine: sa.Engine, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for every writing transaction."""
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event own transaction start instead of the driver.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Read-only sessions (Services.read) take no write lock, so WAL readers never
+        # queue behind writers.
+        readonly = conn.get_execution_options().get(READONLY_OPTION)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def direct_sqlite_engine(engine: AsyncEngine) -> sa.Engine:
+    """A blocking engine on the same SQLite database, with the same rules, for the ingress:
+    it writes a batch of requests on the event loop itself (about a millisecond for 200; a
+    thread would hand the interpreter lock back and forth once per row). It never waits for
+    a lock there: BEGIN IMMEDIATE fails at once when another process holds the write lock
+    (the caller retries after a pause), and it leaves WAL checkpoints to the other
+    connections."""
+    direct = sa.create_engine(
+        engine.url.set(drivername="sqlite"),
+        connect_args={"timeout": 0, "check_same_thread": False},
+        poolclass=sa.pool.StaticPool,
+        hide_parameters=engine.sync_engine.hide_parameters,
+    )
+    _sqlite_rules(direct, busy_timeout_ms=0)
+
+    @event.listens_for(direct, "connect")
+    def _no_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    return direct
+
+
+def ingress_postgres_engine(engine: AsyncEngine) -> AsyncEngine:
+    """An engine for the ingress's own PostgreSQL connection, held open in autocommit: a
+    batch of requests is one statement and one round trip (no check-out, ping, BEGIN or
+    COMMIT). A statement waits at most INGRESS_LOCK_WAIT_SECONDS for a lock, then fails
+    (nothing written)."""
+    wait_ms = str(int(INGRESS_LOCK_WAIT_SECONDS * 1000))
+    return create_async_engine(
+        engine.url,
+        poolclass=sa.pool.NullPool,
+        isolation_level="AUTOCOMMIT",
+        hide_parameters=engine.sync_engine.hide_parameters,
+        connect_args={"server_settings": {"lock_timeout": wait_ms}},
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

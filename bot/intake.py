@@ -13,26 +13,32 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
+import sqlalchemy as sa
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.db import direct_sqlite_engine, ingress_postgres_engine, is_sqlite
 from bot.services import Services
-from handlers.ack import ACK_BUDGET_SECONDS, within_ack_budget
+from handlers.ack import ACK_BUDGET_SECONDS
 from handlers.blocks.intake import form_not_saved_text
 from handlers.intake import classify, request_kind, request_name
 from jobs.intake import Deliver, IntakeWorker, Runner, StoredRequest
 from models.intake import (
     LEASE_SECONDS,
     IntakeRequest,
-    forget_requests,
     intake_key,
-    store_requests,
+    store_requests_now,
 )
 from models.slack_events import store_event
 
@@ -84,6 +90,8 @@ def response_url_of(payload: dict[str, Any]) -> str | None:
     return None
 
 
+# While another process holds SQLite's write lock, the ingress tries again this often.
+SQLITE_LOCKED_PAUSE_SECONDS = 0.005
 # A form stored late still gets this long to answer in its response (else it is told later).
 MIN_RUN_SECONDS = 0.1
 BUSY = "Docket is busy right now and nothing was saved. Please try again in a moment."
@@ -93,8 +101,8 @@ async def accept(
     services: Services,
     text: str,
     content_type: str,
-    worker: IntakeWorker | None = None,
-    store: IntakeStore | None = None,
+    worker: IntakeWorker | None,
+    store: IntakeStore,
     *,
     payload: dict[str, Any] | None = None,
 ) -> web.Response | None:
@@ -134,10 +142,7 @@ async def accept(
         body=text,
     )
     run_now = worker is not None and kind == "view_submission"
-    if store is None:
-        store = IntakeStore(services)
-    if worker is not None:
-        worker.note_ingress()
+    services.bursts.note_ingress()
     pending = _Pending(
         request,
         intake_key(kind, payload, text),
@@ -197,42 +202,98 @@ class _Pending:
     key: str
     owner: str | None
     lease_seconds: int
+    # Answered "busy" after this (time.monotonic()) unless its write has begun.
+    deadline: float = 0.0
     done: asyncio.Future[int | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    abandoned: bool = False  # answered "busy": must not be committed
-    committing: bool = False  # its transaction is committing: wait for it
+    abandoned: bool = False  # answered "busy": must not be written
+    committing: bool = False  # its write has begun: wait for it
 
 
 class IntakeStore:
     """Stores requests before their ack, many per transaction (group commit).
 
-    Requests arriving while a batch commits go into the next one, so a burst costs a few
-    commits instead of one each, and on SQLite the write lock is taken once per batch (ahead
-    of background writers). A request nobody could store within its budget is answered
-    "busy" and is not committed later.
+    Requests arriving while a batch is written go into the next one, so a burst costs a few
+    commits instead of one each. A batch is one statement, sent in one hand-over: on SQLite
+    by a thread of its own on its own connection (the write lock taken once per batch, ahead
+    of background writers), on PostgreSQL on a connection of its own in autocommit (one round
+    trip). A request whose write has not begun within its budget is answered "busy" and is
+    never written later; one timer checks the waiting requests' budgets, not one per request.
     """
 
     MAX_BATCH = 200
+    CHECK_EVERY_SECONDS = 0.05
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self._queue: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # Requests whose write has not begun (in the queue or in a batch awaiting the lock).
+        self._waiting: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._checking: asyncio.TimerHandle | None = None
+        self._sqlite = is_sqlite(services.engine)
+        self._direct: sa.Engine | None = None
+        self._postgres_engine: AsyncEngine | None = None
+        self._postgres: AsyncConnection | None = None
 
     async def store(self, pending: _Pending, *, budget: float) -> bool:
-        """True once `pending` is committed (its id, or None for a repeat, is in `done`)."""
+        """True once `pending` is committed (its id, or None for a repeat, is in `done`);
+        False when it was answered "busy" (nothing of it is written)."""
+        pending.deadline = time.monotonic() + budget
         self._queue.append(pending)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.ensure_future(self._flush())
-        if (await within_ack_budget(pending.done, budget=budget)).done() or pending.committing:
-            await pending.done
-            return True
-        pending.abandoned = True
-        pending.done.add_done_callback(lambda f: f.cancelled() or f.exception())
-        return False
+        self._waiting.append(pending)
+        self._start_writer()
+        if self._checking is None:
+            loop = asyncio.get_running_loop()
+            self._checking = loop.call_later(self.CHECK_EVERY_SECONDS, self._check_budgets)
+        await pending.done
+        return not pending.abandoned
 
-    async def _flush(self) -> None:
+    async def close(self) -> None:
+        """Let the batches being written finish, then close the ingress's connections."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        if self._checking is not None:
+            self._checking.cancel()
+            self._checking = None
+        direct, postgres = self._direct, self._postgres
+        self._direct = self._postgres = None
+        if postgres is not None:
+            with suppress(Exception):
+                await postgres.close()
+        if self._postgres_engine is not None:
+            await self._postgres_engine.dispose()
+            self._postgres_engine = None
+        if direct is not None:
+            direct.dispose()
+
+    def _start_writer(self) -> None:
+        # done(), not a done-callback: a writer that just found the queue empty is done at
+        # once, while its callbacks run only later.
+        if self._queue and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.ensure_future(self._write_batches())
+
+    def _check_budgets(self) -> None:
+        """Answer "busy" to every waiting request whose budget ran out before its write."""
+        self._checking = None
+        now = time.monotonic()
+        waiting = []
+        for p in self._waiting:
+            if p.committing or p.done.done():
+                continue
+            if p.deadline <= now:
+                p.abandoned = True
+                p.done.set_result(None)
+            else:
+                waiting.append(p)
+        self._waiting = waiting
+        self._queue[:] = [p for p in self._queue if not p.abandoned]
+        if waiting:
+            loop = asyncio.get_running_loop()
+            self._checking = loop.call_later(self.CHECK_EVERY_SECONDS, self._check_budgets)
+
+    async def _write_batches(self) -> None:
         while self._queue:
             batch = [p for p in self._queue[: self.MAX_BATCH] if not p.abandoned]
             del self._queue[: self.MAX_BATCH]
@@ -240,31 +301,109 @@ class IntakeStore:
                 continue
             try:
                 ids = await self._write(batch)
-            except Exception as exc:
-                logger.exception("storing %d requests failed", len(batch))
+            except Exception:
+                # Its one statement failed as a whole: nothing of the batch was written.
+                logger.exception("storing %d requests failed; they are answered busy", len(batch))
                 for p in batch:
+                    p.abandoned = True
                     if not p.done.done():
-                        p.done.set_exception(exc)
+                        p.done.set_result(None)
                 continue
             for p, new_id in zip(batch, ids, strict=True):
                 if not p.done.done():
                     p.done.set_result(new_id)
 
     async def _write(self, batch: list[_Pending]) -> list[int | None]:
+        """Each request's new id (None: a repeat, or answered "busy" meanwhile)."""
         services = self.services
-        async with services.transaction(urgent=True) as session:
-            ids = await store_requests(
-                session=session,
-                workspace_id=services.workspace_id,
-                items=[(p.request, p.key, p.owner, p.lease_seconds) for p in batch],
-                at=services.now(),
-            )
-            gone = [i for p, i in zip(batch, ids, strict=True) if p.abandoned and i is not None]
-            if gone:
-                await forget_requests(session=session, intake_ids=gone)
-            for p in batch:
-                p.committing = not p.abandoned
-        return ids
+        at = services.now()
+        if self._sqlite:
+            async with services.sqlite_writer.hold(urgent=True):
+                kept, ids = await self._write_sqlite(batch, at)
+        else:
+            kept = self._committing(batch)
+            ids = await self._write_postgres(partial(_write_now, services.workspace_id, kept, at))
+        services.wake.intake.set()
+        new = dict(zip(map(id, kept), ids, strict=True))
+        return [new.get(id(p)) for p in batch]
+
+    @staticmethod
+    def _committing(batch: list[_Pending]) -> list[_Pending]:
+        """The requests not answered "busy" meanwhile; from here on they wait for their
+        write, which commits or fails as a whole."""
+        kept = [p for p in batch if not p.abandoned]
+        for p in kept:
+            p.committing = True
+        return kept
+
+    async def _write_sqlite(
+        self, batch: list[_Pending], at: datetime
+    ) -> tuple[list[_Pending], list[int | None]]:
+        """Write on the event loop itself, never waiting there: while another process holds
+        the write lock, try again after a pause (requests past their budget drop out)."""
+        if self._direct is None:
+            self._direct = direct_sqlite_engine(self.services.engine)
+        while True:
+            connection = self._direct.connect()
+            try:
+                transaction = connection.begin()  # BEGIN IMMEDIATE
+            except sa.exc.OperationalError as exc:
+                connection.close()
+                if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                    raise
+                if all(p.abandoned for p in batch):
+                    return [], []
+                await asyncio.sleep(SQLITE_LOCKED_PAUSE_SECONDS)
+                continue
+            with connection:
+                kept = self._committing(batch)
+                if not kept:
+                    transaction.rollback()
+                    return [], []
+                try:
+                    ids = _write_now(self.services.workspace_id, kept, at, connection)
+                    transaction.commit()
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                return kept, ids
+
+    async def _write_postgres(self, write: Write) -> list[int | None]:
+        if self._postgres_engine is None:
+            self._postgres_engine = ingress_postgres_engine(self.services.engine)
+        for attempt in (1, 2):
+            reused = self._postgres is not None
+            if self._postgres is None:
+                self._postgres = await self._postgres_engine.connect()
+            try:
+                return await self._postgres.run_sync(write)
+            except Exception as exc:
+                # The connection may have broken since its last batch (a server restart):
+                # it is replaced, and a batch it lost is tried once more on a new one.
+                postgres, self._postgres = self._postgres, None
+                with suppress(Exception):
+                    await postgres.close()
+                lost = getattr(exc, "connection_invalidated", False) or isinstance(
+                    exc, (OSError, sa.exc.InterfaceError)
+                )
+                if not (reused and lost) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _items(batch: list[_Pending]) -> list[tuple[IntakeRequest, str, str | None, int]]:
+    return [(p.request, p.key, p.owner, p.lease_seconds) for p in batch]
+
+
+Write = Callable[[sa.Connection], list[int | None]]
+
+
+def _write_now(
+    workspace_id: int, batch: list[_Pending], at: datetime, connection: sa.Connection
+) -> list[int | None]:
+    return store_requests_now(
+        connection=connection, workspace_id=workspace_id, items=_items(batch), at=at
+    )
 
 
 def make_runner(worker_app: AsyncApp, services: Services) -> Runner:

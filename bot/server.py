@@ -203,6 +203,11 @@ def build_web_app(
         )
 
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+
+    async def close_intake(_app: web.Application) -> None:
+        await intake_store.close()
+
+    web_app.on_cleanup.append(close_intake)
     if slack_route:
         web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -20,6 +22,45 @@ from bot.db import readonly_engine
 from bot.writelock import WriterLock
 from models.intake import IntakeClaim, current_claims, finish_claims, has_effect
 from models.tables import utcnow
+
+# A burst: at least BURST_REQUESTS stored within QUIET_SECONDS. A person's lone command is
+# no burst.
+BURST_REQUESTS = 4
+QUIET_SECONDS = 0.5
+# During a burst, background work rests this many times as long as it last worked (at most
+# REST_MAX_SECONDS), so the acknowledgements get about nine tenths of the event loop and
+# the work still goes on at a tenth.
+REST_FACTOR = 9.0
+REST_MAX_SECONDS = 0.5
+
+
+@dataclass
+class Bursts:
+    """Whether requests are arriving in a burst: acknowledgements and background work share
+    one event loop, and during a burst the acks go first (Slack gives up after 3 s) while the
+    stored work waits in the database and is worked off when the burst ends."""
+
+    busy_until: float = 0.0
+    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=BURST_REQUESTS))
+
+    def note_ingress(self) -> None:
+        """A request was just taken in."""
+        now = time.monotonic()
+        recent = self._recent
+        recent.append(now)
+        while recent[0] < now - QUIET_SECONDS:
+            recent.popleft()
+        if len(recent) >= BURST_REQUESTS:
+            self.busy_until = now + QUIET_SECONDS
+
+    def remaining(self) -> float:
+        """Seconds until the current burst counts as over (0: no burst)."""
+        return max(0.0, self.busy_until - time.monotonic())
+
+    async def rest_after(self, worked_seconds: float) -> None:
+        """During a burst, rest in proportion to the work just done; otherwise return."""
+        if self.remaining() > 0:
+            await asyncio.sleep(min(REST_MAX_SECONDS, REST_FACTOR * worked_seconds))
 
 
 @dataclass
@@ -48,6 +89,7 @@ class Services:
     bot_user_id: str
     timezone: ZoneInfo
     wake: Wakeups = field(default_factory=Wakeups)
+    bursts: Bursts = field(default_factory=Bursts)
     clock: Callable[[], datetime] = utcnow
     # Called with a workspace id after its report settings change, to reschedule its posts.
     on_reschedule: Callable[[int], None] | None = None

@@ -112,8 +112,10 @@ class SocketModeIngress:
         await self.client.connect()
 
     async def close(self) -> None:
-        """Stop receiving: disconnect and release the client's HTTP session."""
+        """Stop receiving: disconnect and release the client's HTTP session, then let the
+        requests being stored finish."""
         await self.client.close()
+        await self.store.close()
 
     async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
         """Answer one envelope: store-then-ack, or Bolt for what runs inline."""

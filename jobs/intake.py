@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -35,15 +34,6 @@ from models.tables import SlackIntake
 
 logger = logging.getLogger(__name__)
 
-# A burst: at least BURST_REQUESTS stored within INGRESS_QUIET_SECONDS. Until the burst has
-# been quiet that long, the worker keeps to one run at a time. A person's lone command is no
-# burst and runs at once.
-INGRESS_QUIET_SECONDS = 0.5
-BURST_REQUESTS = 4
-# While requests keep arriving, the worker rests this many times as long as its last run
-# took (at most BUSY_REST_MAX_SECONDS): the acknowledgements get most of the event loop.
-BUSY_REST_FACTOR = 3.0
-BUSY_REST_MAX_SECONDS = 0.5
 # Batches whose follow-up work (answers) may still run while the next batch is created.
 MAX_FOLLOW_UPS = 2
 
@@ -139,22 +129,6 @@ class IntakeWorker:
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._batching: asyncio.Task[Any] | None = None
         self._follow_ups: set[asyncio.Task[Any]] = set()
-        self.busy_until = 0.0
-        self._recent_ingress: deque[float] = deque(maxlen=BURST_REQUESTS)
-
-    def note_ingress(self) -> None:
-        """The ingress just stored a request: during a burst, run one at a time and rest.
-
-        Acknowledgements and this work share one event loop; during a burst the acks go
-        first and the table holds the backlog, which is worked off when the burst ends.
-        """
-        now = time.monotonic()
-        recent = self._recent_ingress
-        recent.append(now)
-        while recent[0] < now - INGRESS_QUIET_SECONDS:
-            recent.popleft()
-        if len(recent) >= BURST_REQUESTS:
-            self.busy_until = now + INGRESS_QUIET_SECONDS
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run stored requests until `stop` is set."""
@@ -165,15 +139,15 @@ class IntakeWorker:
 
         A backlog of the batch's kind runs as one batch at a time (a batch is one slot).
         """
-        now = time.monotonic()
-        busy = now < self.busy_until
+        burst = self.services.bursts.remaining()
+        busy = burst > 0
         # One batch at a time; its answers may still be going out while the next is created.
         ready = self._batching is None and len(self._follow_ups) < MAX_FOLLOW_UPS
         batch = self.batch if ready else None
         free = (1 if busy else self.capacity) - len(self.in_flight)
         if free <= 0 and batch is None:
             # A finishing run sets the wake event; a burst's end is checked for.
-            return self.busy_until - now if busy else None
+            return burst if busy else None
         batched: list[StoredRequest] = []
         lone: list[StoredRequest] = []
         size = claimed = 0
@@ -207,7 +181,7 @@ class IntakeWorker:
         more = (free > 0 and len(stored) >= free) or (size > 0 and claimed >= size)
         if not more:
             return None
-        return self.busy_until - now if busy else 0
+        return burst if busy else 0
 
     def _track(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(work)
@@ -219,9 +193,7 @@ class IntakeWorker:
         """Run `work`; during a burst of requests, then rest, keeping its slot."""
         started = time.monotonic()
         await work
-        finished = time.monotonic()
-        if finished < self.busy_until:
-            await asyncio.sleep(min(BUSY_REST_MAX_SECONDS, BUSY_REST_FACTOR * (finished - started)))
+        await self.services.bursts.rest_after(time.monotonic() - started)
 
     async def _process_batch(self, batch: Batch, requests: list[StoredRequest]) -> None:
         """Run a batch in one transaction; if it fails, run each request on its own."""

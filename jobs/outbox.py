@@ -127,6 +127,10 @@ class TimeSource:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
+# During a burst of incoming requests the worker claims at most this often.
+BURST_CLAIM_EVERY_SECONDS = 0.25
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """Tuning; the defaults suit production."""
@@ -434,6 +438,10 @@ class OutboxWorker:
                 except Exception:
                     logger.exception("outbox: claiming failed; trying again shortly")
                     delay = 1.0
+                if self.services.bursts.remaining() > 0:
+                    # Requests are arriving in a burst: their acks go first. Rows claimed
+                    # now are delivered meanwhile; the next claim waits a moment.
+                    await asyncio.sleep(BURST_CLAIM_EVERY_SECONDS)
                 await self._wait(delay, stop)
         finally:
             try:

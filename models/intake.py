@@ -21,11 +21,13 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.sql import dialect, insert_ignore_many
+from models.sql import dialect, insert_ignore_many, insert_ignore_statement, new_ids
 from models.tables import SlackIntake
 
 MAX_ATTEMPTS = 5
 LEASE_SECONDS = 30
+# A delivery is the same request again when its team and key are (Slack's retries).
+INTAKE_CONFLICT = ["team_id", "intake_key"]
 # session.info flags that mean "this transaction changed the product's state".
 EFFECT_FLAGS = ("intake_effect", "outbox_dirty", "profit_dirty", "mail_dirty")
 
@@ -214,12 +216,6 @@ async def release_claim(*, session: AsyncSession, claim: IntakeClaim, at: dateti
         return
 
 
-async def forget_requests(*, session: AsyncSession, intake_ids: list[int]) -> None:
-    """Drop rows stored in this transaction for requests that were refused meanwhile."""
-    table = SlackIntake.__table__  # type: ignore[attr-defined]
-    await session.execute(sa.delete(table).where(table.c.id.in_(intake_ids)))
-
-
 async def store_requests(
     *,
     session: AsyncSession,
@@ -234,7 +230,37 @@ async def store_requests(
     """
     if not items:
         return []
-    rows = [
+    rows = _intake_rows(workspace_id, items, at)
+    ids = await insert_ignore_many(
+        session, SlackIntake, rows, conflict=INTAKE_CONFLICT, key="intake_key"
+    )
+    session.info["intake_dirty"] = True
+    return ids
+
+
+def store_requests_now(
+    *,
+    connection: sa.Connection,
+    workspace_id: int,
+    items: list[tuple[IntakeRequest, str, str | None, int]],
+    at: datetime,
+) -> list[int | None]:
+    """`store_requests` as one statement on a blocking connection (the ingress's own), in
+    whatever transaction the caller holds (or autocommit)."""
+    if not items:
+        return []
+    rows = _intake_rows(workspace_id, items, at)
+    stmt = insert_ignore_statement(
+        connection.dialect.name, SlackIntake, conflict=INTAKE_CONFLICT, key="intake_key"
+    )
+    returned = connection.execute(stmt, rows).all()
+    return new_ids(returned, rows, "intake_key")
+
+
+def _intake_rows(
+    workspace_id: int, items: list[tuple[IntakeRequest, str, str | None, int]], at: datetime
+) -> list[dict[str, Any]]:
+    return [
         {
             "workspace_id": workspace_id,
             "team_id": request.team_id[:32],
@@ -257,8 +283,3 @@ async def store_requests(
         }
         for request, key, owner, lease in items
     ]
-    ids = await insert_ignore_many(
-        session, SlackIntake, rows, conflict=["team_id", "intake_key"], key="intake_key"
-    )
-    session.info["intake_dirty"] = True
-    return ids

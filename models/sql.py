@@ -16,7 +16,30 @@ def dialect(session: AsyncSession) -> str:
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:
-    return postgresql.insert(table) if dialect(session) == "postgresql" else sqlite.insert(table)
+    return _insert_for(dialect(session), table)
+
+
+def _insert_for(dialect_name: str, table: Table) -> Any:
+    return postgresql.insert(table) if dialect_name == "postgresql" else sqlite.insert(table)
+
+
+def insert_ignore_statement(
+    dialect_name: str, model: type[SQLModel], *, conflict: list[str], key: str
+) -> Any:
+    """INSERT … ON CONFLICT (`conflict`) DO NOTHING RETURNING id, `key`, for executemany."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return (
+        _insert_for(dialect_name, table)
+        .on_conflict_do_nothing(index_elements=conflict)
+        .returning(table.c.id, table.c[key])
+    )
+
+
+def new_ids(returned: Sequence[Any], rows: Sequence[dict[str, Any]], key: str) -> list[int | None]:
+    """Each row's new id from `(id, key)` pairs returned by an insert that skips conflicts;
+    None for a row that existed, or that repeats a `key` value earlier in `rows`."""
+    new = {value: int(row_id) for row_id, value in returned}
+    return [new.pop(row[key], None) for row in rows]
 
 
 async def insert_ignore_many(
@@ -35,15 +58,9 @@ async def insert_ignore_many(
     """
     if not rows:
         return []
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    stmt = (
-        _insert(session, table)
-        .on_conflict_do_nothing(index_elements=conflict)
-        .returning(table.c.id, table.c[key])
-    )
+    stmt = insert_ignore_statement(dialect(session), model, conflict=conflict, key=key)
     result = await session.execute(stmt, list(rows))
-    new = {value: int(row_id) for row_id, value in result.all()}
-    return [new.pop(row[key], None) for row in rows]
+    return new_ids(result.all(), rows, key)
 
 
 async def insert_ignore(

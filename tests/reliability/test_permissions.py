@@ -1189,7 +1189,6 @@ GIVEN_ROWS = {
     "profit_store.bulk_insert_rows",
     "intake.finish_claimed",  # the stored request this worker claimed (by id and owner)
     "intake.finish_claims",  # the stored requests this worker claimed (by ids and owner)
-    "intake.forget_requests",  # requests stored by the same transaction
     "intake.release_claim",
     "intake.settle_failure",
     "tickets.created_event",  # one ticket's first event, the ticket found scoped first

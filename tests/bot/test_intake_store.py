@@ -3,11 +3,15 @@ never written; on both databases."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 import sqlalchemy as sa
+from freezegun import freeze_time
 
 from bot.db import make_engine
 from bot.intake import FORM, IntakeStore, _Pending
-from bot.services import Services
+from bot.services import QUIET_SECONDS, Bursts, Services
 from models.intake import IntakeRequest
 
 
@@ -74,3 +78,30 @@ async def test_a_request_that_cannot_be_written_in_time_is_answered_busy_and_nev
         await store.close()
         await blocker.dispose()
     assert await _stored_keys(services) == ["after"]
+
+
+async def test_a_burst_is_four_requests_within_half_a_second_and_work_rests_during_it() -> None:
+    """A person's lone commands are no burst (their work runs at once); four within half a
+    second are, and background work then rests nine times as long as it worked (capped)."""
+    with freeze_time("2026-12-05 10:00:00", real_asyncio=True) as clock:
+        bursts = Bursts()
+        loop = asyncio.get_running_loop()  # real time: the event loop's clock is not frozen
+        for _ in range(5):
+            bursts.note_ingress()
+            clock.tick(0.2)
+        assert bursts.remaining() == 0  # one every 0.2 s: at most three within 0.5 s
+        clock.tick(1)
+        for _ in range(3):
+            bursts.note_ingress()
+            clock.tick(0.1)
+        assert bursts.remaining() == 0  # the 4th within 0.5 s is yet to come
+        bursts.note_ingress()
+        assert bursts.remaining() == pytest.approx(QUIET_SECONDS)
+        started = loop.time()
+        await bursts.rest_after(0.01)
+        assert 0.08 <= loop.time() - started < 0.4  # 9 x 10 ms
+        clock.tick(QUIET_SECONDS)
+        assert bursts.remaining() == 0
+        started = loop.time()
+        await bursts.rest_after(10.0)  # the burst is over: no rest at all
+        assert loop.time() - started < 0.05

@@ -327,6 +327,10 @@ async def bulk_insert(session: AsyncSession, table: Any, rows: list[dict[str, An
         await bulk_insert_rows(session, table, keys, [tuple(r[k] for k in keys) for r in rows])
 
 
+COPY_FROM_ROWS = 1_000
+"""On PostgreSQL, at least this many rows are written with COPY instead of INSERT."""
+
+
 async def bulk_insert_rows(
     session: AsyncSession, table: Any, keys: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
@@ -348,6 +352,11 @@ async def bulk_insert_rows(
         processor = table.c[k].type._cached_bind_processor(conn.dialect)
         converters.append(None if processor is None else _cached(processor))
     plain = all(c is None for c in converters) and where == list(range(len(keys)))
+    # PostgreSQL: many rows go by COPY (binary, the driver's own type codecs: the values are
+    # the same as for the INSERT), several times faster than one INSERT each.
+    copy: Any = None
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_FROM_ROWS:
+        copy = (await conn.get_raw_connection()).driver_connection.copy_records_to_table
     for offset in range(0, len(rows), 10_000):
         chunk = rows[offset : offset + 10_000]
         if plain:
@@ -360,7 +369,10 @@ async def bulk_insert_rows(
                 )
                 for row in chunk
             ]
-        await conn.exec_driver_sql(str(compiled), batch)
+        if copy is not None:
+            await copy(table.name, records=batch, columns=order)
+        else:
+            await conn.exec_driver_sql(str(compiled), batch)
 
 
 def _cached(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -355,3 +355,64 @@ async def test_a_refresh_claims_only_its_own_workspaces_marks(engine: AsyncEngin
     async with sessions() as session:
         assert await stale_count(session=session, workspace_id=ids[0]) == 0
         assert await stale_count(session=session, workspace_id=ids[1]) == 3
+
+
+async def test_copy_stores_what_insert_stores(
+    engine: AsyncEngine, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results written by COPY (PostgreSQL, many rows) read back exactly as the same rows
+    written by INSERT: dates, no customer, the member list, the time stamp, large amounts."""
+    import sqlalchemy as sa
+
+    from models import profit_store
+    from models.profit_bulk import _INSERT_KEYS
+    from models.tables import ProfitResult
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    assert workspace.id is not None
+    sessions = make_sessionmaker(engine)
+    at = datetime(2025, 3, 10, 9, 30, tzinfo=UTC)
+
+    def rows(contract_base: int) -> list[tuple[Any, ...]]:
+        return [
+            (
+                workspace.id,
+                kind,
+                start,
+                None,
+                contract_base + n,
+                *(n * 7 + i for i in range(7)),
+                2**40 + n,
+                [n, n + 3] if n % 2 else [],
+                at,
+            )
+            for n, (kind, start) in enumerate(
+                [
+                    ("week", date(2025, 1, 6)),
+                    ("month", date(2025, 1, 1)),
+                    ("week", date(2020, 12, 28)),
+                ]
+            )
+        ]
+
+    async def read(contract_base: int) -> list[tuple[Any, ...]]:
+        table = ProfitResult.__table__  # type: ignore[attr-defined]
+        cols = [table.c[k] for k in _INSERT_KEYS]
+        async with sessions() as session:
+            result = await session.execute(
+                sa.select(*cols)
+                .where(table.c.contract_key.between(contract_base, contract_base + 9))
+                .order_by(table.c.contract_key)
+            )
+            return [tuple(r[:4]) + (r[4] - contract_base,) + tuple(r[5:]) for r in result]
+
+    table = ProfitResult.__table__  # type: ignore[attr-defined]
+    async with sessions() as session, session.begin():
+        monkeypatch.setattr(profit_store, "COPY_FROM_ROWS", 10**9)
+        await profit_store.bulk_insert_rows(session, table, _INSERT_KEYS, rows(100))
+        monkeypatch.setattr(profit_store, "COPY_FROM_ROWS", 1)
+        await profit_store.bulk_insert_rows(session, table, _INSERT_KEYS, rows(200))
+    inserted, copied = await read(100), await read(200)
+    assert len(copied) == 3
+    assert copied == inserted

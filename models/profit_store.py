@@ -356,7 +356,8 @@ async def bulk_insert_rows(
     # the same as for the INSERT), several times faster than one INSERT each.
     copy: Any = None
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_FROM_ROWS:
-        copy = (await conn.get_raw_connection()).driver_connection.copy_records_to_table
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        copy = driver.copy_records_to_table
     for offset in range(0, len(rows), 10_000):
         chunk = rows[offset : offset + 10_000]
         if plain:

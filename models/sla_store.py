@@ -490,7 +490,7 @@ async def queue_notices(
     stmt = _insert_ignore_many(
         session, SlaNotice, claims, ["ticket_id", "target", "kind", "round"]
     ).returning(table.c.ticket_id, table.c.target, table.c.kind, table.c.round)
-    claimed = [by_key[tuple(row)] for row in (await session.execute(stmt)).all()]  # type: ignore[index]
+    claimed = [by_key[tuple(row)] for row in (await session.execute(stmt)).all()]
     messages = [m for notice in claimed for m in _notice_messages(notice, at)]
     if messages:
         await session.execute(

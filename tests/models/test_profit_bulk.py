@@ -405,7 +405,7 @@ async def test_copy_stores_what_insert_stores(
                 .where(table.c.contract_key.between(contract_base, contract_base + 9))
                 .order_by(table.c.contract_key)
             )
-            return [tuple(r[:4]) + (r[4] - contract_base,) + tuple(r[5:]) for r in result]
+            return [(*r[:4], r[4] - contract_base, *r[5:]) for r in result]
 
     table = ProfitResult.__table__  # type: ignore[attr-defined]
     async with sessions() as session, session.begin():

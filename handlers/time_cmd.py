@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
-from handlers.blocks.common import Block, escape, section
+from handlers.blocks.common import Block, escape, id_value, section
 from handlers.blocks.time import (
     B_DURATION,
     B_TICKET,
@@ -459,8 +459,7 @@ async def handle_log_time_action(
 ) -> None:
     """A "Log time" button: a ticket card's (value: the ticket id) or App Home's."""
     await ack()
-    value = str(action.get("value") or "")
-    ticket_id = int(value) if value.isdigit() else None
+    ticket_id = id_value(action)
     try:
         await open_log_time_modal(client, str(body.get("trigger_id")), services, ticket_id)
     except Exception:

@@ -40,6 +40,7 @@ from handlers.blocks.conversation import (
     reply_sent_text,
 )
 from handlers.blocks.tickets import message_to_plain, title_from_text
+from handlers.clicks import Click, on_click
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.events import EventRouter
 from handlers.ids import Action, Command, View
@@ -266,31 +267,26 @@ async def open_reply_modal(
     await client.views_open(trigger_id=trigger_id, view=build_reply_modal(form))
 
 
-async def handle_reply_button(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _reply_button(click: Click) -> None:
     """ "Reply to customer" on a card (or its DM copy): open the reply modal."""
-    await ack()
-    value = str(action.get("value") or "")
+    value = str(click.action.get("value") or "")
     if not value.isdigit():
         return
     try:
         await open_reply_modal(
-            services,
-            client,
-            body["trigger_id"],
-            respond,
-            user_id=user_of(body)[0],
+            click.services,
+            click.client,
+            click.body["trigger_id"],
+            click.respond,
+            user_id=user_of(click.body)[0],
             ticket_id=int(value),
         )
     except Exception:
         logger.exception("opening the reply modal failed")
-        await tell(respond, SORRY)
+        await tell(click.respond, SORRY)
+
+
+handle_reply_button = on_click(_reply_button)
 
 
 async def handle_reply_submission(

@@ -7,12 +7,12 @@ retries and queues the card update (and notifications) in the same transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +25,7 @@ from handlers.blocks.tickets import (
     parse_status_value,
     ref,
 )
+from handlers.clicks import Click, Listener, on_click
 from handlers.home import refresh_homes
 from handlers.ids import Action
 from handlers.people import acting_agent, user_of
@@ -127,50 +128,28 @@ async def _as_agent(
         await tell(respond, SORRY)
 
 
-@dataclass(frozen=True)
-class _Click:
-    """What Bolt passed for a click on a card button."""
-
-    services: Services
-    body: dict[str, Any]
-    respond: AsyncRespond
-    client: AsyncWebClient
-
-
-CardListener = Callable[..., Coroutine[Any, Any, None]]
-
-
 def _card_button(
     doing: str,
     parse: Callable[[dict[str, Any]], T | None],
-    work: Callable[[_Click, T, Member], Awaitable[None]],
-) -> CardListener:
-    """A card button's listener: ack, read the clicked action, then run `work` for the person
-    who clicked if they may update tickets (an unreadable action is ignored)."""
+    work: Callable[[Click, T, Member], Awaitable[None]],
+) -> Listener:
+    """A card button's listener: read the clicked action, then run `work` for the person who
+    clicked if they may update tickets (an unreadable action is ignored)."""
 
-    async def listener(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        respond: AsyncRespond,
-        client: AsyncWebClient,
-        services: Services,
-    ) -> None:
-        await ack()
-        target = parse(action)
+    async def run(click: Click) -> None:
+        target = parse(click.action)
         if target is None:
             return
-        click = _Click(services, body, respond, client)
         await _as_agent(
-            services,
-            body,
-            respond,
-            client,
+            click.services,
+            click.body,
+            click.respond,
+            click.client,
             doing=doing,
             work=lambda actor: work(click, target, actor),
         )
 
-    return listener
+    return on_click(run)
 
 
 @dataclass(frozen=True)
@@ -206,7 +185,7 @@ def _status_move(action: dict[str, Any]) -> _Move | None:
     )
 
 
-async def _make_move(click: _Click, move: _Move, actor: Member) -> None:
+async def _make_move(click: Click, move: _Move, actor: Member) -> None:
     respond = click.respond
     try:
         changed, notified = await change_ticket(
@@ -229,7 +208,7 @@ async def _make_move(click: _Click, move: _Move, actor: Member) -> None:
     await refresh_homes(click.services, notified.homes | {actor.slack_user_id})
 
 
-async def _open_edit_form(click: _Click, ticket_id: int, _me: Member) -> None:
+async def _open_edit_form(click: Click, ticket_id: int, _me: Member) -> None:
     """The edit form carries the ticket's version to detect later changes."""
     form = await edit_form(click.services, ticket_id)
     await click.client.views_open(
@@ -237,7 +216,7 @@ async def _open_edit_form(click: _Click, ticket_id: int, _me: Member) -> None:
     )
 
 
-async def _open_log_time(click: _Click, ticket_id: int, _me: Member) -> None:
+async def _open_log_time(click: Click, ticket_id: int, _me: Member) -> None:
     await open_log_time_modal(click.client, click.body["trigger_id"], click.services, ticket_id)
 
 

@@ -26,6 +26,7 @@ from handlers.blocks.tickets import (
     card_text,
     parse_list_page_value,
 )
+from handlers.clicks import Click, on_click
 from handlers.docket_cmd import split_subcommand
 from handlers.ids import Action, Command
 from handlers.people import acting_agent, user_of
@@ -199,24 +200,21 @@ async def _list(
     )
 
 
-async def handle_list_page(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _list_page(click: Click) -> None:
     """Previous/Next under a ticket list: replace the list with the requested page."""
-    await ack()
-    parsed = parse_list_page_value(action.get("value"))
+    parsed = parse_list_page_value(click.action.get("value"))
     if parsed is None:
         return
+    services, respond = click.services, click.respond
+    user_id = user_of(click.body)[0]
     try:
-        await _list(services, client, respond, user_of(body)[0], parsed[0], parsed[1], replace=True)
+        await _list(services, click.client, respond, user_id, parsed[0], parsed[1], replace=True)
     except Exception:
         logger.exception("paging a ticket list failed")
         await tell(respond, SORRY)
+
+
+handle_list_page = on_click(_list_page)
 
 
 def end_of_day(at: datetime, zone: ZoneInfo) -> datetime:

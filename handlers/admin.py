@@ -32,7 +32,8 @@ from handlers.blocks.members import (
 )
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
-from handlers.people import resolve_member, user_of
+from handlers.people import command_member, resolve_member, user_of
+from handlers.respond import answering_failures
 from models.directory import DirectoryError, LastAdminError, change_member_access
 from models.people import PermissionDenied, require_admin, roster
 from models.tables import Role
@@ -58,20 +59,22 @@ async def handle_members_command(
 ) -> None:
     """`/docket members`: the members modal, for admins."""
     await ack()
-    try:
-        actor = await resolve_member(services, str(command.get("user_id") or ""), client=client)
-        require_admin(actor)
+
+    async def say(text: str) -> None:
+        await respond(text=text, response_type="ephemeral")
+
+    async with answering_failures(
+        say,
+        log=logger,
+        doing="/docket members",
+        sorry="Sorry, Docket could not open the members list.",
+        refusals=(PermissionDenied,),
+    ):
+        require_admin(await command_member(services, command, client))
         async with services.read() as session:
             roster, total = await _roster(session, services.workspace_id)
         await client.views_open(
             trigger_id=command["trigger_id"], view=build_member_modal(roster, total)
-        )
-    except PermissionDenied as exc:
-        await respond(text=f":no_entry: {exc}", response_type="ephemeral")
-    except Exception:
-        logger.exception("/docket members failed")
-        await respond(
-            text="Sorry, Docket could not open the members list.", response_type="ephemeral"
         )
 
 

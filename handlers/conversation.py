@@ -15,6 +15,7 @@ Slack authenticates the app, not the person: the role is checked again on every 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.events import EventRouter
 from handlers.ids import Action, Command, View
 from handlers.people import resolve_member, user_of
-from handlers.respond import SORRY, tell
+from handlers.respond import SORRY, answering_failures, tell
 from handlers.ticket_notifications import (
     SlackHooks,
     customer_permalink,
@@ -272,7 +273,8 @@ async def _reply_button(click: Click) -> None:
     value = str(click.action.get("value") or "")
     if not value.isdigit():
         return
-    try:
+    say = functools.partial(tell, click.respond)
+    async with answering_failures(say, log=logger, doing="opening the reply modal", sorry=SORRY):
         await open_reply_modal(
             click.services,
             click.client,
@@ -281,9 +283,6 @@ async def _reply_button(click: Click) -> None:
             user_id=user_of(click.body)[0],
             ticket_id=int(value),
         )
-    except Exception:
-        logger.exception("opening the reply modal failed")
-        await tell(click.respond, SORRY)
 
 
 handle_reply_button = on_click(_reply_button)
@@ -349,7 +348,13 @@ async def handle_reply_command(
         await tell(respond, REPLY_USAGE)
         return
     number, text = parsed
-    try:
+    async with answering_failures(
+        functools.partial(tell, respond),
+        log=logger,
+        doing="/ticket reply",
+        sorry=SORRY,
+        refusals=(ReplyError, PermissionDenied),
+    ):
         async with services.read() as session:
             ticket = await ticket_by_number(
                 session=session, workspace_id=services.workspace_id, number=number
@@ -369,14 +374,7 @@ async def handle_reply_command(
             return
         member = await _member(services, user_id, client)
         sent = await send_reply(services, ticket_id=ticket.id, member=member, text=text)
-    except (ReplyError, PermissionDenied) as exc:
-        await tell(respond, f":no_entry: {exc}")
-        return
-    except Exception:
-        logger.exception("/ticket reply failed")
-        await tell(respond, SORRY)
-        return
-    await tell(respond, reply_sent_text(sent.number, sent.to))
+        await tell(respond, reply_sent_text(sent.number, sent.to))
 
 
 # -- customer channels ---------------------------------------------------------------------------
@@ -621,7 +619,8 @@ async def handle_mail_admin(
         return
     _sub, rest = split_subcommand(command.get("text"))
     words = rest.split()
-    try:
+    say = functools.partial(tell, respond)
+    async with answering_failures(say, log=logger, doing="/docket mail", sorry=SORRY):
         if len(words) == 2 and words[0].lower() == "retry" and words[1].isdigit():
             async with services.transaction() as session:
                 released = await release_mail(
@@ -657,9 +656,6 @@ async def handle_mail_admin(
             text="Held and quarantined mail",
             response_type="ephemeral",
         )
-    except Exception:
-        logger.exception("/docket mail failed")
-        await tell(respond, SORRY)
 
 
 def register(app: AsyncApp) -> None:

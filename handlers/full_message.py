@@ -7,6 +7,7 @@ the app, not for the person who clicked).
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from slack_bolt.async_app import AsyncApp
@@ -15,7 +16,7 @@ from handlers.blocks.notify import build_full_message_modal
 from handlers.clicks import Click, on_click
 from handlers.ids import Action
 from handlers.people import resolve_member, user_of
-from handlers.respond import tell
+from handlers.respond import answering_failures, tell
 from models.inbound_store import full_message
 from models.people import PermissionDenied, require_agent
 
@@ -33,7 +34,13 @@ async def _show_full_message(click: Click) -> None:
         await tell(respond, NOT_FOUND)
         return
     user_id = user_of(body)[0]
-    try:
+    async with answering_failures(
+        functools.partial(tell, respond),
+        log=logger,
+        doing="opening the full message",
+        sorry=SORRY,
+        refusals=(PermissionDenied,),
+    ):
         member = await resolve_member(services, user_id, client=client)
         require_agent(member)
         async with services.read() as session:
@@ -46,11 +53,6 @@ async def _show_full_message(click: Click) -> None:
         await client.views_open(
             trigger_id=body["trigger_id"], view=build_full_message_modal(message)
         )
-    except PermissionDenied as exc:
-        await tell(respond, f":no_entry: {exc}")
-    except Exception:
-        logger.exception("opening the full message failed")
-        await tell(respond, SORRY)
 
 
 handle_show_full_message = on_click(_show_full_message)

@@ -25,7 +25,7 @@ from handlers.blocks.common import escape, section
 from handlers.blocks.sla import build_sla_settings
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.ids import Command
-from handlers.people import resolve_member
+from handlers.people import command_member
 from models.people import can_see_money
 from models.sla import ALWAYS, BUSINESS, DEFAULT_HOURS, PRIORITIES, PriorityTargets
 from models.sla_import import parse_weekday
@@ -153,8 +153,7 @@ async def handle_sla_command(
     """`/docket sla [...]`: show or change the service-level settings (managers, admins)."""
     await ack()
     try:
-        actor = await resolve_member(services, str(command.get("user_id") or ""), client=client)
-        if not can_see_money(actor):
+        if not can_see_money(await command_member(services, command, client)):
             await respond(text=f":no_entry: {NOT_MANAGER}", response_type="ephemeral")
             return
         _, rest = split_subcommand(command.get("text"))

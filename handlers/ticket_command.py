@@ -7,6 +7,7 @@ a new ticket's card is queued in the outbox in the same transaction as the ticke
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from datetime import datetime, time, timedelta
@@ -31,7 +32,7 @@ from handlers.docket_cmd import split_subcommand
 from handlers.ids import Action, Command
 from handlers.people import acting_agent, user_of
 from handlers.quick_create import QuickCreate, create_quick_tickets, quick_create_answer
-from handlers.respond import SORRY, for_stored_request, tell
+from handlers.respond import SORRY, answering_failures, for_stored_request, tell
 from handlers.ticket_form import open_ticket_form
 from handlers.ticket_text import parse_ticket_text
 from models.tickets import (
@@ -207,11 +208,9 @@ async def _list_page(click: Click) -> None:
         return
     services, respond = click.services, click.respond
     user_id = user_of(click.body)[0]
-    try:
+    say = functools.partial(tell, respond)
+    async with answering_failures(say, log=logger, doing="paging a ticket list", sorry=SORRY):
         await _list(services, click.client, respond, user_id, parsed[0], parsed[1], replace=True)
-    except Exception:
-        logger.exception("paging a ticket list failed")
-        await tell(respond, SORRY)
 
 
 handle_list_page = on_click(_list_page)

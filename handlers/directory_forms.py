@@ -57,8 +57,16 @@ SaveForm = Callable[
 ]
 
 
-def _answering(save: SaveForm) -> Callable[..., Coroutine[Any, Any, None]]:
-    """A view-submission listener that answers with `save`'s outcome within the ack budget."""
+def _answering(save: SaveForm, *, refuse_at: str) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A view-submission listener that answers with `save`'s outcome within the ack budget;
+    a submitter who may not manage the directory is refused in the form's `refuse_at` field."""
+
+    async def allowed_save(
+        services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> Answer:
+        if not await allowed(services, user_of(body)[0], client):
+            return _refused({refuse_at: REFUSAL})
+        return await save(services, body, view, client)
 
     async def handle(
         ack: AsyncAck,
@@ -68,7 +76,7 @@ def _answering(save: SaveForm) -> Callable[..., Coroutine[Any, Any, None]]:
         services: Services,
     ) -> None:
         await answer_within_budget(
-            ack, client, user_of(body)[0], save(services, body, view, client)
+            ack, client, user_of(body)[0], allowed_save(services, body, view, client)
         )
 
     return handle
@@ -90,8 +98,6 @@ async def _save_customer(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save the customer form."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"name": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
     try:
@@ -131,8 +137,6 @@ async def _save_contact(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save the contact form."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"customer": REFUSAL})
     values = _values(view)
     customer = selected(values, "customer")
     if customer is None:
@@ -155,8 +159,6 @@ async def _save_contract(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save the contract form (the affected periods are recomputed in the background)."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"name": REFUSAL})
     customer_id, terms, errors = read_contract(_values(view))
     policy = text_of(_values(view), "sla_policy") or None
     if policy and not errors:
@@ -216,8 +218,6 @@ async def _save_cost_rate(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save a cost rate for a member, a group or the default."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"hourly_cost": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
     subject = read_subject(values, errors, required=True)
@@ -254,8 +254,6 @@ async def _save_charge_rate(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save an hourly contract's charge rate from a date."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"hourly_rate": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
     contract = selected(values, "contract")
@@ -299,8 +297,6 @@ async def _save_calculator(
 ) -> Answer:
     """Work out the loaded hourly cost; with a member, group or default chosen, save it as a
     dated cost rate keeping the inputs for audit."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"salary": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
     salary = amount_of(values, "salary", errors)
@@ -373,12 +369,12 @@ async def _save_calculator(
     )
 
 
-handle_customer_submission = _answering(_save_customer)
-handle_contact_submission = _answering(_save_contact)
-handle_contract_submission = _answering(_save_contract)
-handle_cost_rate_submission = _answering(_save_cost_rate)
-handle_charge_rate_submission = _answering(_save_charge_rate)
-handle_calculator_submission = _answering(_save_calculator)
+handle_customer_submission = _answering(_save_customer, refuse_at="name")
+handle_contact_submission = _answering(_save_contact, refuse_at="customer")
+handle_contract_submission = _answering(_save_contract, refuse_at="name")
+handle_cost_rate_submission = _answering(_save_cost_rate, refuse_at="hourly_cost")
+handle_charge_rate_submission = _answering(_save_charge_rate, refuse_at="hourly_rate")
+handle_calculator_submission = _answering(_save_calculator, refuse_at="salary")
 
 
 def register(app: AsyncApp) -> None:

@@ -115,36 +115,39 @@ def _money(minor: int | None) -> str | None:
     return None if minor is None or minor == 0 else to_decimal_string(minor)
 
 
+def _channel_select(block_id: str, label: str, hint: str, initial: str | None) -> Block:
+    """An optional channel picker (public or private channels)."""
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": True,
+        "label": plain(label),
+        "hint": plain(hint),
+        "element": {
+            "type": "conversations_select",
+            "action_id": f"{block_id}_input",
+            "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+        },
+    }
+    if initial:
+        block["element"]["initial_conversation"] = initial
+    return block
+
+
 def build_customer_modal(customer: Customer | None, name_hint: str = "") -> dict[str, Any]:
     """Add (or, given a customer, edit) a customer: name, email domains, linked channel."""
-    channel: Block = {
-        "type": "input",
-        "block_id": "channel",
-        "optional": True,
-        "label": plain("Linked Slack channel"),
-        "hint": plain("Messages there can become this customer's tickets."),
-        "element": {
-            "type": "conversations_select",
-            "action_id": "channel_input",
-            "filter": {"include": ["public", "private"], "exclude_bot_users": True},
-        },
-    }
-    if customer is not None and customer.slack_channel:
-        channel["element"]["initial_conversation"] = customer.slack_channel
-    internal: Block = {
-        "type": "input",
-        "block_id": "internal",
-        "optional": True,
-        "label": plain("Team channel for their tickets"),
-        "hint": plain("Where this customer's ticket cards go; empty: the triage channel."),
-        "element": {
-            "type": "conversations_select",
-            "action_id": "internal_input",
-            "filter": {"include": ["public", "private"], "exclude_bot_users": True},
-        },
-    }
-    if customer is not None and customer.internal_channel:
-        internal["element"]["initial_conversation"] = customer.internal_channel
+    channel = _channel_select(
+        "channel",
+        "Linked Slack channel",
+        "Messages there can become this customer's tickets.",
+        customer.slack_channel if customer is not None else None,
+    )
+    internal = _channel_select(
+        "internal",
+        "Team channel for their tickets",
+        "Where this customer's ticket cards go; empty: the triage channel.",
+        customer.internal_channel if customer is not None else None,
+    )
     blocks = [
         text_input("name", "Name", initial=customer.name if customer else name_hint or None),
         text_input(

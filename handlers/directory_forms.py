@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Coroutine
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -214,6 +215,20 @@ async def _subject_ids(
     return None, None, "everyone without their own or a group rate"
 
 
+def _hourly_from(
+    values: dict[str, Any], errors: dict[str, str], block: str, missing: str
+) -> tuple[int | None, date | None]:
+    """A rate form's amount per hour (in `block`) and the date it applies from; what is missing
+    or wrong goes into `errors`."""
+    minor = amount_of(values, block, errors)
+    if minor is None and block not in errors:
+        errors[block] = missing
+    since = date_of(values, "since")
+    if since is None:
+        errors["since"] = "Pick the date it applies from."
+    return minor, since
+
+
 async def _save_cost_rate(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
@@ -221,12 +236,9 @@ async def _save_cost_rate(
     values = _values(view)
     errors: dict[str, str] = {}
     subject = read_subject(values, errors, required=True)
-    minor = amount_of(values, "hourly_cost", errors)
-    if minor is None and "hourly_cost" not in errors:
-        errors["hourly_cost"] = "Write the cost per hour, e.g. 55.00."
-    since = date_of(values, "since")
-    if since is None:
-        errors["since"] = "Pick the date it applies from."
+    minor, since = _hourly_from(
+        values, errors, "hourly_cost", "Write the cost per hour, e.g. 55.00."
+    )
     if errors or subject is None or minor is None or since is None:
         return _refused(errors)
     try:
@@ -259,12 +271,9 @@ async def _save_charge_rate(
     contract = selected(values, "contract")
     if contract is None:
         errors["contract"] = "Choose the contract."
-    minor = amount_of(values, "hourly_rate", errors)
-    if minor is None and "hourly_rate" not in errors:
-        errors["hourly_rate"] = "Write the charge per hour, e.g. 120.00."
-    since = date_of(values, "since")
-    if since is None:
-        errors["since"] = "Pick the date it applies from."
+    minor, since = _hourly_from(
+        values, errors, "hourly_rate", "Write the charge per hour, e.g. 120.00."
+    )
     if errors or contract is None or minor is None or since is None:
         return _refused(errors)
     try:

@@ -27,6 +27,18 @@ def option(text: str, value: str) -> dict[str, Any]:
     return {"text": plain(text, 75), "value": value}
 
 
+def _input(
+    block_id: str, label: dict[str, Any], element: dict[str, Any], *, optional: bool
+) -> Block:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": label,
+        "optional": optional,
+        "element": element,
+    }
+
+
 def text_input(
     block_id: str,
     label: str,
@@ -41,13 +53,7 @@ def text_input(
         element["initial_value"] = initial
     if placeholder:
         element["placeholder"] = plain(placeholder, 150)
-    block: Block = {
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label, 2000),
-        "optional": optional,
-        "element": element,
-    }
+    block = _input(block_id, plain(label, 2000), element, optional=optional)
     if hint:
         block["hint"] = plain(hint, 2000)
     return block
@@ -57,13 +63,7 @@ def date_input(block_id: str, label: str, *, initial: date | None, optional: boo
     element: dict[str, Any] = {"type": "datepicker", "action_id": f"{block_id}_input"}
     if initial is not None:
         element["initial_date"] = initial.isoformat()
-    return {
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label),
-        "optional": optional,
-        "element": element,
-    }
+    return _input(block_id, plain(label), element, optional=optional)
 
 
 def select_input(
@@ -88,13 +88,7 @@ def select_input(
     element["placeholder"] = plain("Choose…")
     if initial is not None:
         element["initial_option"] = initial
-    return {
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label),
-        "optional": optional,
-        "element": element,
-    }
+    return _input(block_id, plain(label), element, optional=optional)
 
 
 def modal(

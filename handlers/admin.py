@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,6 +32,7 @@ from handlers.blocks.members import (
 )
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
+from handlers.listeners import Slash, on_command
 from handlers.people import command_member, resolve_member, user_of
 from handlers.respond import answering_failures
 from models.directory import DirectoryError, LastAdminError, change_member_access
@@ -50,15 +51,9 @@ async def _roster(session: AsyncSession, workspace_id: int) -> tuple[list[Roster
     return lines, len(lines)
 
 
-async def handle_members_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _members_command(slash: Slash) -> None:
     """`/docket members`: the members modal, for admins."""
-    await ack()
+    command, respond, client, services = slash
 
     async def say(text: str) -> None:
         await respond(text=text, response_type="ephemeral")
@@ -76,6 +71,9 @@ async def handle_members_command(
         await client.views_open(
             trigger_id=command["trigger_id"], view=build_member_modal(roster, total)
         )
+
+
+handle_members_command = on_command(_members_command)
 
 
 async def handle_member_submission(

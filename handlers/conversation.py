@@ -41,10 +41,10 @@ from handlers.blocks.conversation import (
     reply_sent_text,
 )
 from handlers.blocks.tickets import message_to_plain, title_from_text
-from handlers.clicks import Click, on_click
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.events import EventRouter
 from handlers.ids import Action, Command, View
+from handlers.listeners import Click, Slash, on_click, on_command
 from handlers.people import resolve_member, user_of
 from handlers.respond import SORRY, answering_failures, tell
 from handlers.ticket_notifications import (
@@ -333,15 +333,9 @@ def parse_reply_command(text: str | None) -> tuple[int, str] | None:
     return int(match.group(1)), (match.group(2) or "").strip()
 
 
-async def handle_reply_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _reply_command(slash: Slash) -> None:
     """`/ticket reply 123 text` sends at once; `/ticket reply 123` opens the modal."""
-    await ack()
+    command, respond, client, services = slash
     parsed = parse_reply_command(command.get("text"))
     user_id = str(command.get("user_id") or "")
     if parsed is None:
@@ -375,6 +369,9 @@ async def handle_reply_command(
         member = await _member(services, user_id, client)
         sent = await send_reply(services, ticket_id=ticket.id, member=member, text=text)
         await tell(respond, reply_sent_text(sent.number, sent.to))
+
+
+handle_reply_command = on_command(_reply_command)
 
 
 # -- customer channels ---------------------------------------------------------------------------
@@ -604,15 +601,9 @@ async def _customer_reply_from_channel(
 # -- /docket mail (admins) -------------------------------------------------------------------
 
 
-async def handle_mail_admin(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _mail_admin(slash: Slash) -> None:
     """`/docket mail`: quarantined and held mail; `/docket mail retry <id>` releases one."""
-    await ack()
+    command, respond, client, services = slash
     member = await _member(services, str(command.get("user_id") or ""), client)
     if not is_admin(member):
         await tell(respond, ":no_entry: Only Docket admins can see held and quarantined mail.")
@@ -656,6 +647,9 @@ async def handle_mail_admin(
             text="Held and quarantined mail",
             response_type="ephemeral",
         )
+
+
+handle_mail_admin = on_command(_mail_admin)
 
 
 def register(app: AsyncApp) -> None:

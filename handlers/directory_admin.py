@@ -31,6 +31,7 @@ from handlers.blocks.directory import (
 )
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.ids import Action, Command
+from handlers.listeners import Slash, on_command
 from handlers.people import resolve_member, team_member, user_of
 from handlers.respond import answering_failures
 from models import directory as d
@@ -104,15 +105,9 @@ async def _hourly_contracts(services: Services) -> list[tuple[int, str]]:
     )
 
 
-async def handle_directory_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _directory_command(slash: Slash) -> None:
     """`/docket customers|contacts|contracts|rates|charges|calculator ...`."""
-    await ack()
+    command, respond, client, services = slash
     say = functools.partial(_tell, respond)
     doing = f"/docket {command.get('text')}"
     async with answering_failures(say, log=logger, doing=doing, sorry=SORRY):
@@ -124,6 +119,9 @@ async def handle_directory_command(
         view = await _view_for(sub, rest, services, respond)
         if view is not None:
             await client.views_open(trigger_id=trigger, view=view)
+
+
+handle_directory_command = on_command(_directory_command)
 
 
 async def _view_for(

@@ -13,8 +13,8 @@ import logging
 from slack_bolt.async_app import AsyncApp
 
 from handlers.blocks.notify import build_full_message_modal
-from handlers.clicks import Click, on_click
 from handlers.ids import Action
+from handlers.listeners import Click, on_click
 from handlers.people import resolve_member, user_of
 from handlers.respond import answering_failures, tell
 from models.inbound_store import full_message

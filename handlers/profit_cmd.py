@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
@@ -26,6 +26,7 @@ from handlers.blocks.profit import build_profit_blocks
 from handlers.blocks.sla import build_service_levels
 from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from handlers.ids import Command
+from handlers.listeners import Slash, on_command
 from handlers.people import command_member
 from handlers.respond import answering_failures
 from models import exports, profit_report
@@ -99,15 +100,9 @@ async def _say(respond: AsyncRespond, text: str, blocks: list[Block] | None = No
         logger.exception("answering /profit failed")
 
 
-async def handle_profit_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _profit_command(slash: Slash) -> None:
     """`/profit`: the period's profitability for managers; a refusal for everyone else."""
-    await ack()
+    command, respond, client, services = slash
     say = functools.partial(_say, respond)
     async with answering_failures(say, log=logger, doing="/profit", sorry=SORRY):
         # Checked before anything is read: a refusal must not depend on what was asked.
@@ -115,6 +110,9 @@ async def handle_profit_command(
             await _say(respond, REFUSAL)
             return
         await _answer(command, respond, client, services)
+
+
+handle_profit_command = on_command(_profit_command)
 
 
 async def _answer(

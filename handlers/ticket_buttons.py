@@ -25,9 +25,9 @@ from handlers.blocks.tickets import (
     parse_status_value,
     ref,
 )
-from handlers.clicks import Click, Listener, on_click
 from handlers.home import refresh_homes
 from handlers.ids import Action
+from handlers.listeners import Click, Listener, on_click
 from handlers.people import acting_agent, user_of
 from handlers.respond import SORRY, tell
 from handlers.ticket_form import edit_form

@@ -27,9 +27,9 @@ from handlers.blocks.tickets import (
     card_text,
     parse_list_page_value,
 )
-from handlers.clicks import Click, on_click
 from handlers.docket_cmd import split_subcommand
 from handlers.ids import Action, Command
+from handlers.listeners import Click, on_click
 from handlers.people import acting_agent, user_of
 from handlers.quick_create import QuickCreate, create_quick_tickets, quick_create_answer
 from handlers.respond import SORRY, answering_failures, for_stored_request, tell

@@ -1,14 +1,15 @@
-"""Button listeners: ack first, then the button's work with what Bolt passed, in one object.
+"""Listeners that ack first, then run their work with what Bolt passed, in one object.
 
 Bolt gives a listener the arguments its parameters name; `on_click` writes that signature once
-for the buttons that need the clicked action, a way to answer and the Web API client.
+for the buttons that need the clicked action, a way to answer and the Web API client, and
+`on_command` for the slash commands that need the command, a way to answer and the client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -42,5 +43,30 @@ def on_click(work: Callable[[Click], Awaitable[None]]) -> Listener:
     ) -> None:
         await ack()
         await work(Click(services, body, action, respond, client))
+
+    return listener
+
+
+class Slash(NamedTuple):
+    """A slash command as Bolt passed it (unpacks as `command, respond, client, services`)."""
+
+    command: dict[str, Any]
+    respond: AsyncRespond
+    client: AsyncWebClient
+    services: Services
+
+
+def on_command(work: Callable[[Slash], Awaitable[None]]) -> Listener:
+    """A Bolt command listener that acks, then runs `work` for the command."""
+
+    async def listener(
+        ack: AsyncAck,
+        command: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+        services: Services,
+    ) -> None:
+        await ack()
+        await work(Slash(command, respond, client, services))
 
     return listener

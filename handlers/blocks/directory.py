@@ -191,14 +191,19 @@ def customer_options(customers: list[Customer]) -> list[dict[str, Any]] | None:
     return [option(c.name, str(c.id)) for c in customers]
 
 
+def _customer_select(customers: list[Customer], chosen: Customer | None) -> Block:
+    return select_input(
+        "customer",
+        "Customer",
+        options=customer_options(customers),
+        action_id=Action.DIRECTORY_CUSTOMER.value,
+        initial=option(chosen.name, str(chosen.id)) if chosen else None,
+    )
+
+
 def build_contact_modal(customers: list[Customer]) -> dict[str, Any]:
     blocks = [
-        select_input(
-            "customer",
-            "Customer",
-            options=customer_options(customers),
-            action_id=Action.DIRECTORY_CUSTOMER.value,
-        ),
+        _customer_select(customers, None),
         text_input("email", "Email"),
         text_input("name", "Name", optional=True),
     ]
@@ -222,13 +227,7 @@ def build_contract_modal(
         else None
     )
     blocks = [
-        select_input(
-            "customer",
-            "Customer",
-            options=customer_options(customers),
-            action_id=Action.DIRECTORY_CUSTOMER.value,
-            initial=option(chosen.name, str(chosen.id)) if chosen else None,
-        ),
+        _customer_select(customers, chosen),
         text_input("name", "Contract name", initial=contract.name if contract else None),
         select_input("kind", "Kind", options=kinds, action_id="kind_input", initial=initial_kind),
         date_input("start", "Starts", initial=contract.start_date if contract else today),

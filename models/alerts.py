@@ -60,6 +60,7 @@ from models.tickets import (
     TicketUpdate,
     active_contracts,
     create_ticket,
+    created_event,
     get_ticket,
     update_ticket,
     workspace_today,
@@ -529,13 +530,8 @@ async def _open_ticket(
         actor=None,
         at=at,
     )
-    created = (
-        await session.exec(
-            select(TicketEvent).where(
-                TicketEvent.ticket_id == ticket.id, TicketEvent.kind == EventKind.CREATED
-            )
-        )
-    ).first()
+    assert ticket.id is not None
+    created = await created_event(session=session, ticket_id=ticket.id)
     if created is not None:
         created.actor_label = f"{source.name} (monitoring)"
         created.data = {**(created.data or {}), "via": "alert", "source": source.name, **data}

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.customer_channel import Notice
 from models.people import ensure_group
 from models.periods import local_date
+from models.profitability import CONTRACT_AMOUNTS
 from models.tables import (
     ChargeRate,
     Contact,
@@ -172,13 +173,7 @@ def check_terms(terms: ContractTerms) -> dict[str, str]:
         errors["name"] = "Give the contract a name."
     if terms.end_date is not None and terms.end_date < terms.start_date:
         errors["end_date"] = "The end date is before the start date."
-    for name in (
-        "monthly_fee_minor",
-        "block_minutes",
-        "block_price_minor",
-        "overage_minor_per_hour",
-        "monthly_direct_cost_minor",
-    ):
+    for name in CONTRACT_AMOUNTS:
         if getattr(terms, name) < 0:
             errors[name] = "Amounts cannot be negative."
     if terms.hourly_rate_minor is not None and terms.hourly_rate_minor < 0:

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
-from handlers.blocks.common import safe
+from handlers.blocks.common import form_values, safe
 from handlers.blocks.members import (
     ACCESS_BLOCK,
     GROUP_BLOCK,
@@ -84,7 +84,7 @@ async def handle_member_submission(
     services: Services,
 ) -> None:
     """Save a person's access and group (re-checking that the submitter is an admin)."""
-    form = parse_member_form(((view.get("state") or {}).get("values")) or {})
+    form = parse_member_form(form_values(view))
     admins = list(services.settings.docket_admins)
     errors = member_form_errors(form, admins=admins)
     if errors:

@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
+from handlers.blocks.common import form_values
 from handlers.blocks.conversation import (
     REPLY_BLOCK,
     MailLine,
@@ -298,7 +299,7 @@ async def handle_reply_submission(
     """
     view = body.get("view") or {}
     user_id = user_of(body)[0]
-    text = parse_reply_text((view.get("state") or {}).get("values") or {})
+    text = parse_reply_text(form_values(view))
     ticket_id = parse_reply_metadata(view.get("private_metadata"))
     if not text:
         await ack(response_action="errors", errors={REPLY_BLOCK: "Write a reply first."})

@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
-from handlers.blocks.common import safe
+from handlers.blocks.common import form_values, safe
 from handlers.blocks.directory import (
     amount_of,
     build_calculator_modal,
@@ -92,7 +92,7 @@ def _metadata(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def _values(view: dict[str, Any]) -> dict[str, Any]:
-    return dict((view.get("state") or {}).get("values") or {})
+    return dict(form_values(view))
 
 
 async def _save_customer(

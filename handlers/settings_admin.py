@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
+from handlers.blocks.common import form_values
 from handlers.blocks.settings import (
     Field,
     SettingsInput,
@@ -73,7 +74,7 @@ async def handle_settings_submission(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, services: Services
 ) -> None:
     """Save the settings (admins only: the role is checked again here) and reschedule."""
-    values = (body.get("view", {}).get("state") or {}).get("values") or {}
+    values = form_values(body.get("view", {}))
     data, errors = parse_settings(values)
     if data is None:
         await ack(response_action="errors", errors=errors)

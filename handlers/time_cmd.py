@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
-from handlers.blocks.common import Block, escape, id_value, section
+from handlers.blocks.common import Block, escape, form_values, id_value, section
 from handlers.blocks.time import (
     B_DURATION,
     B_TICKET,
@@ -362,7 +362,7 @@ async def handle_log_time_submission(
     services: Services,
 ) -> None:
     """Record the form's entry for whoever submitted it, or show what to fix."""
-    form = read_form((view.get("state") or {}).get("values") or {})
+    form = read_form(form_values(view))
     if form.errors:
         await ack(response_action="errors", errors=form.errors)
         return

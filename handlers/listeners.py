@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
+from handlers.respond import for_stored_request
 
 Listener = Callable[..., Coroutine[Any, Any, None]]
 
@@ -56,8 +58,9 @@ class Slash(NamedTuple):
     services: Services
 
 
-def on_command(work: Callable[[Slash], Awaitable[None]]) -> Listener:
-    """A Bolt command listener that acks, then runs `work` for the command."""
+def on_command(work: Callable[[Slash], Awaitable[None]], *, stored: bool = False) -> Listener:
+    """A Bolt command listener that acks, then runs `work` for the command. With `stored`, a
+    command the intake stored and acknowledged first answers in place of that acknowledgement."""
 
     async def listener(
         ack: AsyncAck,
@@ -65,8 +68,11 @@ def on_command(work: Callable[[Slash], Awaitable[None]]) -> Listener:
         respond: AsyncRespond,
         client: AsyncWebClient,
         services: Services,
+        context: AsyncBoltContext | None = None,
     ) -> None:
         await ack()
+        if stored:
+            respond = for_stored_request(respond, context or {})
         await work(Slash(command, respond, client, services))
 
     return listener

@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,8 +34,9 @@ from handlers.blocks.time import (
     target_options,
 )
 from handlers.ids import Action, Command, View
+from handlers.listeners import Slash, on_command
 from handlers.people import on_team, resolve_member, team_member, user_of
-from handlers.respond import SORRY, for_stored_request
+from handlers.respond import SORRY
 from models import engine as profit
 from models.directory import list_contracts, list_customers, workspace_today
 from models.money import format_amount, round_subunits
@@ -165,17 +165,9 @@ async def _refuse(respond: AsyncRespond, reason: str) -> None:
 ONLY_TEAM = "Time logging is for members of the support team."
 
 
-async def handle_time_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-    context: AsyncBoltContext | None = None,
-) -> None:
+async def _time_command(slash: Slash) -> None:
     """`/time ...`: log, list, edit, delete, or open the form."""
-    await ack()
-    respond = for_stored_request(respond, context or {})
+    command, respond, client, services = slash
     try:
         await _run_time_command(command, respond, client, services)
     except TimeRefused as exc:
@@ -183,6 +175,9 @@ async def handle_time_command(
     except Exception:
         logger.exception("/time failed")
         await _refuse(respond, SORRY)
+
+
+handle_time_command = on_command(_time_command, stored=True)
 
 
 async def _run_time_command(

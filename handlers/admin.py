@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
-from handlers.blocks.common import safe
+from handlers.blocks.common import form_values, safe
 from handlers.blocks.members import (
     ACCESS_BLOCK,
     GROUP_BLOCK,
@@ -32,7 +32,9 @@ from handlers.blocks.members import (
 )
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
-from handlers.people import resolve_member, user_of
+from handlers.listeners import Slash, on_command
+from handlers.people import command_member, resolve_member, user_of
+from handlers.respond import answering_failures
 from models.directory import DirectoryError, LastAdminError, change_member_access
 from models.people import PermissionDenied, require_admin, roster
 from models.tables import Role
@@ -49,30 +51,29 @@ async def _roster(session: AsyncSession, workspace_id: int) -> tuple[list[Roster
     return lines, len(lines)
 
 
-async def handle_members_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _members_command(slash: Slash) -> None:
     """`/docket members`: the members modal, for admins."""
-    await ack()
-    try:
-        actor = await resolve_member(services, str(command.get("user_id") or ""), client=client)
-        require_admin(actor)
+    command, respond, client, services = slash
+
+    async def say(text: str) -> None:
+        await respond(text=text, response_type="ephemeral")
+
+    async with answering_failures(
+        say,
+        log=logger,
+        doing="/docket members",
+        sorry="Sorry, Docket could not open the members list.",
+        refusals=(PermissionDenied,),
+    ):
+        require_admin(await command_member(services, command, client))
         async with services.read() as session:
             roster, total = await _roster(session, services.workspace_id)
         await client.views_open(
             trigger_id=command["trigger_id"], view=build_member_modal(roster, total)
         )
-    except PermissionDenied as exc:
-        await respond(text=f":no_entry: {exc}", response_type="ephemeral")
-    except Exception:
-        logger.exception("/docket members failed")
-        await respond(
-            text="Sorry, Docket could not open the members list.", response_type="ephemeral"
-        )
+
+
+handle_members_command = on_command(_members_command)
 
 
 async def handle_member_submission(
@@ -83,7 +84,7 @@ async def handle_member_submission(
     services: Services,
 ) -> None:
     """Save a person's access and group (re-checking that the submitter is an admin)."""
-    form = parse_member_form(((view.get("state") or {}).get("values")) or {})
+    form = parse_member_form(form_values(view))
     admins = list(services.settings.docket_admins)
     errors = member_form_errors(form, admins=admins)
     if errors:

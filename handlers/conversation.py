@@ -15,6 +15,7 @@ Slack authenticates the app, not the person: the role is checked again on every 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
+from handlers.blocks.common import form_values
 from handlers.blocks.conversation import (
     REPLY_BLOCK,
     MailLine,
@@ -43,8 +45,9 @@ from handlers.blocks.tickets import message_to_plain, title_from_text
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.events import EventRouter
 from handlers.ids import Action, Command, View
+from handlers.listeners import Click, Slash, on_click, on_command
 from handlers.people import resolve_member, user_of
-from handlers.respond import SORRY, tell
+from handlers.respond import SORRY, answering_failures, tell
 from handlers.ticket_notifications import (
     SlackHooks,
     customer_permalink,
@@ -266,31 +269,24 @@ async def open_reply_modal(
     await client.views_open(trigger_id=trigger_id, view=build_reply_modal(form))
 
 
-async def handle_reply_button(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _reply_button(click: Click) -> None:
     """ "Reply to customer" on a card (or its DM copy): open the reply modal."""
-    await ack()
-    value = str(action.get("value") or "")
+    value = str(click.action.get("value") or "")
     if not value.isdigit():
         return
-    try:
+    say = functools.partial(tell, click.respond)
+    async with answering_failures(say, log=logger, doing="opening the reply modal", sorry=SORRY):
         await open_reply_modal(
-            services,
-            client,
-            body["trigger_id"],
-            respond,
-            user_id=user_of(body)[0],
+            click.services,
+            click.client,
+            click.body["trigger_id"],
+            click.respond,
+            user_id=user_of(click.body)[0],
             ticket_id=int(value),
         )
-    except Exception:
-        logger.exception("opening the reply modal failed")
-        await tell(respond, SORRY)
+
+
+handle_reply_button = on_click(_reply_button)
 
 
 async def handle_reply_submission(
@@ -303,7 +299,7 @@ async def handle_reply_submission(
     """
     view = body.get("view") or {}
     user_id = user_of(body)[0]
-    text = parse_reply_text((view.get("state") or {}).get("values") or {})
+    text = parse_reply_text(form_values(view))
     ticket_id = parse_reply_metadata(view.get("private_metadata"))
     if not text:
         await ack(response_action="errors", errors={REPLY_BLOCK: "Write a reply first."})
@@ -338,22 +334,22 @@ def parse_reply_command(text: str | None) -> tuple[int, str] | None:
     return int(match.group(1)), (match.group(2) or "").strip()
 
 
-async def handle_reply_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _reply_command(slash: Slash) -> None:
     """`/ticket reply 123 text` sends at once; `/ticket reply 123` opens the modal."""
-    await ack()
+    command, respond, client, services = slash
     parsed = parse_reply_command(command.get("text"))
     user_id = str(command.get("user_id") or "")
     if parsed is None:
         await tell(respond, REPLY_USAGE)
         return
     number, text = parsed
-    try:
+    async with answering_failures(
+        functools.partial(tell, respond),
+        log=logger,
+        doing="/ticket reply",
+        sorry=SORRY,
+        refusals=(ReplyError, PermissionDenied),
+    ):
         async with services.read() as session:
             ticket = await ticket_by_number(
                 session=session, workspace_id=services.workspace_id, number=number
@@ -373,14 +369,10 @@ async def handle_reply_command(
             return
         member = await _member(services, user_id, client)
         sent = await send_reply(services, ticket_id=ticket.id, member=member, text=text)
-    except (ReplyError, PermissionDenied) as exc:
-        await tell(respond, f":no_entry: {exc}")
-        return
-    except Exception:
-        logger.exception("/ticket reply failed")
-        await tell(respond, SORRY)
-        return
-    await tell(respond, reply_sent_text(sent.number, sent.to))
+        await tell(respond, reply_sent_text(sent.number, sent.to))
+
+
+handle_reply_command = on_command(_reply_command)
 
 
 # -- customer channels ---------------------------------------------------------------------------
@@ -610,22 +602,17 @@ async def _customer_reply_from_channel(
 # -- /docket mail (admins) -------------------------------------------------------------------
 
 
-async def handle_mail_admin(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _mail_admin(slash: Slash) -> None:
     """`/docket mail`: quarantined and held mail; `/docket mail retry <id>` releases one."""
-    await ack()
+    command, respond, client, services = slash
     member = await _member(services, str(command.get("user_id") or ""), client)
     if not is_admin(member):
         await tell(respond, ":no_entry: Only Docket admins can see held and quarantined mail.")
         return
     _sub, rest = split_subcommand(command.get("text"))
     words = rest.split()
-    try:
+    say = functools.partial(tell, respond)
+    async with answering_failures(say, log=logger, doing="/docket mail", sorry=SORRY):
         if len(words) == 2 and words[0].lower() == "retry" and words[1].isdigit():
             async with services.transaction() as session:
                 released = await release_mail(
@@ -661,9 +648,9 @@ async def handle_mail_admin(
             text="Held and quarantined mail",
             response_type="ephemeral",
         )
-    except Exception:
-        logger.exception("/docket mail failed")
-        await tell(respond, SORRY)
+
+
+handle_mail_admin = on_command(_mail_admin)
 
 
 def register(app: AsyncApp) -> None:

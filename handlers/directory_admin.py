@@ -8,6 +8,7 @@ models.directory, which also marks the affected profitability periods for a refr
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import date
 from typing import Any
@@ -30,7 +31,9 @@ from handlers.blocks.directory import (
 )
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.ids import Action, Command
+from handlers.listeners import Slash, on_command
 from handlers.people import resolve_member, team_member, user_of
+from handlers.respond import answering_failures
 from models import directory as d
 from models.engine import load_contracts
 from models.money import format_amount
@@ -102,16 +105,12 @@ async def _hourly_contracts(services: Services) -> list[tuple[int, str]]:
     )
 
 
-async def handle_directory_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _directory_command(slash: Slash) -> None:
     """`/docket customers|contacts|contracts|rates|charges|calculator ...`."""
-    await ack()
-    try:
+    command, respond, client, services = slash
+    say = functools.partial(_tell, respond)
+    doing = f"/docket {command.get('text')}"
+    async with answering_failures(say, log=logger, doing=doing, sorry=SORRY):
         if not await allowed(services, str(command.get("user_id") or ""), client):
             await _tell(respond, REFUSAL)
             return
@@ -120,9 +119,9 @@ async def handle_directory_command(
         view = await _view_for(sub, rest, services, respond)
         if view is not None:
             await client.views_open(trigger_id=trigger, view=view)
-    except Exception:
-        logger.exception("/docket %s failed", command.get("text"))
-        await _tell(respond, SORRY)
+
+
+handle_directory_command = on_command(_directory_command)
 
 
 async def _view_for(

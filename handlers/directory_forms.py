@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Coroutine
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
-from handlers.blocks.common import safe
+from handlers.blocks.common import form_values, safe
 from handlers.blocks.directory import (
     amount_of,
     build_calculator_modal,
@@ -57,8 +58,16 @@ SaveForm = Callable[
 ]
 
 
-def _answering(save: SaveForm) -> Callable[..., Coroutine[Any, Any, None]]:
-    """A view-submission listener that answers with `save`'s outcome within the ack budget."""
+def _answering(save: SaveForm, *, refuse_at: str) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A view-submission listener that answers with `save`'s outcome within the ack budget;
+    a submitter who may not manage the directory is refused in the form's `refuse_at` field."""
+
+    async def allowed_save(
+        services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> Answer:
+        if not await allowed(services, user_of(body)[0], client):
+            return _refused({refuse_at: REFUSAL})
+        return await save(services, body, view, client)
 
     async def handle(
         ack: AsyncAck,
@@ -68,7 +77,7 @@ def _answering(save: SaveForm) -> Callable[..., Coroutine[Any, Any, None]]:
         services: Services,
     ) -> None:
         await answer_within_budget(
-            ack, client, user_of(body)[0], save(services, body, view, client)
+            ack, client, user_of(body)[0], allowed_save(services, body, view, client)
         )
 
     return handle
@@ -83,15 +92,13 @@ def _metadata(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def _values(view: dict[str, Any]) -> dict[str, Any]:
-    return dict((view.get("state") or {}).get("values") or {})
+    return dict(form_values(view))
 
 
 async def _save_customer(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save the customer form."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"name": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
     try:
@@ -131,8 +138,6 @@ async def _save_contact(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save the contact form."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"customer": REFUSAL})
     values = _values(view)
     customer = selected(values, "customer")
     if customer is None:
@@ -155,8 +160,6 @@ async def _save_contract(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save the contract form (the affected periods are recomputed in the background)."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"name": REFUSAL})
     customer_id, terms, errors = read_contract(_values(view))
     policy = text_of(_values(view), "sla_policy") or None
     if policy and not errors:
@@ -212,21 +215,30 @@ async def _subject_ids(
     return None, None, "everyone without their own or a group rate"
 
 
+def _hourly_from(
+    values: dict[str, Any], errors: dict[str, str], block: str, missing: str
+) -> tuple[int | None, date | None]:
+    """A rate form's amount per hour (in `block`) and the date it applies from; what is missing
+    or wrong goes into `errors`."""
+    minor = amount_of(values, block, errors)
+    if minor is None and block not in errors:
+        errors[block] = missing
+    since = date_of(values, "since")
+    if since is None:
+        errors["since"] = "Pick the date it applies from."
+    return minor, since
+
+
 async def _save_cost_rate(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save a cost rate for a member, a group or the default."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"hourly_cost": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
     subject = read_subject(values, errors, required=True)
-    minor = amount_of(values, "hourly_cost", errors)
-    if minor is None and "hourly_cost" not in errors:
-        errors["hourly_cost"] = "Write the cost per hour, e.g. 55.00."
-    since = date_of(values, "since")
-    if since is None:
-        errors["since"] = "Pick the date it applies from."
+    minor, since = _hourly_from(
+        values, errors, "hourly_cost", "Write the cost per hour, e.g. 55.00."
+    )
     if errors or subject is None or minor is None or since is None:
         return _refused(errors)
     try:
@@ -254,19 +266,14 @@ async def _save_charge_rate(
     services: Services, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
 ) -> Answer:
     """Save an hourly contract's charge rate from a date."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"hourly_rate": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
     contract = selected(values, "contract")
     if contract is None:
         errors["contract"] = "Choose the contract."
-    minor = amount_of(values, "hourly_rate", errors)
-    if minor is None and "hourly_rate" not in errors:
-        errors["hourly_rate"] = "Write the charge per hour, e.g. 120.00."
-    since = date_of(values, "since")
-    if since is None:
-        errors["since"] = "Pick the date it applies from."
+    minor, since = _hourly_from(
+        values, errors, "hourly_rate", "Write the charge per hour, e.g. 120.00."
+    )
     if errors or contract is None or minor is None or since is None:
         return _refused(errors)
     try:
@@ -299,8 +306,6 @@ async def _save_calculator(
 ) -> Answer:
     """Work out the loaded hourly cost; with a member, group or default chosen, save it as a
     dated cost rate keeping the inputs for audit."""
-    if not await allowed(services, user_of(body)[0], client):
-        return _refused({"salary": REFUSAL})
     values = _values(view)
     errors: dict[str, str] = {}
     salary = amount_of(values, "salary", errors)
@@ -373,12 +378,12 @@ async def _save_calculator(
     )
 
 
-handle_customer_submission = _answering(_save_customer)
-handle_contact_submission = _answering(_save_contact)
-handle_contract_submission = _answering(_save_contract)
-handle_cost_rate_submission = _answering(_save_cost_rate)
-handle_charge_rate_submission = _answering(_save_charge_rate)
-handle_calculator_submission = _answering(_save_calculator)
+handle_customer_submission = _answering(_save_customer, refuse_at="name")
+handle_contact_submission = _answering(_save_contact, refuse_at="customer")
+handle_contract_submission = _answering(_save_contract, refuse_at="name")
+handle_cost_rate_submission = _answering(_save_cost_rate, refuse_at="hourly_cost")
+handle_charge_rate_submission = _answering(_save_charge_rate, refuse_at="hourly_rate")
+handle_calculator_submission = _answering(_save_calculator, refuse_at="salary")
 
 
 def register(app: AsyncApp) -> None:

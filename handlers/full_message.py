@@ -7,17 +7,16 @@ the app, not for the person who clicked).
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_bolt.async_app import AsyncApp
 
-from bot.services import Services
 from handlers.blocks.notify import build_full_message_modal
 from handlers.ids import Action
+from handlers.listeners import Click, on_click
 from handlers.people import resolve_member, user_of
-from handlers.respond import tell
+from handlers.respond import answering_failures, tell
 from models.inbound_store import full_message
 from models.people import PermissionDenied, require_agent
 
@@ -27,22 +26,21 @@ NOT_FOUND = "That message is no longer available."
 SORRY = "Sorry, Docket could not open the message just now. Please try again."
 
 
-async def handle_show_full_message(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _show_full_message(click: Click) -> None:
     """Open the whole customer message behind a reply DM in a modal."""
-    await ack()
-    value = str(action.get("value") or "")
+    services, body, respond, client = click.services, click.body, click.respond, click.client
+    value = str(click.action.get("value") or "")
     if not value.isdigit():
         await tell(respond, NOT_FOUND)
         return
     user_id = user_of(body)[0]
-    try:
+    async with answering_failures(
+        functools.partial(tell, respond),
+        log=logger,
+        doing="opening the full message",
+        sorry=SORRY,
+        refusals=(PermissionDenied,),
+    ):
         member = await resolve_member(services, user_id, client=client)
         require_agent(member)
         async with services.read() as session:
@@ -55,11 +53,9 @@ async def handle_show_full_message(
         await client.views_open(
             trigger_id=body["trigger_id"], view=build_full_message_modal(message)
         )
-    except PermissionDenied as exc:
-        await tell(respond, f":no_entry: {exc}")
-    except Exception:
-        logger.exception("opening the full message failed")
-        await tell(respond, SORRY)
+
+
+handle_show_full_message = on_click(_show_full_message)
 
 
 def register(app: AsyncApp) -> None:

@@ -121,6 +121,13 @@ def _settled(member: Member, admins: list[str]) -> bool:
     return member.slack_user_id not in admins or member.role == Role.ADMIN
 
 
+async def command_member(
+    services: Services, command: dict[str, Any], client: AsyncWebClient
+) -> Member:
+    """The member who ran a slash command."""
+    return await resolve_member(services, str(command.get("user_id") or ""), client=client)
+
+
 async def resolve_members(
     services: Services, users: dict[str, str], *, client: AsyncWebClient | None = None
 ) -> dict[str, Member]:

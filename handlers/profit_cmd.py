@@ -11,12 +11,13 @@ export uploads the report's CSV to the requester's DM.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
@@ -25,7 +26,9 @@ from handlers.blocks.profit import build_profit_blocks
 from handlers.blocks.sla import build_service_levels
 from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from handlers.ids import Command
-from handlers.people import resolve_member
+from handlers.listeners import Slash, on_command
+from handlers.people import command_member
+from handlers.respond import answering_failures
 from models import exports, profit_report
 from models.accounting import FORMATS as ACCOUNTING_FORMATS
 from models.accounting import MissingAccount, render_invoices, render_journal
@@ -97,25 +100,19 @@ async def _say(respond: AsyncRespond, text: str, blocks: list[Block] | None = No
         logger.exception("answering /profit failed")
 
 
-async def handle_profit_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _profit_command(slash: Slash) -> None:
     """`/profit`: the period's profitability for managers; a refusal for everyone else."""
-    await ack()
-    try:
-        member = await resolve_member(services, str(command.get("user_id") or ""), client=client)
+    command, respond, client, services = slash
+    say = functools.partial(_say, respond)
+    async with answering_failures(say, log=logger, doing="/profit", sorry=SORRY):
         # Checked before anything is read: a refusal must not depend on what was asked.
-        if not can_see_money(member):
+        if not can_see_money(await command_member(services, command, client)):
             await _say(respond, REFUSAL)
             return
         await _answer(command, respond, client, services)
-    except Exception:
-        logger.exception("/profit failed")
-        await _say(respond, SORRY)
+
+
+handle_profit_command = on_command(_profit_command)
 
 
 async def _answer(

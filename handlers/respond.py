@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -39,3 +40,23 @@ def for_stored_request(respond: AsyncRespond, context: Mapping[str, Any]) -> Asy
 
 SORRY = "Sorry, Docket could not do that just now. Please try again."
 """What a person is told when their request failed for a reason of ours (the log says which)."""
+
+
+@asynccontextmanager
+async def answering_failures(
+    say: Callable[[str], Awaitable[Any]],
+    *,
+    log: logging.Logger,
+    doing: str,
+    sorry: str,
+    refusals: tuple[type[Exception], ...] = (),
+) -> AsyncIterator[None]:
+    """Run a request's work: a refusal (one of `refusals`) is said after ":no_entry:"; any other
+    failure is logged as "`doing` failed" and the person is told `sorry`."""
+    try:
+        yield
+    except refusals as exc:
+        await say(f":no_entry: {exc}")
+    except Exception:
+        log.exception("%s failed", doing)
+        await say(sorry)

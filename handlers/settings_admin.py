@@ -9,11 +9,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
+from handlers.blocks.common import form_values
 from handlers.blocks.settings import (
     Field,
     SettingsInput,
@@ -23,6 +24,7 @@ from handlers.blocks.settings import (
 )
 from handlers.docket_cmd import subcommand
 from handlers.ids import Command, View
+from handlers.listeners import Slash, on_command
 from handlers.people import resolve_member
 from models.people import is_admin
 from models.tables import Member, Workspace
@@ -51,15 +53,9 @@ def apply_settings(ws: Workspace, data: SettingsInput, *, now: datetime) -> bool
     return before != after
 
 
-async def handle_settings_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    client: AsyncWebClient,
-    respond: AsyncRespond,
-    services: Services,
-) -> None:
+async def _settings_command(slash: Slash) -> None:
     """`/docket settings`: open the modal for admins, explain to everyone else."""
-    await ack()
+    command, respond, client, services = slash
     member = await resolve_member(
         services, command["user_id"], client=client, name_hint=command.get("user_name", "")
     )
@@ -71,11 +67,14 @@ async def handle_settings_command(
     await client.views_open(trigger_id=command["trigger_id"], view=build_settings_modal(ws))
 
 
+handle_settings_command = on_command(_settings_command)
+
+
 async def handle_settings_submission(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, services: Services
 ) -> None:
     """Save the settings (admins only: the role is checked again here) and reschedule."""
-    values = (body.get("view", {}).get("state") or {}).get("values") or {}
+    values = form_values(body.get("view", {}))
     data, errors = parse_settings(values)
     if data is None:
         await ack(response_action="errors", errors=errors)

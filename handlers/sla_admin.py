@@ -15,17 +15,16 @@ from __future__ import annotations
 import logging
 import re
 from datetime import date
-from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
 from handlers.blocks.common import escape, section
 from handlers.blocks.sla import build_sla_settings
 from handlers.docket_cmd import split_subcommand, subcommand
 from handlers.ids import Command
-from handlers.people import resolve_member
+from handlers.listeners import Slash, on_command
+from handlers.people import command_member
 from models.people import can_see_money
 from models.sla import ALWAYS, BUSINESS, DEFAULT_HOURS, PRIORITIES, PriorityTargets
 from models.sla_import import parse_weekday
@@ -143,18 +142,11 @@ def _date(text: str) -> date:
         raise SlaInputError(f"{text!r} is not a date like 2025-12-25") from None
 
 
-async def handle_sla_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _sla_command(slash: Slash) -> None:
     """`/docket sla [...]`: show or change the service-level settings (managers, admins)."""
-    await ack()
+    command, respond, client, services = slash
     try:
-        actor = await resolve_member(services, str(command.get("user_id") or ""), client=client)
-        if not can_see_money(actor):
+        if not can_see_money(await command_member(services, command, client)):
             await respond(text=f":no_entry: {NOT_MANAGER}", response_type="ephemeral")
             return
         _, rest = split_subcommand(command.get("text"))
@@ -179,6 +171,9 @@ async def handle_sla_command(
     except Exception:
         logger.exception("/docket sla failed")
         await respond(text="Sorry, Docket could not do that.", response_type="ephemeral")
+
+
+handle_sla_command = on_command(_sla_command)
 
 
 def register(app: AsyncApp) -> None:

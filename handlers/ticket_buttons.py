@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
-from handlers.blocks.common import escape
+from handlers.blocks.common import escape, id_value
 from handlers.blocks.tickets import (
     build_ticket_card,
     build_ticket_modal,
@@ -26,6 +27,7 @@ from handlers.blocks.tickets import (
 )
 from handlers.home import refresh_homes
 from handlers.ids import Action
+from handlers.listeners import Click, Listener, on_click
 from handlers.people import acting_agent, user_of
 from handlers.respond import SORRY, tell
 from handlers.ticket_form import edit_form
@@ -44,6 +46,8 @@ from models.tickets import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def _is_card_copy(message: dict[str, Any]) -> bool:
@@ -124,162 +128,122 @@ async def _as_agent(
         await tell(respond, SORRY)
 
 
-async def _button_change(
-    services: Services,
-    body: dict[str, Any],
-    respond: AsyncRespond | None,
-    client: AsyncWebClient,
-    *,
-    ticket_id: int,
-    update: Callable[[Member], TicketUpdate],
-    unchanged: Callable[[Ticket], str],
+def _card_button(
     doing: str,
-) -> None:
-    """A button's small change by the person who clicked (if they may update tickets)."""
+    parse: Callable[[dict[str, Any]], T | None],
+    work: Callable[[Click, T, Member], Awaitable[None]],
+) -> Listener:
+    """A card button's listener: read the clicked action, then run `work` for the person who
+    clicked if they may update tickets (an unreadable action is ignored)."""
 
-    async def change(actor: Member) -> None:
-        try:
-            changed, notified = await change_ticket(
-                services, ticket_id=ticket_id, actor=actor, delta=lambda _t: update(actor)
-            )
-        except LifecycleError as exc:
-            # The target status comes from the payload: escape it like any typed text.
-            await tell(respond, f":no_entry: {escape(str(exc))}")
+    async def run(click: Click) -> None:
+        target = parse(click.action)
+        if target is None:
             return
-        except TicketConflict as exc:
-            await tell(respond, f"Ticket #{exc.number} is changing fast; please try again.")
-            return
-        if not changed.changed:
-            await tell(respond, unchanged(changed.ticket))
-            return
-        await _refresh_clicked(body, respond, notified.card, services.now())
-        await refresh_homes(services, notified.homes | {actor.slack_user_id})
+        await _as_agent(
+            click.services,
+            click.body,
+            click.respond,
+            click.client,
+            doing=doing,
+            work=lambda actor: work(click, target, actor),
+        )
 
-    await _as_agent(services, body, respond, client, doing=doing, work=change)
-
-
-def _ticket_id(action: dict[str, Any]) -> int | None:
-    value = str(action.get("value") or "")
-    return int(value) if value.isdigit() else None
+    return on_click(run)
 
 
-async def handle_assign_to_me(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
-    """The card's (or Home's) "Assign to me" button."""
-    await ack()
-    ticket_id = _ticket_id(action)
-    if ticket_id is None:
-        return
-    await _button_change(
-        services,
-        body,
-        respond,
-        client,
-        ticket_id=ticket_id,
-        update=lambda me: TicketUpdate(assignee_id=me.id),
-        unchanged=lambda t: f"{ref(t.number)} is already yours.",
-        doing="assigning a ticket",
-    )
+@dataclass(frozen=True)
+class _Move:
+    """A button's small change, and what to say when the ticket is that way already."""
+
+    ticket_id: int
+    update: Callable[[Member], TicketUpdate]
+    unchanged: Callable[[Ticket], str]
 
 
-async def handle_status(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
-    """The card's status select; moves outside the lifecycle are refused ephemerally."""
-    await ack()
+def _same_move(
+    update: Callable[[Member], TicketUpdate], unchanged: Callable[[Ticket], str]
+) -> Callable[[dict[str, Any]], _Move | None]:
+    """A button whose value is the ticket id and whose change is always the same."""
+
+    def move_of(action: dict[str, Any]) -> _Move | None:
+        ticket_id = id_value(action)
+        return None if ticket_id is None else _Move(ticket_id, update, unchanged)
+
+    return move_of
+
+
+def _status_move(action: dict[str, Any]) -> _Move | None:
     parsed = parse_status_value(str((action.get("selected_option") or {}).get("value") or ""))
     if parsed is None:
-        return
+        return None
     ticket_id, status = parsed
-    await _button_change(
-        services,
-        body,
-        respond,
-        client,
-        ticket_id=ticket_id,
+    return _Move(
+        ticket_id,
         update=lambda _me: TicketUpdate(status=status),
         unchanged=lambda t: f"{ref(t.number)} is already {status_label(t.status).lower()}.",
-        doing="changing a ticket's status",
     )
 
 
-async def handle_close(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
-    """The card's "Close" button (behind a confirmation)."""
-    await ack()
-    ticket_id = _ticket_id(action)
-    if ticket_id is None:
+async def _make_move(click: Click, move: _Move, actor: Member) -> None:
+    respond = click.respond
+    try:
+        changed, notified = await change_ticket(
+            click.services,
+            ticket_id=move.ticket_id,
+            actor=actor,
+            delta=lambda _t: move.update(actor),
+        )
+    except LifecycleError as exc:
+        # The target status comes from the payload: escape it like any typed text.
+        await tell(respond, f":no_entry: {escape(str(exc))}")
         return
-    await _button_change(
-        services,
-        body,
-        respond,
-        client,
-        ticket_id=ticket_id,
-        update=lambda _me: TicketUpdate(status=TicketStatus.CLOSED.value),
-        unchanged=lambda t: f"{ref(t.number)} is already closed.",
-        doing="closing a ticket",
+    except TicketConflict as exc:
+        await tell(respond, f"Ticket #{exc.number} is changing fast; please try again.")
+        return
+    if not changed.changed:
+        await tell(respond, move.unchanged(changed.ticket))
+        return
+    await _refresh_clicked(click.body, respond, notified.card, click.services.now())
+    await refresh_homes(click.services, notified.homes | {actor.slack_user_id})
+
+
+async def _open_edit_form(click: Click, ticket_id: int, _me: Member) -> None:
+    """The edit form carries the ticket's version to detect later changes."""
+    form = await edit_form(click.services, ticket_id)
+    await click.client.views_open(
+        trigger_id=click.body["trigger_id"], view=build_ticket_modal(form)
     )
 
 
-async def handle_edit(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
-    """Open the edit form; it carries the ticket's version to detect later changes."""
-    await ack()
-    ticket_id = _ticket_id(action)
-    if ticket_id is None:
-        return
-
-    async def open_form(_me: Member) -> None:
-        form = await edit_form(services, ticket_id)
-        await client.views_open(trigger_id=body["trigger_id"], view=build_ticket_modal(form))
-
-    await _as_agent(services, body, respond, client, doing="opening the edit form", work=open_form)
+async def _open_log_time(click: Click, ticket_id: int, _me: Member) -> None:
+    await open_log_time_modal(click.client, click.body["trigger_id"], click.services, ticket_id)
 
 
-async def handle_log_time(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
-    """The card's "Log time": the time-logging modal, for this ticket."""
-    await ack()
-    ticket_id = _ticket_id(action)
-    if ticket_id is None:
-        return
-
-    async def open_modal(_me: Member) -> None:
-        await open_log_time_modal(client, body["trigger_id"], services, ticket_id)
-
-    await _as_agent(
-        services, body, respond, client, doing="opening the log-time modal", work=open_modal
-    )
+# The card's (or Home's) "Assign to me" button.
+handle_assign_to_me = _card_button(
+    "assigning a ticket",
+    _same_move(
+        lambda me: TicketUpdate(assignee_id=me.id),
+        lambda t: f"{ref(t.number)} is already yours.",
+    ),
+    _make_move,
+)
+# The card's status select; moves outside the lifecycle are refused ephemerally.
+handle_status = _card_button("changing a ticket's status", _status_move, _make_move)
+# The card's "Close" button (behind a confirmation).
+handle_close = _card_button(
+    "closing a ticket",
+    _same_move(
+        lambda _me: TicketUpdate(status=TicketStatus.CLOSED.value),
+        lambda t: f"{ref(t.number)} is already closed.",
+    ),
+    _make_move,
+)
+# The card's "Edit": the ticket form, filled in.
+handle_edit = _card_button("opening the edit form", id_value, _open_edit_form)
+# The card's "Log time": the time-logging modal, for this ticket.
+handle_log_time = _card_button("opening the log-time modal", id_value, _open_log_time)
 
 
 def register(app: AsyncApp) -> None:

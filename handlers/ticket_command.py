@@ -7,14 +7,14 @@ a new ticket's card is queued in the outbox in the same transaction as the ticke
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
@@ -28,9 +28,10 @@ from handlers.blocks.tickets import (
 )
 from handlers.docket_cmd import split_subcommand
 from handlers.ids import Action, Command
+from handlers.listeners import Click, Slash, on_click, on_command
 from handlers.people import acting_agent, user_of
 from handlers.quick_create import QuickCreate, create_quick_tickets, quick_create_answer
-from handlers.respond import SORRY, for_stored_request, tell
+from handlers.respond import SORRY, answering_failures, tell
 from handlers.ticket_form import open_ticket_form
 from handlers.ticket_text import parse_ticket_text
 from models.tickets import (
@@ -52,17 +53,9 @@ async def _not_reply(command: dict[str, Any]) -> bool:
     return split_subcommand(command.get("text"))[0] != "reply"
 
 
-async def handle_ticket_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-    context: AsyncBoltContext | None = None,
-) -> None:
+async def _ticket_command(slash: Slash) -> None:
     """`/ticket [text]`: ack at once, then do the work and answer with respond()."""
-    await ack()
-    respond = for_stored_request(respond, context or {})
+    command, respond, client, services = slash
     parsed = parse_ticket_text(command.get("text"))
     user_id = str(command.get("user_id") or "")
     try:
@@ -92,6 +85,9 @@ async def handle_ticket_command(
     except Exception:
         logger.exception("/ticket %s failed", parsed.kind)
         await tell(respond, SORRY)
+
+
+handle_ticket_command = on_command(_ticket_command, stored=True)
 
 
 async def _quick_create(
@@ -199,24 +195,19 @@ async def _list(
     )
 
 
-async def handle_list_page(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-) -> None:
+async def _list_page(click: Click) -> None:
     """Previous/Next under a ticket list: replace the list with the requested page."""
-    await ack()
-    parsed = parse_list_page_value(action.get("value"))
+    parsed = parse_list_page_value(click.action.get("value"))
     if parsed is None:
         return
-    try:
-        await _list(services, client, respond, user_of(body)[0], parsed[0], parsed[1], replace=True)
-    except Exception:
-        logger.exception("paging a ticket list failed")
-        await tell(respond, SORRY)
+    services, respond = click.services, click.respond
+    user_id = user_of(click.body)[0]
+    say = functools.partial(tell, respond)
+    async with answering_failures(say, log=logger, doing="paging a ticket list", sorry=SORRY):
+        await _list(services, click.client, respond, user_id, parsed[0], parsed[1], replace=True)
+
+
+handle_list_page = on_click(_list_page)
 
 
 def end_of_day(at: datetime, zone: ZoneInfo) -> datetime:

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
+from handlers.blocks.common import form_values
 from handlers.blocks.tickets import (
     Choice,
     Field,
@@ -248,8 +249,8 @@ async def handle_customer_changed(
     view = body.get("view") or {}
     # Slack puts the modal's state in view.state; some payloads carry it at the top level too.
     values = {
-        **(((view.get("state") or {}).get("values")) or {}),
-        **(((body.get("state") or {}).get("values")) or {}),
+        **form_values(view),
+        **form_values(body),
     }
     form = parse_ticket_form(values)
     meta = FormMeta.decode(view.get("private_metadata"))
@@ -307,7 +308,7 @@ async def handle_ticket_submission(
     services: Services,
 ) -> None:
     """Create or save a ticket from the modal; problems go back into the form."""
-    form = parse_ticket_form(((view.get("state") or {}).get("values")) or {})
+    form = parse_ticket_form(form_values(view))
     meta = FormMeta.decode(view.get("private_metadata"))
     errors = form_errors(form)
     if errors:

@@ -14,13 +14,12 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import Services
 from handlers.ack import Answer, answer_within_budget
-from handlers.blocks.common import Block, escape, section
+from handlers.blocks.common import Block, escape, form_values, id_value, section
 from handlers.blocks.time import (
     B_DURATION,
     B_TICKET,
@@ -35,8 +34,9 @@ from handlers.blocks.time import (
     target_options,
 )
 from handlers.ids import Action, Command, View
+from handlers.listeners import Slash, on_command
 from handlers.people import on_team, resolve_member, team_member, user_of
-from handlers.respond import SORRY, for_stored_request
+from handlers.respond import SORRY
 from models import engine as profit
 from models.directory import list_contracts, list_customers, workspace_today
 from models.money import format_amount, round_subunits
@@ -165,17 +165,9 @@ async def _refuse(respond: AsyncRespond, reason: str) -> None:
 ONLY_TEAM = "Time logging is for members of the support team."
 
 
-async def handle_time_command(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    client: AsyncWebClient,
-    services: Services,
-    context: AsyncBoltContext | None = None,
-) -> None:
+async def _time_command(slash: Slash) -> None:
     """`/time ...`: log, list, edit, delete, or open the form."""
-    await ack()
-    respond = for_stored_request(respond, context or {})
+    command, respond, client, services = slash
     try:
         await _run_time_command(command, respond, client, services)
     except TimeRefused as exc:
@@ -183,6 +175,9 @@ async def handle_time_command(
     except Exception:
         logger.exception("/time failed")
         await _refuse(respond, SORRY)
+
+
+handle_time_command = on_command(_time_command, stored=True)
 
 
 async def _run_time_command(
@@ -362,7 +357,7 @@ async def handle_log_time_submission(
     services: Services,
 ) -> None:
     """Record the form's entry for whoever submitted it, or show what to fix."""
-    form = read_form((view.get("state") or {}).get("values") or {})
+    form = read_form(form_values(view))
     if form.errors:
         await ack(response_action="errors", errors=form.errors)
         return
@@ -459,8 +454,7 @@ async def handle_log_time_action(
 ) -> None:
     """A "Log time" button: a ticket card's (value: the ticket id) or App Home's."""
     await ack()
-    value = str(action.get("value") or "")
-    ticket_id = int(value) if value.isdigit() else None
+    ticket_id = id_value(action)
     try:
         await open_log_time_modal(client, str(body.get("trigger_id")), services, ticket_id)
     except Exception:

@@ -39,7 +39,7 @@ from models.alert_formats import (
 )
 from models.lifecycle import ACTIVE
 from models.notify import ordering_key
-from models.sql import dialect, insert_ignore
+from models.sql import dialect, insert_ignore, lease_pending
 from models.tables import (
     AlertCustomerMap,
     AlertDelivery,
@@ -60,6 +60,7 @@ from models.tickets import (
     TicketUpdate,
     active_contracts,
     create_ticket,
+    created_event,
     get_ticket,
     update_ticket,
     workspace_today,
@@ -298,26 +299,16 @@ async def claim_deliveries(
     lease_seconds: int = 120,
 ) -> list[int]:
     """Lease pending deliveries of one workspace to `owner`; `processed_at` is the deadline."""
-    stmt = (
-        select(AlertDelivery)
-        .where(
-            AlertDelivery.workspace_id == workspace_id,
-            AlertDelivery.status == "pending",
-            sa.or_(
-                col(AlertDelivery.processed_at).is_(None), col(AlertDelivery.processed_at) < now
-            ),
-        )
-        .order_by(col(AlertDelivery.id))
-        .limit(limit)
+    rows = await lease_pending(
+        session,
+        AlertDelivery,
+        AlertDelivery.workspace_id == workspace_id,
+        now=now,
+        limit=limit,
+        lease_seconds=lease_seconds,
     )
-    if dialect(session) == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list((await session.exec(stmt)).all())
     for row in rows:
-        row.processed_at = now + timedelta(seconds=lease_seconds)
         row.lease_owner = owner
-        row.attempts += 1
-        session.add(row)
     await session.flush()
     return [row.id for row in rows if row.id is not None]
 
@@ -529,13 +520,8 @@ async def _open_ticket(
         actor=None,
         at=at,
     )
-    created = (
-        await session.exec(
-            select(TicketEvent).where(
-                TicketEvent.ticket_id == ticket.id, TicketEvent.kind == EventKind.CREATED
-            )
-        )
-    ).first()
+    assert ticket.id is not None
+    created = await created_event(session=session, ticket_id=ticket.id)
     if created is not None:
         created.actor_label = f"{source.name} (monitoring)"
         created.data = {**(created.data or {}), "via": "alert", "source": source.name, **data}

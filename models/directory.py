@@ -10,11 +10,11 @@ group) mark the affected customer-periods stale (models.timelog) in the same tra
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.customer_channel import Notice
 from models.people import ensure_group
 from models.periods import local_date
+from models.profitability import CONTRACT_AMOUNTS
 from models.tables import (
     ChargeRate,
     Contact,
@@ -172,13 +173,7 @@ def check_terms(terms: ContractTerms) -> dict[str, str]:
         errors["name"] = "Give the contract a name."
     if terms.end_date is not None and terms.end_date < terms.start_date:
         errors["end_date"] = "The end date is before the start date."
-    for name in (
-        "monthly_fee_minor",
-        "block_minutes",
-        "block_price_minor",
-        "overage_minor_per_hour",
-        "monthly_direct_cost_minor",
-    ):
+    for name in CONTRACT_AMOUNTS:
         if getattr(terms, name) < 0:
             errors[name] = "Amounts cannot be negative."
     if terms.hourly_rate_minor is not None and terms.hourly_rate_minor < 0:
@@ -206,21 +201,33 @@ async def workspace_today(*, session: AsyncSession, workspace_id: int, at: datet
     return local_date(at, ZoneInfo(ws.timezone))
 
 
+_Named = TypeVar("_Named", Customer, Contract, MemberGroup)
+
+
+def _name_key(name: str) -> str:
+    """A name as names are matched: extra spaces dropped, case folded."""
+    return " ".join(name.split()).casefold()
+
+
+def _first_named(rows: Iterable[_Named], wanted: str) -> _Named | None:
+    """The first row whose name, ignoring case, is `wanted` (a `_name_key`)."""
+    return next((row for row in rows if row.name.casefold() == wanted), None)
+
+
 async def customer_by_name(
     *, session: AsyncSession, workspace_id: int, name: str
 ) -> Customer | None:
     """The customer with this name, ignoring case and extra spaces."""
-    wanted = " ".join(name.split()).casefold()
+    wanted = _name_key(name)
     stmt = select(Customer).where(
         Customer.workspace_id == workspace_id, sa.func.lower(Customer.name) == wanted
     )
     found = (await session.exec(stmt)).first()
     if found is None:  # lower() in SQL is ASCII-only on SQLite
-        for customer in await list_customers(
+        customers = await list_customers(
             session=session, workspace_id=workspace_id, active_only=False
-        ):
-            if customer.name.casefold() == wanted:
-                return customer
+        )
+        return _first_named(customers, wanted)
     return found
 
 
@@ -231,7 +238,7 @@ async def match_customers(
     exact = await customer_by_name(session=session, workspace_id=workspace_id, name=text)
     if exact is not None:
         return [exact]
-    wanted = " ".join(text.split()).casefold()
+    wanted = _name_key(text)
     found = [
         c
         for c in await list_customers(session=session, workspace_id=workspace_id, active_only=False)
@@ -337,13 +344,10 @@ async def contract_by_name(
     *, session: AsyncSession, workspace_id: int, customer_id: int, name: str
 ) -> Contract | None:
     """The customer's contract with this name, ignoring case and extra spaces."""
-    wanted = " ".join(name.split()).casefold()
-    for contract in await list_contracts(
+    contracts = await list_contracts(
         session=session, workspace_id=workspace_id, customer_id=customer_id
-    ):
-        if contract.name.casefold() == wanted:
-            return contract
-    return None
+    )
+    return _first_named(contracts, _name_key(name))
 
 
 async def list_contracts(
@@ -593,11 +597,8 @@ async def group_by_name(
     *, session: AsyncSession, workspace_id: int, name: str
 ) -> MemberGroup | None:
     """The group with this name, ignoring case."""
-    wanted = " ".join(name.split()).casefold()
-    for group in await list_groups(session=session, workspace_id=workspace_id):
-        if group.name.casefold() == wanted:
-            return group
-    return None
+    groups = await list_groups(session=session, workspace_id=workspace_id)
+    return _first_named(groups, _name_key(name))
 
 
 async def member_by_email(*, session: AsyncSession, workspace_id: int, email: str) -> Member | None:

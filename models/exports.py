@@ -376,16 +376,17 @@ async def _billable_time(
     hourly = [i for i, c in contracts.items() if c.kind is PricingKind.HOURLY]
     if not hourly:
         return {}
+    # One row per customer, contract, ticket and day.
+    keys = (
+        _TE.c.customer_id,
+        _TE.c.contract_id,
+        _TE.c.ticket_id,
+        _TK.c.number,
+        _TK.c.title,
+        _TE.c.work_date,
+    )
     stmt = (
-        sa.select(
-            _TE.c.customer_id,
-            _TE.c.contract_id,
-            _TE.c.ticket_id,
-            _TK.c.number,
-            _TK.c.title,
-            _TE.c.work_date,
-            sa.func.sum(_TE.c.minutes),
-        )
+        sa.select(*keys, sa.func.sum(_TE.c.minutes))
         .select_from(_TE.outerjoin(_TK, _TK.c.id == _TE.c.ticket_id))
         .where(
             _TE.c.workspace_id == workspace_id,
@@ -395,14 +396,7 @@ async def _billable_time(
             _TE.c.work_date >= month.start,
             _TE.c.work_date <= month.end,
         )
-        .group_by(
-            _TE.c.customer_id,
-            _TE.c.contract_id,
-            _TE.c.ticket_id,
-            _TK.c.number,
-            _TK.c.title,
-            _TE.c.work_date,
-        )
+        .group_by(*keys)
         .order_by(_TE.c.work_date)
     )
     found: dict[int, list[BillableTime]] = defaultdict(list)

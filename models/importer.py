@@ -737,8 +737,8 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-_TIME_COLUMNS = (
-    "workspace_id",
+# What a re-import may change on a time entry.
+_UPDATED_ALL = (
     "member_id",
     "ticket_id",
     "customer_id",
@@ -747,10 +747,8 @@ _TIME_COLUMNS = (
     "minutes",
     "billable",
     "note",
-    "source_key",
-    "created_at",
-    "updated_at",
 )
+_TIME_COLUMNS = ("workspace_id", *_UPDATED_ALL, "source_key", "created_at", "updated_at")
 _HASHED = tuple(sorted(COLUMNS["time"][0] + COLUMNS["time"][1]))
 
 
@@ -872,16 +870,7 @@ async def write_time_rows(
         )
     table: Any = TimeEntry.__table__  # type: ignore[attr-defined]
     ins: Any = sqlite.insert(table)
-    updated = (
-        "member_id",
-        "ticket_id",
-        "customer_id",
-        "contract_id",
-        "work_date",
-        "minutes",
-        "billable",
-        "note",
-    )
+    updated = _UPDATED_ALL
     upsert = ins.on_conflict_do_update(
         index_elements=["workspace_id", "source_key"],
         set_={**{c: ins.excluded[c] for c in updated}, "updated_at": ins.excluded.updated_at},
@@ -987,9 +976,6 @@ async def write_time_rows(
         session=session, workspace_id=workspace_id, changes=changes, at=at
     )
     return written_count, marked
-
-
-_UPDATED_ALL = _TIME_COLUMNS[1:9]  # what a re-import may change: member_id .. note
 
 
 async def _copy_time_rows(

@@ -68,6 +68,7 @@ from models.tickets import (
     TicketUpdate,
     clean_title,
     create_ticket,
+    created_event,
     default_contract_id,
     get_ticket,
     ticket_by_number,
@@ -508,13 +509,7 @@ async def open_customer_ticket(
     ticket.follow_up_of_id = follow_up_of.id if follow_up_of is not None else None
     ticket.last_customer_message_id = last_message_id
     session.add(ticket)
-    created = (
-        await session.exec(
-            select(TicketEvent).where(
-                TicketEvent.ticket_id == ticket.id, TicketEvent.kind == EventKind.CREATED
-            )
-        )
-    ).first()
+    created = await created_event(session=session, ticket_id=ticket.id)
     if created is not None:
         created.actor_label = clean_text(label, 320)
         created.slack_ts = slack_ts

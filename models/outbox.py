@@ -20,7 +20,7 @@ so claims are serialised; Docket runs one delivering process there.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -626,48 +626,56 @@ def _unlease(row: OutboxMessage) -> None:
     row.lease_until = None
 
 
+async def _settle(
+    session: AsyncSession, row_id: int, owner: str, change: Callable[[OutboxMessage], None]
+) -> OutboxMessage | None:
+    """Apply `change` to a row this owner still holds and give up its lease; None when the
+    row is no longer ours (its lease went elsewhere)."""
+    row = await _owned(session, row_id, owner)
+    if row is None:
+        return None
+    change(row)
+    _unlease(row)
+    session.add(row)
+    return row
+
+
 async def mark_delivered(
     *, session: AsyncSession, row_id: int, owner: str, at: datetime, result: dict[str, Any] | None
 ) -> OutboxMessage | None:
     """Record a delivery; None when the row is no longer ours (its lease went elsewhere)."""
-    row = await _owned(session, row_id, owner)
-    if row is None:
-        return None
-    row.status = OutboxStatus.DELIVERED
-    row.delivered_at = at
-    row.attempts += 1
-    row.result = result
-    _unlease(row)
-    session.add(row)
-    return row
+
+    def delivered(row: OutboxMessage) -> None:
+        row.status = OutboxStatus.DELIVERED
+        row.delivered_at = at
+        row.attempts += 1
+        row.result = result
+
+    return await _settle(session, row_id, owner, delivered)
 
 
 async def mark_retry(
     *, session: AsyncSession, row_id: int, owner: str, error: str, retry_at: datetime
 ) -> OutboxMessage | None:
     """Record a failed attempt and when to try again."""
-    row = await _owned(session, row_id, owner)
-    if row is None:
-        return None
-    row.attempts += 1
-    row.last_error = error[:ERROR_LIMIT]
-    row.next_attempt_at = retry_at
-    _unlease(row)
-    session.add(row)
-    return row
+
+    def failed(row: OutboxMessage) -> None:
+        row.attempts += 1
+        row.last_error = error[:ERROR_LIMIT]
+        row.next_attempt_at = retry_at
+
+    return await _settle(session, row_id, owner, failed)
 
 
 async def release(
     *, session: AsyncSession, row_id: int, owner: str, retry_at: datetime
 ) -> OutboxMessage | None:
     """Give a claimed row back without counting an attempt (shutdown, or waiting its turn)."""
-    row = await _owned(session, row_id, owner)
-    if row is None:
-        return None
-    row.next_attempt_at = max(row.next_attempt_at, retry_at)
-    _unlease(row)
-    session.add(row)
-    return row
+
+    def released(row: OutboxMessage) -> None:
+        row.next_attempt_at = max(row.next_attempt_at, retry_at)
+
+    return await _settle(session, row_id, owner, released)
 
 
 async def mark_dead(

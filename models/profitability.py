@@ -78,6 +78,15 @@ def _check_count(name: str, value: int) -> None:
         raise ValueError(f"{name} cannot be negative: {value}")
 
 
+CONTRACT_AMOUNTS = (
+    "monthly_fee_minor",
+    "block_minutes",
+    "block_price_minor",
+    "overage_minor_per_hour",
+    "monthly_direct_cost_minor",
+)
+"""A contract's amounts besides its charge rates (minor units or minutes); none is negative."""
+
 _FOREIGN_FIELDS: dict[PricingKind, tuple[str, ...]] = {
     PricingKind.HOURLY: (
         "monthly_fee_minor",
@@ -132,13 +141,7 @@ class PricedContract:
         object.__setattr__(self, "charge_rates", tuple(self.charge_rates))
         if self.end is not None and self.end < self.start:
             raise ValueError(f"contract {self.id} ends {self.end}, before its start {self.start}")
-        for name in (
-            "monthly_fee_minor",
-            "block_minutes",
-            "block_price_minor",
-            "overage_minor_per_hour",
-            "monthly_direct_cost_minor",
-        ):
+        for name in CONTRACT_AMOUNTS:
             _check_count(f"contract {self.id} {name}", getattr(self, name))
         # Fields of another kind would be silently ignored and misreport revenue: refuse them.
         for name in _FOREIGN_FIELDS[self.kind]:

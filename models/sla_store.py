@@ -373,17 +373,22 @@ async def ticket_states(
     return out
 
 
+def _due(workspace_id: int, now: datetime) -> tuple[Any, ...]:
+    """The workspace's tickets whose next SLA check is due."""
+    return (
+        TicketSla.workspace_id == workspace_id,
+        col(TicketSla.next_check_at).is_not(None),
+        col(TicketSla.next_check_at) <= now,
+    )
+
+
 async def due_checks(
     *, session: AsyncSession, workspace_id: int, now: datetime, limit: int = 500
 ) -> list[int]:
     """Ids of tickets whose next check is due (oldest first)."""
     stmt = (
         select(TicketSla.ticket_id)
-        .where(
-            TicketSla.workspace_id == workspace_id,
-            col(TicketSla.next_check_at).is_not(None),
-            col(TicketSla.next_check_at) <= now,
-        )
+        .where(*_due(workspace_id, now))
         .order_by(col(TicketSla.next_check_at))
         .limit(limit)
     )
@@ -714,11 +719,7 @@ async def scan_due(
     their next check on. Several scanners may run at once: each notice is claimed once."""
     stmt = (
         select(TicketSla)
-        .where(
-            TicketSla.workspace_id == workspace_id,
-            col(TicketSla.next_check_at).is_not(None),
-            col(TicketSla.next_check_at) <= now,
-        )
+        .where(*_due(workspace_id, now))
         .order_by(col(TicketSla.next_check_at))
         .limit(limit)
     )

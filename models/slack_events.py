@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.sql import dialect, insert_ignore
+from models.sql import insert_ignore, lease_pending
 from models.tables import SlackEvent
 
 MAX_ATTEMPTS = 5
@@ -45,23 +43,14 @@ async def claim_pending(
     same database belong to that team's process: processing them here would answer with the
     wrong bot and store their people in the wrong workspace.
     """
-    stmt = (
-        select(SlackEvent)
-        .where(
-            SlackEvent.team_id == team_id,
-            SlackEvent.status == "pending",
-            sa.or_(col(SlackEvent.processed_at).is_(None), col(SlackEvent.processed_at) < now),
-        )
-        .order_by(col(SlackEvent.id))
-        .limit(limit)
+    rows = await lease_pending(
+        session,
+        SlackEvent,
+        SlackEvent.team_id == team_id,
+        now=now,
+        limit=limit,
+        lease_seconds=lease_seconds,
     )
-    if dialect(session) == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list((await session.exec(stmt)).all())
-    for row in rows:
-        row.processed_at = now + timedelta(seconds=lease_seconds)
-        row.attempts += 1
-        session.add(row)
     await session.flush()
     return rows
 

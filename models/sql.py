@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.tables import AlertDelivery, SlackEvent
+
+Leased = TypeVar("Leased", AlertDelivery, SlackEvent)
 
 
 def dialect(session: AsyncSession) -> str:
@@ -76,3 +82,38 @@ async def insert_ignore(
     result = await session.execute(stmt)
     row = result.first()
     return None if row is None else int(row[0])
+
+
+async def lease_pending(
+    session: AsyncSession,
+    model: type[Leased],
+    scope: Any,
+    *,
+    now: datetime,
+    limit: int,
+    lease_seconds: int,
+) -> list[Leased]:
+    """Lease up to `limit` pending rows in `scope`, oldest first, counting an attempt on each.
+
+    `processed_at` is a pending row's lease deadline: a row without one, or whose lease has
+    passed, is free. On PostgreSQL rows another transaction is leasing are skipped. The
+    caller flushes (after adding what else its lease records).
+    """
+    stmt = (
+        select(model)
+        .where(
+            scope,
+            model.status == "pending",
+            sa.or_(col(model.processed_at).is_(None), col(model.processed_at) < now),
+        )
+        .order_by(col(model.id))
+        .limit(limit)
+    )
+    if dialect(session) == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list((await session.exec(stmt)).all())
+    for row in rows:
+        row.processed_at = now + timedelta(seconds=lease_seconds)
+        row.attempts += 1
+        session.add(row)
+    return rows

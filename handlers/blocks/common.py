@@ -68,6 +68,17 @@ def button(text: str, action_id: str, value: str = "", style: str | None = None)
     return btn
 
 
+def form_values(view: dict[str, Any]) -> dict[str, Any]:
+    """A submitted modal's values, by block and action id."""
+    return ((view.get("state") or {}).get("values")) or {}
+
+
+def id_value(action: dict[str, Any]) -> int | None:
+    """The id a button carries as its value (digits only), or None."""
+    value = str(action.get("value") or "")
+    return int(value) if value.isdigit() else None
+
+
 def plain(text: str, limit: int = SECTION_LIMIT) -> dict[str, Any]:
     return {"type": "plain_text", "text": cut(text, limit)}
 

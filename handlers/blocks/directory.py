@@ -27,6 +27,18 @@ def option(text: str, value: str) -> dict[str, Any]:
     return {"text": plain(text, 75), "value": value}
 
 
+def _input(
+    block_id: str, label: dict[str, Any], element: dict[str, Any], *, optional: bool
+) -> Block:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": label,
+        "optional": optional,
+        "element": element,
+    }
+
+
 def text_input(
     block_id: str,
     label: str,
@@ -41,13 +53,7 @@ def text_input(
         element["initial_value"] = initial
     if placeholder:
         element["placeholder"] = plain(placeholder, 150)
-    block: Block = {
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label, 2000),
-        "optional": optional,
-        "element": element,
-    }
+    block = _input(block_id, plain(label, 2000), element, optional=optional)
     if hint:
         block["hint"] = plain(hint, 2000)
     return block
@@ -57,13 +63,7 @@ def date_input(block_id: str, label: str, *, initial: date | None, optional: boo
     element: dict[str, Any] = {"type": "datepicker", "action_id": f"{block_id}_input"}
     if initial is not None:
         element["initial_date"] = initial.isoformat()
-    return {
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label),
-        "optional": optional,
-        "element": element,
-    }
+    return _input(block_id, plain(label), element, optional=optional)
 
 
 def select_input(
@@ -88,13 +88,7 @@ def select_input(
     element["placeholder"] = plain("Choose…")
     if initial is not None:
         element["initial_option"] = initial
-    return {
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label),
-        "optional": optional,
-        "element": element,
-    }
+    return _input(block_id, plain(label), element, optional=optional)
 
 
 def modal(
@@ -115,36 +109,39 @@ def _money(minor: int | None) -> str | None:
     return None if minor is None or minor == 0 else to_decimal_string(minor)
 
 
+def _channel_select(block_id: str, label: str, hint: str, initial: str | None) -> Block:
+    """An optional channel picker (public or private channels)."""
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": True,
+        "label": plain(label),
+        "hint": plain(hint),
+        "element": {
+            "type": "conversations_select",
+            "action_id": f"{block_id}_input",
+            "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+        },
+    }
+    if initial:
+        block["element"]["initial_conversation"] = initial
+    return block
+
+
 def build_customer_modal(customer: Customer | None, name_hint: str = "") -> dict[str, Any]:
     """Add (or, given a customer, edit) a customer: name, email domains, linked channel."""
-    channel: Block = {
-        "type": "input",
-        "block_id": "channel",
-        "optional": True,
-        "label": plain("Linked Slack channel"),
-        "hint": plain("Messages there can become this customer's tickets."),
-        "element": {
-            "type": "conversations_select",
-            "action_id": "channel_input",
-            "filter": {"include": ["public", "private"], "exclude_bot_users": True},
-        },
-    }
-    if customer is not None and customer.slack_channel:
-        channel["element"]["initial_conversation"] = customer.slack_channel
-    internal: Block = {
-        "type": "input",
-        "block_id": "internal",
-        "optional": True,
-        "label": plain("Team channel for their tickets"),
-        "hint": plain("Where this customer's ticket cards go; empty: the triage channel."),
-        "element": {
-            "type": "conversations_select",
-            "action_id": "internal_input",
-            "filter": {"include": ["public", "private"], "exclude_bot_users": True},
-        },
-    }
-    if customer is not None and customer.internal_channel:
-        internal["element"]["initial_conversation"] = customer.internal_channel
+    channel = _channel_select(
+        "channel",
+        "Linked Slack channel",
+        "Messages there can become this customer's tickets.",
+        customer.slack_channel if customer is not None else None,
+    )
+    internal = _channel_select(
+        "internal",
+        "Team channel for their tickets",
+        "Where this customer's ticket cards go; empty: the triage channel.",
+        customer.internal_channel if customer is not None else None,
+    )
     blocks = [
         text_input("name", "Name", initial=customer.name if customer else name_hint or None),
         text_input(
@@ -194,14 +191,19 @@ def customer_options(customers: list[Customer]) -> list[dict[str, Any]] | None:
     return [option(c.name, str(c.id)) for c in customers]
 
 
+def _customer_select(customers: list[Customer], chosen: Customer | None) -> Block:
+    return select_input(
+        "customer",
+        "Customer",
+        options=customer_options(customers),
+        action_id=Action.DIRECTORY_CUSTOMER.value,
+        initial=option(chosen.name, str(chosen.id)) if chosen else None,
+    )
+
+
 def build_contact_modal(customers: list[Customer]) -> dict[str, Any]:
     blocks = [
-        select_input(
-            "customer",
-            "Customer",
-            options=customer_options(customers),
-            action_id=Action.DIRECTORY_CUSTOMER.value,
-        ),
+        _customer_select(customers, None),
         text_input("email", "Email"),
         text_input("name", "Name", optional=True),
     ]
@@ -225,13 +227,7 @@ def build_contract_modal(
         else None
     )
     blocks = [
-        select_input(
-            "customer",
-            "Customer",
-            options=customer_options(customers),
-            action_id=Action.DIRECTORY_CUSTOMER.value,
-            initial=option(chosen.name, str(chosen.id)) if chosen else None,
-        ),
+        _customer_select(customers, chosen),
         text_input("name", "Contract name", initial=contract.name if contract else None),
         select_input("kind", "Kind", options=kinds, action_id="kind_input", initial=initial_kind),
         date_input("start", "Starts", initial=contract.start_date if contract else today),

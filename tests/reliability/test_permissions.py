@@ -1207,6 +1207,7 @@ GIVEN_ROWS = {
     "slack_events.store_event",  # the team is in the body, checked by the server first
     "sql.insert_ignore",
     "sql.insert_ignore_many",
+    "sql.lease_pending",  # the scope (a workspace or team) is given by its caller
 }
 SCOPES = ("workspace_id", "team_id", "workspace")
 

@@ -34,6 +34,7 @@ deleted and inserted again, in the unique index's order, in one transaction per 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import defaultdict
@@ -79,6 +80,9 @@ write lock is free between steps."""
 
 AGGREGATE_WORK_MEM = "64MB"
 """PostgreSQL memory for one block's aggregate (its hash table), per transaction."""
+
+REBUILD_OVERLAP = 2
+"""Blocks a PostgreSQL rebuild has in hand at once."""
 
 LARGE_BACKLOG = 20_000
 """Stale customer-periods above which a refresh step takes a rebuild's block of customers
@@ -854,30 +858,50 @@ async def rebuild(
         customers = await per_customer.customers_with_data(
             session=session, workspace_id=workspace_id
         )
+        # PostgreSQL works on one block's aggregate while Docket builds and writes the rows
+        # of the one before (each block its own transaction and connection; their customers'
+        # locks never overlap). SQLite has one writer: a block at a time.
+        overlap = REBUILD_OVERLAP if dialect(session) == "postgresql" else 1
     total = profit_store.WriteStats()
     cached: tuple[CostRates, tuple[date, date] | None, Pieces] | None = None
-    for offset in range(0, len(customers), chunk):
-        block = customers[offset : offset + chunk]
+    done = 0
+
+    async def one(block: Sequence[int | None]) -> None:
+        nonlocal cached, done
         async with sessions() as session, session.begin():
             rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
             span = await time_span(session=session, workspace_id=workspace_id)
             if cached is None or cached[0] != rates or cached[1] != span:
                 cached = (rates, span, Pieces(rates, span))
-            total.add(
-                await recompute_customers(
-                    session=session,
-                    workspace_id=workspace_id,
-                    customers=block,
-                    today=today,
-                    at=at,
-                    rates=rates,
-                    pieces=cached[2],
-                )
+            stats = await recompute_customers(
+                session=session,
+                workspace_id=workspace_id,
+                customers=block,
+                today=today,
+                at=at,
+                rates=rates,
+                pieces=cached[2],
             )
+        total.add(stats)
+        done += len(block)
         if progress is not None:
-            maybe = progress(offset + len(block), len(customers))
+            maybe = progress(done, len(customers))
             if maybe is not None:
                 await maybe
+
+    running: set[asyncio.Task[None]] = set()
+    try:
+        for offset in range(0, len(customers), chunk):
+            if len(running) >= overlap:
+                finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    task.result()  # a failed block stops the rebuild
+            running.add(asyncio.create_task(one(customers[offset : offset + chunk])))
+        await asyncio.gather(*running)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
     return total
 
 

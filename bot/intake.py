@@ -216,9 +216,9 @@ class IntakeStore:
 
     Requests arriving while a batch is written go into the next one, so a burst costs a few
     commits instead of one each. A batch is one statement, sent in one hand-over: on SQLite
-    by a thread of its own on its own connection (the write lock taken once per batch, ahead
-    of background writers), on PostgreSQL on a connection of its own in autocommit (one round
-    trip). A request whose write has not begun within its budget is answered "busy" and is
+    on the event loop itself through a connection of its own (about a millisecond for 200
+    rows; the write lock taken once per batch, ahead of background writers, and never waited
+    for there), on PostgreSQL on a connection of its own in autocommit (one round trip). A request whose write has not begun within its budget is answered "busy" and is
     never written later; one timer checks the waiting requests' budgets, not one per request.
     """
 

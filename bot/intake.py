@@ -218,8 +218,9 @@ class IntakeStore:
     commits instead of one each. A batch is one statement, sent in one hand-over: on SQLite
     on the event loop itself through a connection of its own (about a millisecond for 200
     rows; the write lock taken once per batch, ahead of background writers, and never waited
-    for there), on PostgreSQL on a connection of its own in autocommit (one round trip). A request whose write has not begun within its budget is answered "busy" and is
-    never written later; one timer checks the waiting requests' budgets, not one per request.
+    for there), on PostgreSQL on a connection of its own in autocommit (one round trip).
+    A request whose write has not begun within its budget is answered "busy" and is never
+    written later; one timer checks the waiting requests' budgets, not one per request.
     """
 
     MAX_BATCH = 200

@@ -3,8 +3,8 @@
 A submission whose answer depends on stored work (field errors, the saved view) hands that
 work to `answer_within_budget`. Done in time, the answer goes in the ack itself; not done,
 the ack goes at once (closing the modal) and the outcome is told by DM, while the work goes
-on to the end: it is never cut off half-way. The ingress (`bot.intake`) waits on the same
-budget with `within_ack_budget`.
+on to the end: it is never cut off half-way. The ingress (`bot.intake`) gives storing a
+request the same budget, ACK_BUDGET_SECONDS.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.sql import dialect, insert_ignore_many, insert_ignore_statement, new_ids
+from models.sql import dialect, insert_ignore_statement, new_ids
 from models.tables import SlackIntake
 
 MAX_ATTEMPTS = 5
@@ -230,9 +230,10 @@ async def store_requests(
     """
     if not items:
         return []
-    rows = _intake_rows(workspace_id, items, at)
-    ids = await insert_ignore_many(
-        session, SlackIntake, rows, conflict=INTAKE_CONFLICT, key="intake_key"
+    ids = await session.run_sync(
+        lambda sync: store_requests_now(
+            connection=sync.connection(), workspace_id=workspace_id, items=items, at=at
+        )
     )
     session.info["intake_dirty"] = True
     return ids

@@ -33,8 +33,7 @@ from bot.demo_sla import add_service_levels, service_levels_text
 from bot.migrate import upgrade
 from jobs.chart import render_chart
 from models.periods import local_date, previous, week_of
-from models.profit_bulk import rebuild
-from models.profit_refresh import refresh_some
+from models.profit_bulk import rebuild, refresh_step
 from models.profit_report import build_report, record_report_run
 from models.tables import (
     ChargeRate,
@@ -397,7 +396,9 @@ async def restate_week_before(engine: AsyncEngine, workspace_id: int, *, today: 
         )
     while True:
         async with sessions() as session, session.begin():
-            stats = await refresh_some(session=session, workspace_id=workspace_id, at=now)
+            stats = await refresh_step(
+                session=session, workspace_id=workspace_id, today=today, at=now
+            )
         if not stats.customer_periods:
             return
 

@@ -126,8 +126,12 @@ async def refresh_all(shell: Shell, *, show: bool = True) -> int:
     with bar:
         while True:
             async with shell.sessions() as session, session.begin():
-                stats = await profit_refresh.refresh_some(
-                    session=session, workspace_id=shell.workspace_id, at=shell.now(), limit=50
+                stats = await profit_bulk.refresh_step(
+                    session=session,
+                    workspace_id=shell.workspace_id,
+                    today=shell.today(),
+                    at=shell.now(),
+                    limit=50,
                 )
             if stats.customer_periods == 0:
                 return done

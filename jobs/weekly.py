@@ -29,7 +29,8 @@ from handlers.blocks.weekly import build_weekly_blocks, weekly_fallback_text
 from jobs.chart import render_chart
 from models.outbox import FileUpload, enqueue, slack_call
 from models.periods import Period, local_date, parse_period
-from models.profit_refresh import ensure_horizon, refresh_some
+from models.profit_bulk import refresh_step
+from models.profit_refresh import ensure_horizon
 from models.profit_report import mark_restatements_reported
 from models.report_runs import (
     QUEUED,
@@ -100,8 +101,12 @@ async def refresh_figures(
         await ensure_horizon(session=session, workspace_id=workspace_id, today=today, at=now)
     for _ in range(REFRESH_ROUNDS):
         async with services.transaction() as session:
-            stats = await refresh_some(
-                session=session, workspace_id=workspace_id, at=now, limit=REFRESH_BATCH
+            stats = await refresh_step(
+                session=session,
+                workspace_id=workspace_id,
+                today=today,
+                at=now,
+                limit=REFRESH_BATCH,
             )
         if stats.customer_periods == 0:
             return

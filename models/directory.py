@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import cost_changes
 from models.customer_channel import Notice
 from models.people import ensure_group
 from models.periods import local_date
@@ -534,6 +535,9 @@ async def save_cost_rate(
         group = await session.get(MemberGroup, group_id)
         if group is None or group.workspace_id != workspace_id:
             raise DirectoryError("That group does not exist.")
+    # Rate changes take turns, and wait for recomputes that read the rates (PostgreSQL).
+    await cost_changes.hold(session, workspace_id, exclusive=True)
+    before = await cost_changes.load_cost_rates(session=session, workspace_id=workspace_id)
     stmt = select(CostRate).where(
         CostRate.workspace_id == workspace_id,
         CostRate.subject == subject,
@@ -554,24 +558,24 @@ async def save_cost_rate(
     rate.inputs = inputs
     session.add(rate)
     await session.flush()
-    affected: list[int] | None
+    after = await cost_changes.load_cost_rates(session=session, workspace_id=workspace_id)
     if member_id is not None:
-        affected = [member_id]
+        affected: Iterable[int] = [member_id]
     elif group_id is not None:
-        members = await session.execute(
-            sa.select(_ME.c.id).where(
-                _ME.c.workspace_id == workspace_id, _ME.c.group_id == group_id
-            )
-        )
-        affected = [int(m) for m in members.scalars().all()]
+        affected = [m for m, g in after.group_of.items() if g == group_id]
     else:
-        affected = None
-    if affected != []:
+        affected = after.group_of
+    deltas = cost_changes.rate_deltas(before, after, affected)
+    if deltas and cost_changes.costs_everywhere(deltas):
+        # Only labour cost moves: the refresh adds the difference to the stored rows.
+        await cost_changes.record(session=session, workspace_id=workspace_id, deltas=deltas, at=at)
+    elif deltas:
+        # Days change between costed and uncosted: those members' time is recomputed.
         await mark_members_from(
             session=session,
             workspace_id=workspace_id,
-            member_ids=affected,
-            since=effective_from,
+            member_ids=sorted({d[0] for d in deltas}),
+            since=min(d[1] for d in deltas),
             at=at,
         )
     return rate

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.cost_changes import guard, load_cost_rates
 from models.periods import Period, week_of
 from models.profit_store import (
     PERIOD_KINDS,
@@ -50,8 +51,6 @@ from models.sql import dialect
 from models.tables import (
     ChargeRate,
     Contract,
-    CostRate,
-    Member,
     ProfitResult,
     StalePeriod,
     TimeEntry,
@@ -64,43 +63,12 @@ logger = logging.getLogger(__name__)
 _TE: Any = TimeEntry.__table__  # type: ignore[attr-defined]
 _PR: Any = ProfitResult.__table__  # type: ignore[attr-defined]
 _SP: Any = StalePeriod.__table__  # type: ignore[attr-defined]
-_CR: Any = CostRate.__table__  # type: ignore[attr-defined]
 _CH: Any = ChargeRate.__table__  # type: ignore[attr-defined]
-_ME: Any = Member.__table__  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------
 # Loading plain values
 # ---------------------------------------------------------------------------------------
-
-
-async def load_cost_rates(*, session: AsyncSession, workspace_id: int) -> CostRates:
-    """Every cost rate of the workspace and each member's group, as the pure engine wants."""
-    member: dict[int, list[RateRow]] = defaultdict(list)
-    group: dict[int, list[RateRow]] = defaultdict(list)
-    default: list[RateRow] = []
-    stmt = (
-        sa.select(_CR.c.member_id, _CR.c.group_id, _CR.c.effective_from, _CR.c.minor_per_hour)
-        .where(_CR.c.workspace_id == workspace_id)
-        .order_by(_CR.c.effective_from, _CR.c.id)
-    )
-    for member_id, group_id, effective_from, minor in (await session.execute(stmt)).all():
-        row = RateRow(effective_from, int(minor))
-        if member_id is not None:
-            member[member_id].append(row)
-        elif group_id is not None:
-            group[group_id].append(row)
-        else:
-            default.append(row)
-    groups = await session.execute(
-        sa.select(_ME.c.id, _ME.c.group_id).where(_ME.c.workspace_id == workspace_id)
-    )
-    return CostRates(
-        member=dict(member),
-        group_of={int(m): g for m, g in groups.all()},
-        group=dict(group),
-        default=tuple(default),
-    )
 
 
 def to_pure_contract(row: Contract, charge_rates: Iterable[RateRow] = ()) -> PricedContract:
@@ -387,6 +355,7 @@ async def rebuild_customer(
     reported: set[str] | None = None,
 ) -> WriteStats:
     """Recompute and store every result of one customer, and clear its stale marks."""
+    await guard(session, workspace_id)
     await lock_customer(session, workspace_id, customer_id)
     stale_stmt = sa.select(_SP.c.id).where(
         _SP.c.workspace_id == workspace_id,

@@ -39,6 +39,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -47,8 +48,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import cost_changes, profit_refresh, profit_store
 from models import engine as per_customer
-from models import profit_refresh, profit_store
 from models.money import SUBUNITS, split_largest_remainder
 from models.periods import month_of
 from models.profitability import (
@@ -63,7 +64,7 @@ from models.profitability import (
 from models.rates import rate_in_force
 from models.sql import dialect
 from models.tables import ProfitResult, StalePeriod, TimeEntry
-from models.timelog import horizon_end, periods_of_range
+from models.timelog import horizon_end, mark_stale, periods_of_range
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,37 @@ _CONTRACT = sa.Table(
     sa.Column("valid_until", sa.Date, nullable=False),  # exclusive
     sa.Column("minor_per_hour", sa.BigInteger, nullable=True),  # hourly; None: unpriced
     sa.Index("ix_docket_tmp_contract_piece", "contract_id", "valid_from"),
+    prefixes=["TEMPORARY"],
+)
+
+_DELTA_PIECE = sa.Table(
+    "docket_tmp_cost_delta_piece",
+    _TMP,
+    sa.Column("member_id", sa.Integer, nullable=False),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_until", sa.Date, nullable=False),  # exclusive
+    sa.Column("delta", sa.BigInteger, nullable=False),  # rate after - rate before
+    prefixes=["TEMPORARY"],
+)
+_DELTA_DAY = sa.Table(
+    "docket_tmp_cost_delta_day",
+    _TMP,
+    sa.Column("member_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("delta", sa.BigInteger, nullable=False),
+    sa.Column("week_start", sa.Date, nullable=False),
+    sa.Column("month_start", sa.Date, nullable=False),
+    prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,
+)
+_LABOUR_DELTA = sa.Table(
+    "docket_tmp_labour_delta",
+    _TMP,
+    sa.Column("period_kind", sa.String(8), nullable=False),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("customer_id", sa.Integer, nullable=False),  # 0: time against no customer
+    sa.Column("contract_key", sa.Integer, nullable=False),
+    sa.Column("delta", sa.BigInteger, nullable=False),  # sixtieths
     prefixes=["TEMPORARY"],
 )
 
@@ -627,6 +659,8 @@ async def recompute_customers(
     `pieces` (with `rates` and `contracts`) lets a rebuild build the piece rows once."""
     if not customers:
         return profit_store.WriteStats()
+    # Cost changes waiting are added first: the figures below come from the new rates.
+    settled = await settle(session=session, workspace_id=workspace_id, at=at)
     ordered = sorted(set(customers), key=lambda c: -1 if c is None else c)
     await _lock_customers(session, workspace_id, ordered)
     stale_ids = await _stale_ids(session, workspace_id, ordered)
@@ -658,6 +692,9 @@ async def recompute_customers(
         await _drop_pieces(session)
     for offset in range(0, len(stale_ids), 500):
         await session.execute(sa.delete(_SP).where(_SP.c.id.in_(stale_ids[offset : offset + 500])))
+    if settled is not None:
+        stats.rows_written += settled.rows_written
+        stats.restatements += settled.restatements
     return stats
 
 
@@ -869,6 +906,7 @@ async def rebuild(
     async def one(block: Sequence[int | None]) -> None:
         nonlocal cached, done
         async with sessions() as session, session.begin():
+            await settle(session=session, workspace_id=workspace_id, at=at)  # before the rates
             rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
             span = await time_span(session=session, workspace_id=workspace_id)
             if cached is None or cached[0] != rates or cached[1] != span:
@@ -915,7 +953,12 @@ async def refresh_many(
 ) -> profit_refresh.RefreshStats:
     """Recompute, set-based, every period of up to `customers` customers that have stale
     marks (the oldest marks first), in the caller's transaction: the path for a backlog too
-    large for `models.engine.refresh_some` (a back-dated rate, an import)."""
+    large for `models.profit_refresh.refresh_some` (a back-dated rate, an import). Cost changes
+    waiting are a step of their own, as in `refresh_step`."""
+    settled = await settle(session=session, workspace_id=workspace_id, at=at)
+    if settled is not None:
+        settled.customer_periods = max(settled.customer_periods, 1)
+        return settled
     stmt = (
         sa.select(_SP.c.customer_id, sa.func.min(_SP.c.id))
         .where(_SP.c.workspace_id == workspace_id)
@@ -951,9 +994,15 @@ async def refresh_step(
     customers: int = BULK_CUSTOMERS,
 ) -> profit_refresh.RefreshStats:
     """One step of the background refresh, in the caller's transaction: `limit` stale
-    customer-periods one customer at a time (models.engine.refresh_some) while the backlog is
-    small, whole customers set-based (`refresh_many`) when it holds more than `backlog`:
+    customer-periods one customer at a time (models.profit_refresh.refresh_some) while the
+    backlog is small, whole customers set-based (`refresh_many`) when it holds more than `backlog`:
     `customers` of them per step, a rebuild's block when it holds more than LARGE_BACKLOG."""
+    settled = await settle(session=session, workspace_id=workspace_id, at=at)
+    if settled is not None:
+        # Applying cost changes is a step of its own. It counts at least one customer-period,
+        # so a caller looping until a step does nothing comes back for the stale marks.
+        settled.customer_periods = max(settled.customer_periods, 1)
+        return settled
     claimed = await profit_refresh.claim_stale(
         session=session, workspace_id=workspace_id, limit=limit
     )
@@ -969,3 +1018,256 @@ async def refresh_step(
     return await profit_refresh.refresh_some(
         session=session, workspace_id=workspace_id, at=at, claimed=claimed
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Cost-rate changes, added to the stored rows as differences (models.cost_changes)
+# ---------------------------------------------------------------------------------------
+
+
+async def settle(
+    *, session: AsyncSession, workspace_id: int, at: datetime
+) -> profit_refresh.RefreshStats | None:
+    """Apply the cost-rate changes waiting, in the caller's transaction, before it reads any
+    rate; None when none waited. Afterwards (PostgreSQL) the transaction holds the cost lock,
+    so no change commits until it ends."""
+    if not await cost_changes.has_pending(session, workspace_id):
+        await cost_changes.hold(session, workspace_id, exclusive=False)
+        # A change committed between the check and the lock is applied below (PostgreSQL
+        # settles the rare case of two transactions doing so by failing one).
+        if dialect(session) != "postgresql" or not await cost_changes.has_pending(
+            session, workspace_id
+        ):
+            return None
+    await cost_changes.hold(session, workspace_id, exclusive=True)
+    return await apply_cost_changes(session=session, workspace_id=workspace_id, at=at)
+
+
+async def apply_cost_changes(
+    *, session: AsyncSession, workspace_id: int, at: datetime
+) -> profit_refresh.RefreshStats:
+    """Add every waiting cost-rate change to the stored rows' labour cost in a few set-based
+    statements, and restate reported periods it moves; rows of customer-periods marked stale
+    are left to their recompute. The caller holds the cost lock exclusively (PostgreSQL)."""
+    stats = profit_refresh.RefreshStats()
+    changes = await cost_changes.take_pending(session, workspace_id)
+    span = await time_span(session=session, workspace_id=workspace_id)
+    if not changes or span is None:
+        return stats
+    contracts = await per_customer.load_contracts(session=session, workspace_id=workspace_id)
+    pieces = [
+        {"member_id": m, "valid_from": f, "valid_until": u, "delta": new - old}
+        for deltas in changes
+        for m, f, u, old, new in deltas
+        if old is not None and new is not None and f <= span[1] and u > span[0]
+    ]
+    conn = await session.connection()
+    tables = [_DAY, _CONTRACT, _DELTA_PIECE, _DELTA_DAY, _LABOUR_DELTA]
+    await _drop_tables(session, tables)
+    await conn.run_sync(lambda sync: _TMP.create_all(sync, tables=tables))
+    try:
+        days = Pieces(CostRates(), span).days  # no rates: only the span's days
+        for table, rows in ((_DAY, days), (_CONTRACT, _contract_rows(contracts.values()))):
+            for offset in range(0, len(rows), 5000):
+                await conn.execute(sa.insert(table), rows[offset : offset + 5000])
+        if pieces:
+            await conn.execute(sa.insert(_DELTA_PIECE), pieces)
+        await _sum_labour_deltas(session, workspace_id)
+        await _apply_labour(session, workspace_id, at, stats)
+    finally:
+        await _drop_tables(session, tables)
+    return stats
+
+
+async def _drop_tables(session: AsyncSession, tables: Iterable[sa.Table]) -> None:
+    conn = await session.connection()
+    for table in tables:
+        await conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
+
+
+async def _sum_labour_deltas(session: AsyncSession, workspace_id: int) -> None:
+    """Fill the labour-delta table: (rate after - rate before) x minutes of the changed
+    members' time, per customer, contract, week and month (as `_sum_time` groups them)."""
+    conn = await session.connection()
+    piece, day, dd = _DELTA_PIECE.c, _DAY.c, _DELTA_DAY.c
+    # Changes of the same member and day add up (each one before -> after of the last).
+    each_day = (
+        sa.select(
+            piece.member_id, day.day, sa.func.sum(piece.delta), day.week_start, day.month_start
+        )
+        .select_from(
+            _DELTA_PIECE.join(
+                _DAY, sa.and_(piece.valid_from <= day.day, day.day < piece.valid_until)
+            )
+        )
+        .group_by(piece.member_id, day.day, day.week_start, day.month_start)
+    )
+    columns = ["member_id", "day", "delta", "week_start", "month_start"]
+    await conn.execute(sa.insert(_DELTA_DAY).from_select(columns, each_day))
+    if dialect(session) == "postgresql":
+        for table in (_DAY, _CONTRACT, _DELTA_DAY):
+            await conn.execute(sa.text(f"ANALYZE {table.name}"))
+    te, con = _TE.c, _CONTRACT.c
+    # The changed members' time only: SQLite reads the customer index (it covers every
+    # column used) and seeks the day's delta for the few entries of those members.
+    members = sa.select(dd.member_id).distinct().scalar_subquery()
+    joined = _TE.join(
+        _DELTA_DAY, sa.and_(dd.member_id == te.member_id, dd.day == te.work_date)
+    ).outerjoin(
+        _CONTRACT,
+        sa.and_(
+            con.contract_id == te.contract_id,
+            con.customer_id == te.customer_id,
+            con.valid_from <= te.work_date,
+            te.work_date < con.valid_until,
+        ),
+    )
+    customer = sa.func.coalesce(te.customer_id, 0)
+    key = sa.func.coalesce(con.contract_id, 0)
+    pairs = (
+        sa.select(
+            customer.label("cu"),
+            key.label("co"),
+            dd.week_start.label("wk"),
+            dd.month_start.label("mo"),
+            sa.func.sum(te.minutes * dd.delta).label("s"),
+        )
+        .select_from(joined)
+        .where(te.workspace_id == workspace_id, te.member_id.in_(members))
+        .group_by(customer, key, dd.week_start, dd.month_start)
+        .cte("pairs")
+    )
+    p = pairs.c
+    total = sa.func.sum(p.s)
+    by_week = sa.select(sa.literal("week"), p.wk, p.cu, p.co, total).group_by(p.cu, p.co, p.wk)
+    by_month = sa.select(sa.literal("month"), p.mo, p.cu, p.co, total).group_by(p.cu, p.co, p.mo)
+    columns = ["period_kind", "period_start", "customer_id", "contract_key", "delta"]
+    rolled_up = sa.union_all(by_week, by_month)
+    await conn.execute(sa.insert(_LABOUR_DELTA).from_select(columns, rolled_up))
+
+
+async def _apply_labour(
+    session: AsyncSession, workspace_id: int, at: datetime, stats: profit_refresh.RefreshStats
+) -> None:
+    """Add the labour-delta table to the stored rows, restating reported periods."""
+    conn = await session.connection()
+    lab, sp, pr = _LABOUR_DELTA.c, _SP.c, _PR.c
+    marked_customer = (
+        sa.func.coalesce(sp.customer_id, 0) == lab.customer_id
+        if dialect(session) == "postgresql"
+        else sp.customer_id.is_(sa.func.nullif(lab.customer_id, 0))  # SQLite seeks with IS
+    )
+    marked = sa.exists().where(
+        sp.workspace_id == workspace_id,
+        sp.period_kind == lab.period_kind,
+        sp.period_start == lab.period_start,
+        marked_customer,
+    )
+    # Nothing to add, or the customer-period is recomputed anyway (with the new rates).
+    await conn.execute(sa.delete(_LABOUR_DELTA).where(sa.or_(lab.delta == 0, marked)))
+    periods = [
+        (kind, _as_date(raw))
+        for kind, raw in (
+            await conn.execute(sa.select(lab.period_kind, lab.period_start).distinct())
+        ).all()
+    ]
+    if not periods:
+        return
+    reported = await profit_store.reported_period_keys(session=session, workspace_id=workspace_id)
+    restated = [
+        (kind, start)
+        for kind, start in periods
+        if profit_store.period_of(kind, start).key in reported
+    ]
+    plan = profit_store.WritePlan()
+    if restated:
+        await _plan_restatements(session, workspace_id, restated, plan)
+    matches = sa.and_(
+        pr.workspace_id == workspace_id,
+        pr.period_kind == lab.period_kind,
+        pr.period_start == lab.period_start,
+        pr.contract_key == lab.contract_key,
+    )
+    updated = 0
+    for same_customer in (
+        sa.and_(lab.customer_id != 0, pr.customer_id == lab.customer_id),
+        sa.and_(lab.customer_id == 0, pr.customer_id.is_(None)),
+    ):
+        result = await conn.execute(
+            sa.update(_PR)
+            .values(labour_cost_60=pr.labour_cost_60 + lab.delta, computed_at=at)
+            .where(matches, same_customer)
+        )
+        updated += result.rowcount
+    counted = (
+        await conn.execute(
+            sa.select(
+                sa.func.count(),
+                sa.select(sa.func.count())
+                .select_from(
+                    sa.select(lab.period_kind, lab.period_start, lab.customer_id)
+                    .distinct()
+                    .subquery()
+                )
+                .scalar_subquery(),
+            ).select_from(_LABOUR_DELTA)
+        )
+    ).one()
+    if updated < counted[0]:
+        await _mark_unstored(session, workspace_id, at)
+    written = await profit_store.execute_plan(session, plan, workspace_id=workspace_id, at=at)
+    stats.customer_periods += int(counted[1])
+    stats.rows_written += updated
+    stats.restatements += written.restatements
+
+
+async def _plan_restatements(
+    session: AsyncSession,
+    workspace_id: int,
+    restated: Sequence[tuple[str, date]],
+    plan: profit_store.WritePlan,
+) -> None:
+    """Restatements of the reported periods the labour deltas move (before the update)."""
+    lab = _LABOUR_DELTA.c
+    wanted = sa.or_(
+        *[sa.and_(lab.period_kind == kind, lab.period_start == start) for kind, start in restated]
+    )
+    moved: dict[tuple[str, date, int | None], int] = defaultdict(int)
+    for kind, raw, customer, delta in (
+        await session.execute(
+            sa.select(lab.period_kind, lab.period_start, lab.customer_id, lab.delta).where(wanted)
+        )
+    ).all():
+        moved[(kind, _as_date(raw), customer or None)] += int(delta)
+    customers = sorted({c for _k, _s, c in moved}, key=lambda c: -1 if c is None else c)
+    stored = await _stored_rows(session, workspace_id, customers)
+    for (kind, start, customer), delta in sorted(moved.items(), key=lambda i: str(i[0])):
+        rows = stored.get(customer, {}).get((kind, start), {})
+        before = sum_figures(figures_of_values(v) for _id, v in rows.values())
+        after = replace(before, labour_cost_60=before.labour_cost_60 + delta)
+        if delta:
+            plan.restate.append((kind, start, customer, before, after))
+
+
+async def _mark_unstored(session: AsyncSession, workspace_id: int, at: datetime) -> None:
+    """Customer-periods a delta found no stored row for (results out of step with the time):
+    recomputed from scratch instead."""
+    lab, pr = _LABOUR_DELTA.c, _PR.c
+    stored = sa.exists().where(
+        pr.workspace_id == workspace_id,
+        pr.period_kind == lab.period_kind,
+        pr.period_start == lab.period_start,
+        pr.contract_key == lab.contract_key,
+        sa.func.coalesce(pr.customer_id, 0) == lab.customer_id,
+    )
+    rows = (
+        await session.execute(
+            sa.select(lab.customer_id, lab.period_kind, lab.period_start).where(~stored).distinct()
+        )
+    ).all()
+    keys = [
+        (customer or None, profit_store.period_of(kind, _as_date(raw)))
+        for customer, kind, raw in rows
+    ]
+    logger.warning("profitability: %s customer-period(s) had no stored row; recomputing", len(keys))
+    await mark_stale(session=session, workspace_id=workspace_id, keys=keys, at=at)

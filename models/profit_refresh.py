@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.engine import compute_customer_periods, load_contracts, load_cost_rates
+from models.cost_changes import guard, load_cost_rates
+from models.engine import compute_customer_periods, load_contracts
 from models.periods import Period, week_of
 from models.profit_store import (
     PERIOD_KINDS,
@@ -78,8 +79,10 @@ async def refresh_some(
     """Recompute up to `limit` stale customer-periods (oldest marks first) and store them,
     or the marks already `claimed` (`claim_stale`).
 
-    Runs in the caller's transaction; call it again while it returns work.
+    Runs in the caller's transaction; call it again while it returns work. Cost-rate changes
+    waiting to be applied must be settled first (models.profit_bulk.refresh_step does).
     """
+    await guard(session, workspace_id)
     if claimed is None:
         claimed = await claim_stale(session=session, workspace_id=workspace_id, limit=limit)
     stats = RefreshStats()

@@ -484,6 +484,23 @@ class StalePeriod(SQLModel, table=True):
     marked_at: datetime = Field(default_factory=utcnow)
 
 
+class CostChange(SQLModel, table=True):
+    """A cost-rate change not yet added to the stored results (models.cost_changes).
+
+    `deltas` holds, per member, the date ranges whose resolved rate changed, with the rate
+    before and after: the refresh adds (after - before) x minutes to the labour cost of every
+    stored row those days count in, instead of recomputing every period of every customer.
+    """
+
+    __tablename__ = "cost_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    # [[member id, from (ISO), until (ISO, exclusive), rate before, rate after], ...]
+    deltas: list[list[Any]] = Field(sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class ReportRun(SQLModel, table=True):
     """A claimed report (weekly post, monthly post, or a final report) for one period.
 

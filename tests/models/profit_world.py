@@ -185,8 +185,14 @@ class World:
         done = 0
         for _ in range(10_000):
             async with self.sessions() as s, s.begin():
-                stats = await profit_refresh.refresh_some(
-                    session=s, workspace_id=self.ws, at=self.at, limit=limit
+                # The worker's step, kept to the incremental path (cost changes settle first).
+                stats = await profit_bulk.refresh_step(
+                    session=s,
+                    workspace_id=self.ws,
+                    today=self.today,
+                    at=self.at,
+                    limit=limit,
+                    backlog=10**9,
                 )
             if stats.customer_periods == 0:
                 return done

@@ -474,6 +474,11 @@ WRITES = {
     "profit_bulk.recompute_customers",
     "profit_bulk.refresh_many",
     "profit_bulk.refresh_step",
+    "profit_bulk.settle",
+    "profit_bulk.apply_cost_changes",
+    "cost_changes.record",
+    "cost_changes.hold",  # a lock only
+    "cost_changes.guard",
     "sla_store.remove_holiday",
     "sla_store.set_contract_policy",
     "directory.change_member_access",
@@ -621,6 +626,7 @@ async def test_no_read_function_returns_another_workspaces_rows(
     engine: AsyncEngine, workspace: Workspace
 ) -> None:
     from models import (
+        cost_changes,
         customer_channel,
         directory,
         inbound_apply,
@@ -779,8 +785,8 @@ async def test_no_read_function_returns_another_workspaces_rows(
             lambda s: per_customer.load_contracts(session=s, workspace_id=ws),
         ),
         (
-            "engine.load_cost_rates",
-            lambda s: per_customer.load_cost_rates(session=s, workspace_id=ws),
+            "cost_changes.load_cost_rates",
+            lambda s: cost_changes.load_cost_rates(session=s, workspace_id=ws),
         ),
         (
             "engine.load_entries",
@@ -1178,6 +1184,8 @@ CLAIMS = {
     "inbound_store.claim_received",
     "inbound_store.next_retry_at",
     "profit_refresh.claim_stale",
+    "cost_changes.has_pending",
+    "cost_changes.take_pending",
 }
 
 # Functions of models/ that take a session but no workspace: each acts only on the rows or ids

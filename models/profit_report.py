@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import cost_changes
 from models.periods import Period
 from models.profit_store import (
     PERIOD_KINDS,
@@ -191,6 +192,7 @@ async def build_report(
             sorted((member_names.get(m, f"member {m}") for m in missing), key=str.casefold)
         ),
         stale_customers=int((await session.execute(stale_stmt)).scalar_one()),
+        cost_change_pending=await cost_changes.has_pending(session, workspace_id),
     )
     restatements = await pending_restatements(
         session=session,

@@ -66,6 +66,7 @@ class Quality:
     unpriced_minutes: int = 0
     missing_rates: tuple[str, ...] = ()
     stale_customers: int = 0
+    cost_change_pending: bool = False  # a cost-rate change not yet in the labour costs
 
     @property
     def clean(self) -> bool:
@@ -74,6 +75,7 @@ class Quality:
             or self.unattributed_minutes
             or self.unpriced_minutes
             or self.stale_customers
+            or self.cost_change_pending
         )
 
 
@@ -163,6 +165,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "unpriced_hours": _hours(report.quality.unpriced_minutes),
             "missing_rates": list(report.quality.missing_rates),
             "stale_customers": report.quality.stale_customers,
+            "cost_change_pending": report.quality.cost_change_pending,
         },
         "restatements": [
             {
@@ -293,6 +296,8 @@ def quality_notes(report: Report) -> list[str]:
         notes.append(f"{_hours(q.unpriced_minutes)} h on hourly contracts without a charge rate")
     if q.stale_customers:
         notes.append(f"figures of {q.stale_customers} customer(s) are being refreshed")
+    if q.cost_change_pending:
+        notes.append("a cost-rate change is being applied to labour costs")
     return notes
 
 

@@ -516,6 +516,8 @@ def quality_lines(quality: Quality, gaps: TicketGaps = TicketGaps()) -> tuple[st
         lines.append(
             f"Figures of {quality.stale_customers} customer(s) were still being recomputed."
         )
+    if quality.cost_change_pending:
+        lines.append("A cost-rate change was still being applied to labour costs.")
     return tuple(lines)
 
 

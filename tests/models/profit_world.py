@@ -3,22 +3,47 @@ time, written through the real persistence functions, with helpers to refresh an
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
-from bot.db import make_sessionmaker
+from bot.db import make_engine, make_sessionmaker
 from models import directory, profit_bulk, profit_refresh, profit_report, profit_store, timelog
 from models import engine as one_by_one
 from models.periods import parse_period
 from models.reporting import Report
-from models.tables import ContractKind, Member, ProfitResult, Restatement, Role, Ticket
+from models.tables import (
+    ContractKind,
+    Member,
+    ProfitResult,
+    Restatement,
+    Role,
+    Ticket,
+    Workspace,
+)
+from tests.conftest import POSTGRES_URL, truncate_postgres
 
 AT = datetime(2025, 6, 20, 10, 0, tzinfo=UTC)
 TODAY = date(2025, 6, 20)  # a Friday, in the workspace's Europe/Berlin too
+
+
+async def fresh_url(backend: str, template: Path, tmp: Path) -> str:
+    """An empty migrated database for one example of a property test: a copy of the SQLite
+    template in `tmp`, or the PostgreSQL test database emptied."""
+    if backend == "sqlite":
+        path = tmp / "docket.db"
+        shutil.copy(template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    assert POSTGRES_URL
+    engine = make_engine(POSTGRES_URL)
+    await truncate_postgres(engine)
+    await engine.dispose()
+    return POSTGRES_URL
 
 
 class World:
@@ -29,6 +54,18 @@ class World:
         self.ws = workspace_id
         self.at = at
         self.today = at.date()
+
+    @classmethod
+    async def create(
+        cls, engine: AsyncEngine, *, timezone: str, at: datetime = AT, team_id: str = "T0001"
+    ) -> World:
+        """A new workspace in `timezone`, and its world."""
+        async with make_sessionmaker(engine)() as s, s.begin():
+            ws = Workspace(team_id=team_id, timezone=timezone)
+            s.add(ws)
+            await s.flush()
+            assert ws.id is not None
+            return cls(engine, ws.id, at=at)
 
     async def member(self, name: str, *, group: str | None = None, role: Role = Role.AGENT) -> int:
         async with self.sessions() as s, s.begin():
@@ -80,6 +117,36 @@ class World:
             )
             assert c.id is not None
             return c.id
+
+    async def mixed_contracts(
+        self, acme: int, beta: int, first: date, *, fixed_end: date | None = None
+    ) -> tuple[int, int, int]:
+        """The property tests' contracts: for `acme` an hourly one from `first` + 5 days and a
+        prepaid block from 1 December to `first` + 33 days, for `beta` a fixed fee with a
+        direct cost from `first` + 8 days (to `fixed_end`); returns their ids."""
+        hourly = await self.contract(
+            acme, "Hourly", ContractKind.HOURLY, first + timedelta(days=5), hourly_rate_minor=12_000
+        )
+        block = await self.contract(
+            acme,
+            "Block",
+            ContractKind.BLOCK,
+            date(first.year, 12, 1),
+            first + timedelta(days=33),
+            block_minutes=500,
+            block_price_minor=50_001,
+            overage_minor_per_hour=13_000,
+        )
+        fixed = await self.contract(
+            beta,
+            "Fixed",
+            ContractKind.FIXED,
+            first + timedelta(days=8),
+            fixed_end,
+            monthly_fee_minor=100_001,
+            monthly_direct_cost_minor=7_777,
+        )
+        return hourly, block, fixed
 
     async def cost_rate(
         self,

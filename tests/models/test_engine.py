@@ -152,6 +152,7 @@ async def test_data_quality_names_who_has_no_rate(world: dict[str, Any]) -> None
         "unpriced_hours": "0.00",
         "missing_rates": ["Carol"],
         "stale_customers": 0,
+        "cost_change_pending": False,
     }
 
 

@@ -26,7 +26,7 @@ from models import profit_report
 from models.directory import DirectoryError
 from models.periods import date_range, month_of, week_of
 from models.profitability import INT_FIELDS, Figures, sum_figures
-from models.tables import ContractKind, Role, Workspace
+from models.tables import ContractKind, Role
 from models.timelog import TimeRefused
 from tests.models.profit_world import World
 
@@ -70,13 +70,7 @@ operation = st.one_of(
 
 async def _world(url: str) -> tuple[World, dict[str, Any]]:
     engine = make_engine(url)
-    w = World(engine, 0, at=AT)
-    async with w.sessions() as s, s.begin():
-        ws = Workspace(team_id="T0001", timezone="Europe/Berlin")
-        s.add(ws)
-        await s.flush()
-        assert ws.id is not None
-        w.ws = ws.id
+    w = await World.create(engine, timezone="Europe/Berlin", at=AT)
     members = [
         await w.member("Ann"),
         await w.member("Ben", group="techs"),

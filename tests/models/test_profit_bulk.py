@@ -8,7 +8,6 @@ store identical results, to the sixtieth of a cent.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,8 +27,8 @@ from models.rates import RateRow
 from models.tables import ContractKind as StoredKind
 from models.tables import Workspace
 from models.timelog import TimeRefused
-from tests.conftest import BACKENDS, POSTGRES_URL, truncate_postgres
-from tests.models.profit_world import World
+from tests.conftest import BACKENDS
+from tests.models.profit_world import World, fresh_url
 
 FAR = date(9999, 12, 31)
 
@@ -184,55 +183,17 @@ change = st.one_of(
 )
 
 
-async def _fresh_url(backend: str, template: Path, tmp: Path) -> str:
-    if backend == "sqlite":
-        path = tmp / "docket.db"
-        shutil.copy(template, path)
-        return f"sqlite+aiosqlite:///{path}"
-    assert POSTGRES_URL
-    engine = make_engine(POSTGRES_URL)
-    await truncate_postgres(engine)
-    await engine.dispose()
-    return POSTGRES_URL
-
-
 async def _scenario(url: str, logs: list[Any], changes: list[Any]) -> None:
     engine = make_engine(url)
-    w = World(engine, 0, at=AT)
     try:
-        async with w.sessions() as s, s.begin():
-            ws = Workspace(team_id="T0001", timezone="Pacific/Auckland")
-            s.add(ws)
-            await s.flush()
-            assert ws.id is not None
-            w.ws = ws.id
+        w = await World.create(engine, timezone="Pacific/Auckland", at=AT)
         members = [await w.member("Ann"), await w.member("Ben", group="techs")]
         members.append(await w.member("Cid"))  # uncosted until a default rate appears
         await w.cost_rate(5000, date(2020, 1, 1), member_id=members[0])
         techs = await w.group_id("techs")
         await w.cost_rate(4000, FIRST + timedelta(days=12), group_id=techs)
         acme, beta, gamma = [await w.customer(n) for n in ("Acme", "Beta", "Gamma")]
-        hourly = await w.contract(
-            acme, "Hourly", StoredKind.HOURLY, FIRST + timedelta(days=5), hourly_rate_minor=12_000
-        )
-        block = await w.contract(
-            acme,
-            "Block",
-            StoredKind.BLOCK,
-            date(2020, 12, 1),
-            FIRST + timedelta(days=33),
-            block_minutes=500,
-            block_price_minor=50_001,
-            overage_minor_per_hour=13_000,
-        )
-        fixed = await w.contract(
-            beta,
-            "Fixed",
-            StoredKind.FIXED,
-            FIRST + timedelta(days=8),
-            monthly_fee_minor=100_001,
-            monthly_direct_cost_minor=7_777,
-        )
+        hourly, block, fixed = await w.mixed_contracts(acme, beta, FIRST)
         other = await w.contract(
             gamma, "Gamma hourly", StoredKind.HOURLY, FIRST, hourly_rate_minor=9
         )
@@ -323,7 +284,7 @@ def test_set_based_equals_per_customer(
     with tempfile.TemporaryDirectory() as tmp:
 
         async def run() -> None:
-            url = await _fresh_url(backend, sqlite_template, Path(tmp))
+            url = await fresh_url(backend, sqlite_template, Path(tmp))
             await _scenario(url, logs, changes)
 
         asyncio.run(run())

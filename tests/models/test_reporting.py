@@ -108,6 +108,7 @@ def test_json_shape_and_rounding_once() -> None:
         "unpriced_hours": "0.00",
         "missing_rates": ["Carol"],
         "stale_customers": 0,
+        "cost_change_pending": False,
     }
     (restated,) = data["restatements"]
     assert (restated["before"]["revenue"], restated["after"]["revenue"]) == ("120.00", "180.00")

@@ -427,6 +427,7 @@ async def _refresh_all(sessions: Any, ws: int, today: date, at: datetime) -> int
 async def _backdate(sessions: Any, ws: int, today: date, at: datetime) -> dict[str, Any]:
     """A group's cost rate corrected from the start of the year (40 members in the generated
     data), then the refresh worker's steps until every figure is fresh (what /profit reads)."""
+    from models.cost_changes import has_pending
     from models.directory import save_cost_rate
     from models.profit_refresh import stale_count
 
@@ -441,8 +442,20 @@ async def _backdate(sessions: Any, ws: int, today: date, at: datetime) -> dict[s
             group_id=1,
         )
         marked = await stale_count(session=session, workspace_id=ws)
+        changes = int(await has_pending(session, ws))
     periods = await _refresh_all(sessions, ws, today, at)
-    return {"seconds": time.perf_counter() - began, "marked": marked, "customer_periods": periods}
+    seconds = time.perf_counter() - began
+    # Not timed: a rebuild from scratch afterwards must find nothing to change.
+    from models import profit_bulk
+
+    check = await profit_bulk.rebuild(sessions=sessions, workspace_id=ws, today=today, at=at)
+    return {
+        "seconds": seconds,
+        "marked": marked,
+        "cost_changes": changes,
+        "customer_periods": periods,
+        "rebuild_changed": check.rows_written + check.rows_deleted,
+    }
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -846,9 +859,11 @@ def main(argv: list[str] | None = None) -> int:
                 Row(
                     f"{label} back-dated group rate (40 members), s",
                     f"{back['seconds']:.2f}",
-                    f"{back['marked']} customer-periods marked",
+                    f"{back['customer_periods']} customer-periods updated"
+                    f" ({back['marked']} marked stale, {back['cost_changes']} cost change;"
+                    f" a rebuild then changes {back['rebuild_changed']} rows)",
                     target="< 5 s",
-                    met=back["seconds"] < 5,
+                    met=back["seconds"] < 5 and back["rebuild_changed"] == 0,
                 )
             )
         if args.per_customer and not skip_engine:

@@ -140,10 +140,13 @@ async def record(
     session.info["profit_dirty"] = True
 
 
+_PENDING = sa.text("SELECT 1 FROM cost_change WHERE workspace_id = :ws LIMIT 1")
+
+
 async def has_pending(session: AsyncSession, workspace_id: int) -> bool:
-    """Whether a change waits to be applied."""
-    stmt = sa.select(_CC.c.id).where(_CC.c.workspace_id == workspace_id).limit(1)
-    return (await session.execute(stmt)).first() is not None
+    """Whether a change waits to be applied (every refresh step asks: plain SQL, nothing to
+    compile)."""
+    return (await session.execute(_PENDING, {"ws": workspace_id})).first() is not None
 
 
 async def take_pending(session: AsyncSession, workspace_id: int) -> list[list[Delta]]:

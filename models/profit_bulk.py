@@ -1016,7 +1016,7 @@ async def refresh_step(
                 session=session, workspace_id=workspace_id, today=today, at=at, customers=customers
             )
     return await profit_refresh.refresh_some(
-        session=session, workspace_id=workspace_id, at=at, claimed=claimed
+        session=session, workspace_id=workspace_id, at=at, claimed=claimed, settled=True
     )
 
 

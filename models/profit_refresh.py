@@ -75,14 +75,17 @@ async def refresh_some(
     at: datetime,
     limit: int = 20,
     claimed: Sequence[Any] | None = None,
+    settled: bool = False,
 ) -> RefreshStats:
     """Recompute up to `limit` stale customer-periods (oldest marks first) and store them,
     or the marks already `claimed` (`claim_stale`).
 
     Runs in the caller's transaction; call it again while it returns work. Cost-rate changes
-    waiting to be applied must be settled first (models.profit_bulk.refresh_step does).
+    waiting to be applied must be settled first: `settled` says the caller did so in this
+    transaction (models.profit_bulk.refresh_step), else it is checked here.
     """
-    await guard(session, workspace_id)
+    if not settled:
+        await guard(session, workspace_id)
     if claimed is None:
         claimed = await claim_stale(session=session, workspace_id=workspace_id, limit=limit)
     stats = RefreshStats()

@@ -25,7 +25,7 @@ from models import cost_changes
 from models.customer_channel import Notice
 from models.people import ensure_group
 from models.periods import local_date
-from models.profitability import CONTRACT_AMOUNTS
+from models.profitability import CONTRACT_AMOUNTS, CostRates
 from models.tables import (
     ChargeRate,
     Contact,
@@ -558,19 +558,31 @@ async def save_cost_rate(
     rate.inputs = inputs
     session.add(rate)
     await session.flush()
-    after = await cost_changes.load_cost_rates(session=session, workspace_id=workspace_id)
     if member_id is not None:
-        affected: Iterable[int] = [member_id]
+        affected: list[int] | None = [member_id]
     elif group_id is not None:
-        affected = [m for m, g in after.group_of.items() if g == group_id]
+        affected = [m for m, g in before.group_of.items() if g == group_id]
     else:
-        affected = after.group_of
-    deltas = cost_changes.rate_deltas(before, after, affected)
+        affected = None
+    await _rates_changed(session, workspace_id, before, affected, at)
+    return rate
+
+
+async def _rates_changed(
+    session: AsyncSession,
+    workspace_id: int,
+    before: CostRates,
+    members: list[int] | None,
+    at: datetime,
+) -> None:
+    """Cost rates or groups changed for `members` (None: everyone) since `before` was read:
+    keep the difference for the refresh when only labour cost moves, else mark the time of
+    the members whose costed days change stale."""
+    after = await cost_changes.load_cost_rates(session=session, workspace_id=workspace_id)
+    deltas = cost_changes.rate_deltas(before, after, after.group_of if members is None else members)
     if deltas and cost_changes.costs_everywhere(deltas):
-        # Only labour cost moves: the refresh adds the difference to the stored rows.
         await cost_changes.record(session=session, workspace_id=workspace_id, deltas=deltas, at=at)
     elif deltas:
-        # Days change between costed and uncosted: those members' time is recomputed.
         await mark_members_from(
             session=session,
             workspace_id=workspace_id,
@@ -578,7 +590,6 @@ async def save_cost_rate(
             since=min(d[1] for d in deltas),
             at=at,
         )
-    return rate
 
 
 async def list_cost_rates(*, session: AsyncSession, workspace_id: int) -> list[CostRate]:
@@ -703,10 +714,10 @@ async def _place_in_group(
     at: datetime,
 ) -> None:
     """Set the member's group by name (None: unchanged, empty: no group), creating it if new;
-    a move to another group marks all their time stale (their group's cost rate applies)."""
-    old_group = member.group_id
+    a move to another group changes their cost rate where the group's rate applied."""
+    new_group = member.group_id
     if group_name is not None:
-        member.group_id = (
+        new_group = (
             (
                 await ensure_group(
                     session=session,
@@ -717,16 +728,16 @@ async def _place_in_group(
             if group_name.strip()
             else None
         )
+    before = None
+    if member.id is not None and new_group != member.group_id:
+        # Read before the move is flushed; rate changes take turns (see save_cost_rate).
+        await cost_changes.hold(session, workspace_id, exclusive=True)
+        before = await cost_changes.load_cost_rates(session=session, workspace_id=workspace_id)
+    member.group_id = new_group
     session.add(member)
     await session.flush()
-    if member.id is not None and old_group != member.group_id:
-        await mark_members_from(
-            session=session,
-            workspace_id=workspace_id,
-            member_ids=[member.id],
-            since=date.min,
-            at=at,
-        )
+    if before is not None and member.id is not None:
+        await _rates_changed(session, workspace_id, before, [member.id], at)
 
 
 async def change_member_access(

@@ -175,6 +175,30 @@ async def test_a_back_dated_group_rate_is_added_as_a_difference(
     await _equals_a_rebuild(w)
 
 
+async def test_a_move_to_another_group_is_a_difference(
+    engine: AsyncEngine, workspace: Workspace
+) -> None:
+    """A member moved between groups takes the new group's rate wherever their group's rate
+    applied; a move to a group without a rate while no default applies is recomputed."""
+    assert workspace.id is not None
+    w = World(engine, workspace.id)
+    ids = await _setup(w)
+    await w.member("Leo", group="leads")
+    await w.cost_rate(8000, JAN, group_id=await w.group_id("leads"))
+    await w.refresh()  # Leo's new rate (he has no time yet)
+    before = await w.stored()
+    assert await w.member("Ann", group="leads") == ids["ann"]
+    assert (await _pending(w), await w.stale()) == (1, 0)
+    await w.refresh()
+    after = await w.stored()
+    week = ("week", W23, ids["acme"], ids["hourly"])
+    assert after[week][6] - before[week][6] == 90 * (8000 - 5000)
+    await _equals_a_rebuild(w)
+    # Cid has a rate of his own: moving him changes nothing at all.
+    assert await w.member("Cid", group="leads") == ids["cid"]
+    assert (await _pending(w), await w.stale()) == (0, 0)
+
+
 async def test_time_logged_after_the_change_is_not_counted_twice(
     engine: AsyncEngine, workspace: Workspace
 ) -> None:

@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models import directory
+from models import cost_changes, directory
 from models.directory import LastAdminError, change_member_access
 from models.importer import ImportFailed, import_csv
 from models.people import ensure_group
@@ -35,7 +35,7 @@ async def _labour_cost_60(w: World) -> dict[str, int]:
     return totals
 
 
-async def test_a_group_change_marks_the_members_time_stale_and_restates_the_cost(
+async def test_a_group_change_changes_the_members_labour_cost(
     engine: AsyncEngine, workspace: Workspace
 ) -> None:
     assert workspace.id is not None
@@ -60,7 +60,10 @@ async def test_a_group_change_marks_the_members_time_stale_and_restates_the_cost
             group_name="seniors",
             at=AT,
         )
-    assert await w.stale() == 2  # the week and the month of the entry
+    # Only labour cost moves: kept as a difference for the refresh, nothing marked stale.
+    assert await w.stale() == 0
+    async with w.sessions() as s:
+        assert await cost_changes.has_pending(s, workspace.id)
     await w.refresh()
     assert await _labour_cost_60(w) == {"week": 8000 * 60, "month": 8000 * 60}
 
@@ -76,6 +79,8 @@ async def test_a_group_change_marks_the_members_time_stale_and_restates_the_cost
             at=AT,
         )
     assert await w.stale() == 0
+    async with w.sessions() as s:
+        assert not await cost_changes.has_pending(s, workspace.id)
 
 
 @pytest.mark.parametrize(

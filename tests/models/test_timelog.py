@@ -195,12 +195,16 @@ async def test_internal_time_is_marked_and_refreshed_without_a_customer(w: World
     )
 
 
-async def test_a_group_move_marks_the_member_s_time(w: World) -> None:
+async def test_a_group_move_marks_the_member_s_time_when_it_becomes_costed(w: World) -> None:
     alice = await w.member("Alice")
     acme = await w.customer("Acme")
     await w.log(alice, 60, date(2025, 3, 3), customer_id=acme)
     await _clear_stale(w)
-    await w.member("Alice", group="seniors")
+    await w.member("Alice", group="juniors")  # no rate there either: nothing changes
+    assert await _stale(w) == set()
+    await w.member("Sam", group="seniors")
+    await w.cost_rate(5000, date(2025, 1, 1), group_id=await w.group_id("seniors"))
+    await w.member("Alice", group="seniors")  # uncosted -> costed: recomputed
     assert await _stale(w) == {
         (acme, "week", date(2025, 3, 3)),
         (acme, "month", date(2025, 3, 1)),

@@ -1,7 +1,7 @@
 """`/docket members` through the real server: the member operation's rules hold from Slack.
 
-A group change restates the member's cost: their periods are marked stale and the refresh
-worker recomputes them at the new group's rate.
+A group change or a back-dated rate changes the member's labour cost: the difference between
+the rates is kept and the refresh worker adds it to the stored figures.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from handlers.ids import Command, View
+from models import cost_changes
 from models.people import ensure_group
 from tests.models.profit_world import World
 from tests.slack_signing import select_value, text_value
@@ -72,3 +73,43 @@ async def test_a_group_change_from_slack_restates_the_members_cost(docket: Any) 
         assert time.monotonic() < deadline, f"figures not restated: {await _labour_cost_60(w)}"
         await asyncio.sleep(0.1)
     assert await w.stale() == 0
+
+
+async def test_a_back_dated_group_rate_from_slack_reaches_the_figures(docket: Any) -> None:
+    """`/docket rates` through the real server: the rate is saved with its difference, and the
+    refresh worker adds it to the stored labour cost without recomputing the periods."""
+    for user_id, (name, real_name, email) in USERS.items():
+        docket.emulator.add_user(user_id, name=name, real_name=real_name, email=email)
+    services = docket.services
+    w = World(services.engine, services.workspace_id)
+    bob = await w.member("Bob", group="techs")
+    techs = await w.group_id("techs")
+    await w.cost_rate(4000, date(2025, 1, 1), group_id=techs)
+    acme = await w.customer("Acme")
+    await w.log(bob, 60, date(2025, 6, 3), customer_id=acme)
+    await w.refresh()
+    assert await _labour_cost_60(w) == {"week": 4000 * 60, "month": 4000 * 60}
+
+    await docket.command(Command.DOCKET.value, "rates", user_id="UADMIN")
+    opened = await docket.emulator.wait_for(
+        lambda c: c.method == "views.open" and c.args["view"]["callback_id"] == View.COST_RATE.value
+    )
+    assert opened.response is not None
+    values = {
+        "group": {"group_input": select_value(str(techs))},
+        "since": {"since_input": {"type": "datepicker", "selected_date": "2025-01-01"}},
+        "hourly_cost": {"hourly_cost_input": text_value("65.00")},
+    }
+    submission = docket.requests.view_submission(
+        View.COST_RATE.value, values, user_id="UADMIN", view=opened.response["view"]
+    )
+    answer = (await docket.interact(submission)).json()
+    assert answer.get("response_action") != "errors", answer
+
+    deadline = time.monotonic() + 20
+    while await _labour_cost_60(w) != {"week": 6500 * 60, "month": 6500 * 60}:
+        assert time.monotonic() < deadline, f"figures not updated: {await _labour_cost_60(w)}"
+        await asyncio.sleep(0.1)
+    async with w.sessions() as s:
+        assert not await cost_changes.has_pending(s, services.workspace_id)
+    assert await w.stale() == 0  # nothing was marked for a recompute

@@ -358,35 +358,38 @@ def customer_rows(
                 periods[key[0]].add(key[1])
     blocks = {c.id: c for c in contracts.values() if c.kind is PricingKind.BLOCK}
     results: PeriodRows = {}
+    no_amounts: dict[int | None, tuple[int, int]] = {}
     for kind, starts in periods.items():
         used: dict[int, int] = {}
         for start in sorted(starts):
             summed = sums.get((kind, start), {})
-            fixed = amounts.get((kind, start), {})
+            fixed = amounts.get((kind, start), no_amounts)
             rows: dict[int, Values] = {}
-            for contract_id in summed.keys() | fixed.keys():
+            for contract_id in summed.keys() | fixed.keys() if fixed else summed:
                 values = summed.get(contract_id, _NO_TIME)
-                revenue, direct_cost = fixed.get(contract_id, (0, 0))
-                revenue += values[_HOURLY]
-                block = blocks.get(contract_id) if contract_id is not None else None
-                if block is not None and values[_BLOCK]:
+                minutes, billable, labour, uncosted, unattributed, hourly, unpriced, in_block = (
+                    values
+                )
+                revenue, direct_cost = fixed.get(contract_id, (0, 0)) if fixed else (0, 0)
+                revenue += hourly
+                if in_block and contract_id in blocks:
+                    block = blocks[contract_id]
                     earned, used[block.id] = block_revenue_60(
-                        block, used.get(block.id, 0), values[_BLOCK]
+                        block, used.get(block.id, 0), in_block
                     )
                     revenue += earned
+                members = missing.get((kind, start, contract_id)) if missing else None
                 # In INT_FIELDS order (a test holds the order), then the missing member ids.
                 rows[contract_id or 0] = (
-                    values[_MINUTES],
-                    values[_BILLABLE],
+                    minutes,
+                    billable,
                     revenue,
-                    values[_LABOUR],
+                    labour,
                     direct_cost,
-                    values[_UNCOSTED],
-                    values[_UNATTRIBUTED],
-                    values[_UNPRICED],
-                    tuple(sorted(missing[(kind, start, contract_id)]))
-                    if (kind, start, contract_id) in missing
-                    else (),
+                    uncosted,
+                    unattributed,
+                    unpriced,
+                    tuple(sorted(members)) if members else (),
                 )
             results[(kind, start)] = rows
     return results
@@ -593,19 +596,26 @@ async def _sum_time(
     hourly = sa.and_(billable, con.kind == PricingKind.HOURLY.value)
     zero = sa.literal(0)
     uncosted = rate.minor_per_hour.is_(None)
+    # PostgreSQL sums bigints as numeric (decoded as Decimal): the sums fit a bigint.
+    postgres = dialect(session) == "postgresql"
+
+    def total(value: Any) -> Any:
+        summed = sa.func.sum(value)
+        return sa.cast(summed, sa.BigInteger) if postgres else summed
+
     columns = [
-        sa.func.sum(te.minutes).label("s0"),
-        sa.func.sum(sa.case((billable, te.minutes), else_=zero)).label("s1"),
-        sa.func.sum(te.minutes * sa.func.coalesce(rate.minor_per_hour, zero)).label("s2"),
-        sa.func.sum(sa.case((uncosted, te.minutes), else_=zero)).label("s3"),
-        sa.func.sum(sa.case((con.contract_id.is_(None), te.minutes), else_=zero)).label("s4"),
-        sa.func.sum(
+        total(te.minutes).label("s0"),
+        total(sa.case((billable, te.minutes), else_=zero)).label("s1"),
+        total(te.minutes * sa.func.coalesce(rate.minor_per_hour, zero)).label("s2"),
+        total(sa.case((uncosted, te.minutes), else_=zero)).label("s3"),
+        total(sa.case((con.contract_id.is_(None), te.minutes), else_=zero)).label("s4"),
+        total(
             sa.case((hourly, te.minutes * sa.func.coalesce(con.minor_per_hour, zero)), else_=0)
         ).label("s5"),
-        sa.func.sum(
+        total(
             sa.case((sa.and_(hourly, con.minor_per_hour.is_(None)), te.minutes), else_=zero)
         ).label("s6"),
-        sa.func.sum(
+        total(
             sa.case(
                 (sa.and_(billable, con.kind == PricingKind.BLOCK.value), te.minutes), else_=zero
             )
@@ -626,20 +636,26 @@ async def _sum_time(
         .cte("pairs")
     )
     p = pairs.c
-    totals = [sa.func.sum(p[f"s{i}"]) for i in range(8)]
-    by_week = sa.select(p.cu, p.co, sa.literal("week"), p.wk, *totals).group_by(p.cu, p.co, p.wk)
-    by_month = sa.select(p.cu, p.co, sa.literal("month"), p.mo, *totals).group_by(p.cu, p.co, p.mo)
+    totals = [total(p[f"s{i}"]) for i in range(8)]
+    wk: Any = p.wk
+    mo: Any = p.mo
+    if not postgres:  # dates come back as text and are converted once each, below
+        wk, mo = sa.type_coerce(wk, sa.String), sa.type_coerce(mo, sa.String)
+    by_week = sa.select(p.cu, p.co, sa.literal("week"), wk, *totals).group_by(p.cu, p.co, p.wk)
+    by_month = sa.select(p.cu, p.co, sa.literal("month"), mo, *totals).group_by(p.cu, p.co, p.mo)
     sums: SumsByCustomer = defaultdict(lambda: defaultdict(dict))
     uncosted_groups = False
     days: dict[Any, date] = {}
     result = await session.execute(sa.union_all(by_week, by_month))
-    for customer_id, contract_id, kind, raw, *values in result.all():
+    # Every sum is an integer, never NULL: each group has at least one entry and every
+    # summed expression is an integer (zero when it does not apply).
+    for customer_id, contract_id, kind, raw, *values in result:
         start = days.get(raw)
         if start is None:
             start = days[raw] = _as_date(raw)
-        ints = [int(v) if v else 0 for v in values]
-        uncosted_groups = uncosted_groups or ints[_UNCOSTED] > 0
-        sums[customer_id][(kind, start)][contract_id] = ints
+        if values[_UNCOSTED]:
+            uncosted_groups = True
+        sums[customer_id][(kind, start)][contract_id] = values
     missing: MissingByCustomer = defaultdict(dict)
     if uncosted_groups:
         keys_m = (te.customer_id, con.contract_id, week, month, te.member_id)
@@ -819,6 +835,13 @@ class _Writes:
         reported: set[str],
     ) -> None:
         ws, at, inserts, delete_ids = self.workspace_id, self.at, self.inserts, self.delete_ids
+        if not old and not reported:  # nothing stored, nothing reported: every row is new
+            for (kind, start), after in new.items():
+                inserts.extend(
+                    (ws, kind, start, customer_id, contract_key, *values, at)
+                    for contract_key, values in after.items()
+                )
+            return
         for key in old.keys() | new.keys() if old else new.keys():
             kind, start = key
             before = old.get(key, {}) if old else {}
@@ -830,9 +853,7 @@ class _Writes:
                 known = before.get(contract_key)
                 if known is not None and known[1] == values:
                     continue
-                inserts.append(
-                    (ws, kind, start, customer_id, contract_key, *values[:-1], values[-1], at)
-                )
+                inserts.append((ws, kind, start, customer_id, contract_key, *values, at))
             if reported and profit_store.period_of(kind, start).key in reported:
                 before_total = sum_figures(figures_of_values(v) for _i, v in before.values())
                 after_total = sum_figures(figures_of_values(v) for v in after.values())

@@ -269,6 +269,7 @@ class DayShares:
         self._prefix: dict[tuple[int, date], list[int]] = {}
         self._over: dict[tuple[int, date, date], int] = {}
         self._contracts: dict[tuple[Any, ...], dict[tuple[str, date], tuple[int, int]]] = {}
+        self._periods: dict[tuple[Any, ...], dict[str, frozenset[date]]] = {}
 
     def between(self, monthly_minor: int, first: date, last: date) -> int:
         """The shares of `monthly_minor` for the days `first..last` (within one month)."""
@@ -302,14 +303,31 @@ class DayShares:
         self._over[key] = total
         return total
 
+    def contract_periods(
+        self, contract: PricedContract, horizon: date
+    ) -> Mapping[str, frozenset[date]]:
+        """The starts of the weeks and of the months in `contract_amounts`, by kind."""
+        key = self._shape(contract, horizon)
+        known = self._periods.get(key)
+        if known is None:
+            found: dict[str, set[date]] = {"week": set(), "month": set()}
+            for kind, start in self.contract_amounts(contract, horizon):
+                found[kind].add(start)
+            known = self._periods[key] = {k: frozenset(v) for k, v in found.items()}
+        return known
+
+    @staticmethod
+    def _shape(contract: PricedContract, horizon: date) -> tuple[Any, ...]:
+        fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
+        return (contract.start, contract.end, fee, contract.monthly_direct_cost_minor, horizon)
+
     def contract_amounts(
         self, contract: PricedContract, horizon: date
     ) -> Mapping[tuple[str, date], tuple[int, int]]:
         """(fixed-fee revenue, direct cost) in sixtieths for each week and month the contract
         is active in up to `horizon`; contracts of the same dates and amounts share one."""
-        fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
-        direct = contract.monthly_direct_cost_minor
-        key = (contract.start, contract.end, fee, direct, horizon)
+        key = self._shape(contract, horizon)
+        _start, _end, fee, direct, _horizon = key
         known = self._contracts.get(key)
         if known is not None:
             return known
@@ -349,21 +367,24 @@ def customer_rows(
     periods: dict[str, set[date]] = {"week": set(), "month": set()}
     for kind, start in sums:
         periods[kind].add(start)
-    # Fixed fees and direct costs: (revenue, direct cost) per period and contract.
-    amounts: dict[tuple[str, date], dict[int | None, tuple[int, int]]] = defaultdict(dict)
+    # Fixed fees and direct costs: (revenue, direct cost) per period, for each contract.
+    amounts: list[tuple[int, Mapping[tuple[str, date], tuple[int, int]]]] = []
     for contract in contracts.values():
         if contract.monthly_fee_minor or contract.monthly_direct_cost_minor:
-            for key, pair in shares.contract_amounts(contract, horizon).items():
-                amounts[key][contract.id] = pair
-                periods[key[0]].add(key[1])
+            amounts.append((contract.id, shares.contract_amounts(contract, horizon)))
+            for kind, active in shares.contract_periods(contract, horizon).items():
+                periods[kind] |= active
     blocks = {c.id: c for c in contracts.values() if c.kind is PricingKind.BLOCK}
     results: PeriodRows = {}
     no_amounts: dict[int | None, tuple[int, int]] = {}
     for kind, starts in periods.items():
         used: dict[int, int] = {}
         for start in sorted(starts):
-            summed = sums.get((kind, start), {})
-            fixed = amounts.get((kind, start), no_amounts)
+            key = (kind, start)
+            summed = sums.get(key, {})
+            fixed: dict[int | None, tuple[int, int]] = (
+                {c: pairs[key] for c, pairs in amounts if key in pairs} if amounts else no_amounts
+            )
             rows: dict[int, Values] = {}
             for contract_id in summed.keys() | fixed.keys() if fixed else summed:
                 values = summed.get(contract_id, _NO_TIME)

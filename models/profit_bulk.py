@@ -704,7 +704,7 @@ class Summed:
     missing: MissingByCustomer
 
 
-async def sum_customers(
+async def _sum_customers(
     *,
     session: AsyncSession,
     workspace_id: int,
@@ -764,7 +764,7 @@ async def recompute_customers(
     `models.engine.rebuild_customer` for each of them.
 
     `pieces` (with `rates` and `contracts`) lets a rebuild build the piece rows once;
-    `summed` (`sum_customers` of the same customers) is their time already summed from data
+    `summed` (`_sum_customers` of the same customers) is their time already summed from data
     the caller knows to be what this transaction sees."""
     if not customers:
         return profit_store.WriteStats()
@@ -778,7 +778,7 @@ async def recompute_customers(
             session=session, workspace_id=workspace_id
         )
     if summed is None:
-        summed = await sum_customers(
+        summed = await _sum_customers(
             session=session,
             workspace_id=workspace_id,
             customers=ordered,
@@ -1124,7 +1124,7 @@ async def _rebuild_reading_ahead(
                         await _drop_pieces(session)
                         await _fill_rates(session, cached[2])
                         filled = cached[2]
-                    summed = await sum_customers(
+                    summed = await _sum_customers(
                         session=session,
                         workspace_id=workspace_id,
                         customers=block,

@@ -150,6 +150,9 @@ def generate(path: Path, *, members: int, customers: int, entries: int, seed: in
     )
     db.commit()
     db.execute("ANALYZE")
+    # Closed before the connection: a cursor still alive keeps the connection open until it
+    # is collected, and with it the write-ahead log (a plain file copy would miss its pages).
+    cur.close()
     db.close()
     return ws
 

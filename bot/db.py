@@ -11,11 +11,12 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.sql import READONLY_OPTION
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # How long a request may wait for a pooled connection under a burst: queueing is better
 # than failing work that was already acknowledged to the user.
 POOL_TIMEOUT_SECONDS = 300
-READONLY_OPTION = "docket_readonly"
 # How long the ingress's PostgreSQL statement (a batch of requests before their ack) may wait
 # for a lock before it fails and the requests are answered "busy": Slack gives up at 3 s.
 INGRESS_LOCK_WAIT_SECONDS = 1.0

@@ -29,7 +29,9 @@ The results are the engine's own figures to the cent (a property test holds both
 equal), kept as plain tuples of stored values: a block's rows are compared with its stored
 rows (read with one conversion per distinct date and member list), and only changed rows are
 deleted and inserted again, in the unique index's order, in one transaction per block
-(PostgreSQL takes the same per-customer locks as a refresh, in one round trip).
+(PostgreSQL takes the same per-customer locks as a refresh, in one round trip). A SQLite
+rebuild sums the next block's time on a second, reading connection while it writes the block
+before, and uses those sums only if nothing else was committed in between.
 """
 
 from __future__ import annotations
@@ -39,13 +41,13 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import cost_changes, profit_refresh, profit_store
@@ -62,7 +64,7 @@ from models.profitability import (
     sum_figures,
 )
 from models.rates import rate_in_force
-from models.sql import dialect
+from models.sql import READONLY_OPTION, dialect
 from models.tables import ProfitResult, StalePeriod, TimeEntry
 from models.timelog import horizon_end, mark_stale, periods_of_range
 
@@ -267,6 +269,7 @@ class DayShares:
         self._prefix: dict[tuple[int, date], list[int]] = {}
         self._over: dict[tuple[int, date, date], int] = {}
         self._contracts: dict[tuple[Any, ...], dict[tuple[str, date], tuple[int, int]]] = {}
+        self._periods: dict[tuple[Any, ...], dict[str, frozenset[date]]] = {}
 
     def between(self, monthly_minor: int, first: date, last: date) -> int:
         """The shares of `monthly_minor` for the days `first..last` (within one month)."""
@@ -300,14 +303,31 @@ class DayShares:
         self._over[key] = total
         return total
 
+    def contract_periods(
+        self, contract: PricedContract, horizon: date
+    ) -> Mapping[str, frozenset[date]]:
+        """The starts of the weeks and of the months in `contract_amounts`, by kind."""
+        key = self._shape(contract, horizon)
+        known = self._periods.get(key)
+        if known is None:
+            found: dict[str, set[date]] = {"week": set(), "month": set()}
+            for kind, start in self.contract_amounts(contract, horizon):
+                found[kind].add(start)
+            known = self._periods[key] = {k: frozenset(v) for k, v in found.items()}
+        return known
+
+    @staticmethod
+    def _shape(contract: PricedContract, horizon: date) -> tuple[Any, ...]:
+        fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
+        return (contract.start, contract.end, fee, contract.monthly_direct_cost_minor, horizon)
+
     def contract_amounts(
         self, contract: PricedContract, horizon: date
     ) -> Mapping[tuple[str, date], tuple[int, int]]:
         """(fixed-fee revenue, direct cost) in sixtieths for each week and month the contract
         is active in up to `horizon`; contracts of the same dates and amounts share one."""
-        fee = contract.monthly_fee_minor if contract.kind is PricingKind.FIXED else 0
-        direct = contract.monthly_direct_cost_minor
-        key = (contract.start, contract.end, fee, direct, horizon)
+        key = self._shape(contract, horizon)
+        _start, _end, fee, direct, _horizon = key
         known = self._contracts.get(key)
         if known is not None:
             return known
@@ -347,44 +367,50 @@ def customer_rows(
     periods: dict[str, set[date]] = {"week": set(), "month": set()}
     for kind, start in sums:
         periods[kind].add(start)
-    # Fixed fees and direct costs: (revenue, direct cost) per period and contract.
-    amounts: dict[tuple[str, date], dict[int | None, tuple[int, int]]] = defaultdict(dict)
+    # Fixed fees and direct costs: (revenue, direct cost) per period, for each contract.
+    amounts: list[tuple[int, Mapping[tuple[str, date], tuple[int, int]]]] = []
     for contract in contracts.values():
         if contract.monthly_fee_minor or contract.monthly_direct_cost_minor:
-            for key, pair in shares.contract_amounts(contract, horizon).items():
-                amounts[key][contract.id] = pair
-                periods[key[0]].add(key[1])
+            amounts.append((contract.id, shares.contract_amounts(contract, horizon)))
+            for kind, active in shares.contract_periods(contract, horizon).items():
+                periods[kind] |= active
     blocks = {c.id: c for c in contracts.values() if c.kind is PricingKind.BLOCK}
     results: PeriodRows = {}
+    no_amounts: dict[int | None, tuple[int, int]] = {}
     for kind, starts in periods.items():
         used: dict[int, int] = {}
         for start in sorted(starts):
-            summed = sums.get((kind, start), {})
-            fixed = amounts.get((kind, start), {})
+            key = (kind, start)
+            summed = sums.get(key, {})
+            fixed: dict[int | None, tuple[int, int]] = (
+                {c: pairs[key] for c, pairs in amounts if key in pairs} if amounts else no_amounts
+            )
             rows: dict[int, Values] = {}
-            for contract_id in summed.keys() | fixed.keys():
+            for contract_id in summed.keys() | fixed.keys() if fixed else summed:
                 values = summed.get(contract_id, _NO_TIME)
-                revenue, direct_cost = fixed.get(contract_id, (0, 0))
-                revenue += values[_HOURLY]
-                block = blocks.get(contract_id) if contract_id is not None else None
-                if block is not None and values[_BLOCK]:
+                minutes, billable, labour, uncosted, unattributed, hourly, unpriced, in_block = (
+                    values
+                )
+                revenue, direct_cost = fixed.get(contract_id, (0, 0)) if fixed else (0, 0)
+                revenue += hourly
+                if in_block and contract_id in blocks:
+                    block = blocks[contract_id]
                     earned, used[block.id] = block_revenue_60(
-                        block, used.get(block.id, 0), values[_BLOCK]
+                        block, used.get(block.id, 0), in_block
                     )
                     revenue += earned
+                members = missing.get((kind, start, contract_id)) if missing else None
                 # In INT_FIELDS order (a test holds the order), then the missing member ids.
                 rows[contract_id or 0] = (
-                    values[_MINUTES],
-                    values[_BILLABLE],
+                    minutes,
+                    billable,
                     revenue,
-                    values[_LABOUR],
+                    labour,
                     direct_cost,
-                    values[_UNCOSTED],
-                    values[_UNATTRIBUTED],
-                    values[_UNPRICED],
-                    tuple(sorted(missing[(kind, start, contract_id)]))
-                    if (kind, start, contract_id) in missing
-                    else (),
+                    uncosted,
+                    unattributed,
+                    unpriced,
+                    tuple(sorted(members)) if members else (),
                 )
             results[(kind, start)] = rows
     return results
@@ -473,27 +499,26 @@ async def time_span(*, session: AsyncSession, workspace_id: int) -> tuple[date, 
 async def _fill_pieces(
     session: AsyncSession, pieces: Pieces, contracts: Mapping[int, PricedContract]
 ) -> None:
-    conn = await session.connection()
     await _drop_pieces(session)
+    await _fill_rates(session, pieces)
+    await _fill_contracts(session, contracts)
+
+
+async def _fill_rates(session: AsyncSession, pieces: Pieces) -> None:
+    """The cost-rate tables (dropped first by the caller)."""
+    conn = await session.connection()
     if dialect(session) == "sqlite":
         # The pages a block reads and writes stay in the page cache, not 2 MB of it; the
         # default comes back in _drop_pieces.
         await conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-    filled: list[tuple[sa.Table, list[dict[str, Any]]]] = [
-        (_PIECE, pieces.pieces),
-        (_CONTRACT, _contract_rows(contracts.values())),
-    ]
+    filled: list[tuple[sa.Table, list[dict[str, Any]]]] = [(_PIECE, pieces.pieces)]
     if dialect(session) == "sqlite":
         filled += [(_MEMBER, pieces.members), (_DAY, pieces.days)]
-    await conn.run_sync(lambda sync: _TMP.create_all(sync, tables=[t for t, _r in filled]))
-    for table, rows in filled:
-        for offset in range(0, len(rows), 5000):
-            await conn.execute(sa.insert(table), rows[offset : offset + 5000])
+    await _fill_tables(session, filled)
     if dialect(session) == "postgresql":
         # PostgreSQL joins the rate pieces by range (a hash join on the member) and works
         # weeks and months out cheaply; SQLite seeks one row per entry in the table below.
         await conn.execute(sa.text(f"ANALYZE {_PIECE.name}"))
-        await conn.execute(sa.text(f"ANALYZE {_CONTRACT.name}"))
         return
     await conn.run_sync(lambda sync: _RATE.create(sync))
     # Every member's cost rate, week and month on every day of the span: the aggregate
@@ -515,11 +540,28 @@ async def _fill_pieces(
     await conn.execute(sa.insert(_RATE).from_select(columns, each_day))
 
 
-async def _drop_pieces(session: AsyncSession) -> None:
+async def _fill_contracts(session: AsyncSession, contracts: Mapping[int, PricedContract]) -> None:
+    """The contract-piece table of `contracts` (dropped first by the caller)."""
+    await _fill_tables(session, [(_CONTRACT, _contract_rows(contracts.values()))])
+    if dialect(session) == "postgresql":
+        conn = await session.connection()
+        await conn.execute(sa.text(f"ANALYZE {_CONTRACT.name}"))
+
+
+async def _fill_tables(
+    session: AsyncSession, filled: Sequence[tuple[sa.Table, list[dict[str, Any]]]]
+) -> None:
     conn = await session.connection()
-    for table in (_RATE, _PIECE, _MEMBER, _DAY, _CONTRACT):
-        await conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
+    await conn.run_sync(lambda sync: _TMP.create_all(sync, tables=[t for t, _r in filled]))
+    for table, rows in filled:
+        for offset in range(0, len(rows), 5000):
+            await conn.execute(sa.insert(table), rows[offset : offset + 5000])
+
+
+async def _drop_pieces(session: AsyncSession) -> None:
+    await _drop_tables(session, (_RATE, _PIECE, _MEMBER, _DAY, _CONTRACT))
     if dialect(session) == "sqlite":
+        conn = await session.connection()
         await conn.exec_driver_sql("PRAGMA cache_size = -2000")
 
 
@@ -575,19 +617,26 @@ async def _sum_time(
     hourly = sa.and_(billable, con.kind == PricingKind.HOURLY.value)
     zero = sa.literal(0)
     uncosted = rate.minor_per_hour.is_(None)
+    # PostgreSQL sums bigints as numeric (decoded as Decimal): the sums fit a bigint.
+    postgres = dialect(session) == "postgresql"
+
+    def total(value: Any) -> Any:
+        summed = sa.func.sum(value)
+        return sa.cast(summed, sa.BigInteger) if postgres else summed
+
     columns = [
-        sa.func.sum(te.minutes).label("s0"),
-        sa.func.sum(sa.case((billable, te.minutes), else_=zero)).label("s1"),
-        sa.func.sum(te.minutes * sa.func.coalesce(rate.minor_per_hour, zero)).label("s2"),
-        sa.func.sum(sa.case((uncosted, te.minutes), else_=zero)).label("s3"),
-        sa.func.sum(sa.case((con.contract_id.is_(None), te.minutes), else_=zero)).label("s4"),
-        sa.func.sum(
+        total(te.minutes).label("s0"),
+        total(sa.case((billable, te.minutes), else_=zero)).label("s1"),
+        total(te.minutes * sa.func.coalesce(rate.minor_per_hour, zero)).label("s2"),
+        total(sa.case((uncosted, te.minutes), else_=zero)).label("s3"),
+        total(sa.case((con.contract_id.is_(None), te.minutes), else_=zero)).label("s4"),
+        total(
             sa.case((hourly, te.minutes * sa.func.coalesce(con.minor_per_hour, zero)), else_=0)
         ).label("s5"),
-        sa.func.sum(
+        total(
             sa.case((sa.and_(hourly, con.minor_per_hour.is_(None)), te.minutes), else_=zero)
         ).label("s6"),
-        sa.func.sum(
+        total(
             sa.case(
                 (sa.and_(billable, con.kind == PricingKind.BLOCK.value), te.minutes), else_=zero
             )
@@ -608,20 +657,26 @@ async def _sum_time(
         .cte("pairs")
     )
     p = pairs.c
-    totals = [sa.func.sum(p[f"s{i}"]) for i in range(8)]
-    by_week = sa.select(p.cu, p.co, sa.literal("week"), p.wk, *totals).group_by(p.cu, p.co, p.wk)
-    by_month = sa.select(p.cu, p.co, sa.literal("month"), p.mo, *totals).group_by(p.cu, p.co, p.mo)
+    totals = [total(p[f"s{i}"]) for i in range(8)]
+    wk: Any = p.wk
+    mo: Any = p.mo
+    if not postgres:  # dates come back as text and are converted once each, below
+        wk, mo = sa.type_coerce(wk, sa.String), sa.type_coerce(mo, sa.String)
+    by_week = sa.select(p.cu, p.co, sa.literal("week"), wk, *totals).group_by(p.cu, p.co, p.wk)
+    by_month = sa.select(p.cu, p.co, sa.literal("month"), mo, *totals).group_by(p.cu, p.co, p.mo)
     sums: SumsByCustomer = defaultdict(lambda: defaultdict(dict))
     uncosted_groups = False
     days: dict[Any, date] = {}
     result = await session.execute(sa.union_all(by_week, by_month))
-    for customer_id, contract_id, kind, raw, *values in result.all():
+    # Every sum is an integer, never NULL: each group has at least one entry and every
+    # summed expression is an integer (zero when it does not apply).
+    for customer_id, contract_id, kind, raw, *values in result:
         start = days.get(raw)
         if start is None:
             start = days[raw] = _as_date(raw)
-        ints = [int(v) if v else 0 for v in values]
-        uncosted_groups = uncosted_groups or ints[_UNCOSTED] > 0
-        sums[customer_id][(kind, start)][contract_id] = ints
+        if values[_UNCOSTED]:
+            uncosted_groups = True
+        sums[customer_id][(kind, start)][contract_id] = values
     missing: MissingByCustomer = defaultdict(dict)
     if uncosted_groups:
         keys_m = (te.customer_id, con.contract_id, week, month, te.member_id)
@@ -640,6 +695,57 @@ async def _sum_time(
 # ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class Summed:
+    """A block of customers' time summed by `_sum_time`, with the contracts it used."""
+
+    contracts: dict[int, PricedContract]
+    sums: SumsByCustomer
+    missing: MissingByCustomer
+
+
+async def _sum_customers(
+    *,
+    session: AsyncSession,
+    workspace_id: int,
+    customers: Sequence[int | None],
+    rates: CostRates | None = None,
+    contracts: Mapping[int, PricedContract] | None = None,
+    pieces: Pieces | None = None,
+    rates_filled: bool = False,
+) -> Summed:
+    """The time of `customers` (sorted, None first) summed in the caller's transaction, with
+    the rates and contracts it sees (those given must be what it sees). `rates_filled`: the
+    connection holds the cost-rate tables of those rates already, and keeps them."""
+    if contracts is None:
+        contracts = await per_customer.load_contracts(
+            session=session,
+            workspace_id=workspace_id,
+            customer_ids=[c for c in customers if c is not None],
+        )
+    wanted = set(customers)
+    mine = {i: c for i, c in contracts.items() if c.customer_id in wanted}
+    if not rates_filled:
+        if pieces is None:
+            if rates is None:
+                rates = await per_customer.load_cost_rates(
+                    session=session, workspace_id=workspace_id
+                )
+            span = await time_span(session=session, workspace_id=workspace_id)
+            pieces = Pieces(rates, span)
+        await _drop_pieces(session)
+        await _fill_rates(session, pieces)
+    try:
+        await _fill_contracts(session, mine)
+        sums, missing = await _sum_time(session, workspace_id, customers)
+    finally:
+        if rates_filled:
+            await _drop_tables(session, [_CONTRACT])
+        else:
+            await _drop_pieces(session)
+    return Summed(mine, sums, missing)
+
+
 async def recompute_customers(
     *,
     session: AsyncSession,
@@ -651,12 +757,15 @@ async def recompute_customers(
     contracts: Mapping[int, PricedContract] | None = None,
     reported: set[str] | None = None,
     pieces: Pieces | None = None,
+    summed: Summed | None = None,
 ) -> profit_store.WriteStats:
     """Recompute and store every result of `customers` (None: time against no customer) and
     clear their stale marks, in the caller's transaction. Same results as
     `models.engine.rebuild_customer` for each of them.
 
-    `pieces` (with `rates` and `contracts`) lets a rebuild build the piece rows once."""
+    `pieces` (with `rates` and `contracts`) lets a rebuild build the piece rows once;
+    `summed` (`_sum_customers` of the same customers) is their time already summed from data
+    the caller knows to be what this transaction sees."""
     if not customers:
         return profit_store.WriteStats()
     # Cost changes waiting are added first: the figures below come from the new rates.
@@ -664,32 +773,32 @@ async def recompute_customers(
     ordered = sorted(set(customers), key=lambda c: -1 if c is None else c)
     await _lock_customers(session, workspace_id, ordered)
     stale_ids = await _stale_ids(session, workspace_id, ordered)
-    if rates is None:
-        rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
     if reported is None:
         reported = await profit_store.reported_period_keys(
             session=session, workspace_id=workspace_id
         )
-    wanted = set(ordered)
-    if contracts is None:
-        contracts = await per_customer.load_contracts(
+    if summed is None:
+        summed = await _sum_customers(
             session=session,
             workspace_id=workspace_id,
-            customer_ids=[c for c in ordered if c is not None],
+            customers=ordered,
+            rates=rates,
+            contracts=contracts,
+            pieces=pieces,
         )
-    if pieces is None:
-        span = await time_span(session=session, workspace_id=workspace_id)
-        pieces = Pieces(rates, span)
-    mine = {i: c for i, c in contracts.items() if c.customer_id in wanted}
-    await _fill_pieces(session, pieces, mine)
-    try:
-        sums, missing = await _sum_time(session, workspace_id, ordered)
-        old = await _stored_rows(session, workspace_id, ordered)
-        stats = await _write(
-            session, workspace_id, ordered, sums, missing, old, mine, today, at, reported
-        )
-    finally:
-        await _drop_pieces(session)
+    old = await _stored_rows(session, workspace_id, ordered)
+    stats = await _write(
+        session,
+        workspace_id,
+        ordered,
+        summed.sums,
+        summed.missing,
+        old,
+        summed.contracts,
+        today,
+        at,
+        reported,
+    )
     for offset in range(0, len(stale_ids), 500):
         await session.execute(sa.delete(_SP).where(_SP.c.id.in_(stale_ids[offset : offset + 500])))
     if settled is not None:
@@ -747,6 +856,13 @@ class _Writes:
         reported: set[str],
     ) -> None:
         ws, at, inserts, delete_ids = self.workspace_id, self.at, self.inserts, self.delete_ids
+        if not old and not reported:  # nothing stored, nothing reported: every row is new
+            for (kind, start), after in new.items():
+                inserts.extend(
+                    (ws, kind, start, customer_id, contract_key, *values, at)
+                    for contract_key, values in after.items()
+                )
+            return
         for key in old.keys() | new.keys() if old else new.keys():
             kind, start = key
             before = old.get(key, {}) if old else {}
@@ -758,9 +874,7 @@ class _Writes:
                 known = before.get(contract_key)
                 if known is not None and known[1] == values:
                     continue
-                inserts.append(
-                    (ws, kind, start, customer_id, contract_key, *values[:-1], values[-1], at)
-                )
+                inserts.append((ws, kind, start, customer_id, contract_key, *values, at))
             if reported and profit_store.period_of(kind, start).key in reported:
                 before_total = sum_figures(figures_of_values(v) for _i, v in before.values())
                 after_total = sum_figures(figures_of_values(v) for v in after.values())
@@ -895,16 +1009,41 @@ async def rebuild(
         customers = await per_customer.customers_with_data(
             session=session, workspace_id=workspace_id
         )
-        # PostgreSQL works on one block's aggregate while Docket builds and writes the rows
-        # of the one before (each block its own transaction and connection; their customers'
-        # locks never overlap). SQLite has one writer: a block at a time.
-        overlap = REBUILD_OVERLAP if dialect(session) == "postgresql" else 1
+        postgres = dialect(session) == "postgresql"
+        engine = session.bind
+    blocks = [customers[offset : offset + chunk] for offset in range(0, len(customers), chunk)]
     total = profit_store.WriteStats()
-    cached: tuple[CostRates, tuple[date, date] | None, Pieces] | None = None
     done = 0
 
+    async def finished(block: Sequence[int | None], stats: profit_store.WriteStats) -> None:
+        nonlocal done
+        total.add(stats)
+        done += len(block)
+        if progress is not None:
+            maybe = progress(done, len(customers))
+            if maybe is not None:
+                await maybe
+
+    if (
+        not postgres
+        and len(blocks) > 1
+        and isinstance(engine, AsyncEngine)
+        and _two_connections(engine)
+    ):
+        await _rebuild_reading_ahead(
+            engine=engine,
+            sessions=sessions,
+            workspace_id=workspace_id,
+            blocks=blocks,
+            today=today,
+            at=at,
+            finished=finished,
+        )
+        return total
+    cached: tuple[CostRates, tuple[date, date] | None, Pieces] | None = None
+
     async def one(block: Sequence[int | None]) -> None:
-        nonlocal cached, done
+        nonlocal cached
         async with sessions() as session, session.begin():
             await settle(session=session, workspace_id=workspace_id, at=at)  # before the rates
             rates = await per_customer.load_cost_rates(session=session, workspace_id=workspace_id)
@@ -920,27 +1059,127 @@ async def rebuild(
                 rates=rates,
                 pieces=cached[2],
             )
-        total.add(stats)
-        done += len(block)
-        if progress is not None:
-            maybe = progress(done, len(customers))
-            if maybe is not None:
-                await maybe
+        await finished(block, stats)
 
+    # PostgreSQL works on one block's aggregate while Docket builds and writes the rows of
+    # the one before (each block its own transaction and connection; their customers' locks
+    # never overlap). SQLite without an engine of its own: a block at a time.
+    overlap = REBUILD_OVERLAP if postgres else 1
     running: set[asyncio.Task[None]] = set()
     try:
-        for offset in range(0, len(customers), chunk):
+        for block in blocks:
             if len(running) >= overlap:
-                finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
+                done_now, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done_now:
                     task.result()  # a failed block stops the rebuild
-            running.add(asyncio.create_task(one(customers[offset : offset + chunk])))
+            running.add(asyncio.create_task(one(block)))
         await asyncio.gather(*running)
     finally:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
     return total
+
+
+async def _rebuild_reading_ahead(
+    *,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    workspace_id: int,
+    blocks: Sequence[Sequence[int | None]],
+    today: date,
+    at: datetime,
+    finished: Callable[[Sequence[int | None], profit_store.WriteStats], Awaitable[None]],
+) -> None:
+    """SQLite: the blocks in turn on one writing connection, while a second, reading
+    connection sums the time of the next block (SQLite runs each in its own thread; both
+    work at once).
+
+    A block's sums are used only if they are what its own transaction sees: the next block's
+    read starts after this block's BEGIN IMMEDIATE, and the writing connection's
+    `PRAGMA data_version` (which moves when another connection commits) is the same after
+    the next BEGIN IMMEDIATE as after this one. Otherwise that block is summed again inside
+    its own transaction. The rebuild's own writes (results, stale marks) are nothing the
+    sums read."""
+    ordered = [sorted(set(b), key=lambda c: -1 if c is None else c) for b in blocks]
+    began = [asyncio.Event() for _ in blocks]
+    loop = asyncio.get_running_loop()
+    # Each block's sums until its transaction takes them (then they are let go).
+    ahead: dict[int, asyncio.Future[Summed]] = {i: loop.create_future() for i in range(len(blocks))}
+
+    async def read_ahead(reader: AsyncConnection) -> None:
+        cached: tuple[CostRates, tuple[date, date] | None, Pieces] | None = None
+        filled: Pieces | None = None  # the cost-rate tables the reading connection holds
+        try:
+            for index, block in enumerate(ordered):
+                await began[max(index - 1, 0)].wait()
+                async with sessions(bind=reader) as session, session.begin():
+                    rates = await per_customer.load_cost_rates(
+                        session=session, workspace_id=workspace_id
+                    )
+                    span = await time_span(session=session, workspace_id=workspace_id)
+                    if cached is None or cached[0] != rates or cached[1] != span:
+                        cached = (rates, span, Pieces(rates, span))
+                    if filled is not cached[2]:
+                        await _drop_pieces(session)
+                        await _fill_rates(session, cached[2])
+                        filled = cached[2]
+                    summed = await _sum_customers(
+                        session=session,
+                        workspace_id=workspace_id,
+                        customers=block,
+                        rates_filled=True,
+                    )
+                ahead[index].set_result(summed)
+        finally:
+            async with sessions(bind=reader) as session, session.begin():
+                await _drop_pieces(session)
+
+    reading = engine.execution_options(**{READONLY_OPTION: True})
+    async with engine.connect() as writer, reading.connect() as reader:
+        task = asyncio.create_task(read_ahead(reader))
+        try:
+            version: int | None = None
+            for index, block in enumerate(ordered):
+                async with sessions(bind=writer) as session, session.begin():
+                    seen = version
+                    version = await _data_version(session)
+                    began[index].set()
+                    await session.execute(sa.text(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))
+                    await settle(session=session, workspace_id=workspace_id, at=at)
+                    waiting: set[asyncio.Future[Any]] = {ahead[index], task}
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    if not ahead[index].done():
+                        task.result()  # the read failed: stop with its error
+                    summed: Summed | None = ahead.pop(index).result()
+                    if index > 0 and version != seen:
+                        logger.info("profitability rebuild: data changed, block summed again")
+                        summed = None
+                    stats = await recompute_customers(
+                        session=session,
+                        workspace_id=workspace_id,
+                        customers=block,
+                        today=today,
+                        at=at,
+                        summed=summed,
+                    )
+                    await session.execute(sa.text("PRAGMA cache_size = -2000"))
+                await finished(block, stats)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _two_connections(engine: AsyncEngine) -> bool:
+    """Whether `engine` opens a database file with a connection of its own per checkout (an
+    in-memory database, or one shared connection, cannot read beside a writer)."""
+    database = engine.url.database
+    single = (sa.pool.StaticPool, sa.pool.SingletonThreadPool)
+    return bool(database) and database != ":memory:" and not isinstance(engine.pool, single)
+
+
+async def _data_version(session: AsyncSession) -> int:
+    return int((await session.execute(sa.text("PRAGMA data_version"))).scalar_one())
 
 
 async def refresh_many(

@@ -363,13 +363,19 @@ async def bulk_insert_rows(
         if plain:
             batch = [tuple(row) for row in chunk]
         else:
-            batch = [
-                tuple(
-                    value if c is None or value is None else c(value)
-                    for c, value in zip(converters, [row[i] for i in where], strict=True)
+            # Column by column: only the columns with a converter are touched value by value.
+            columns = list(zip(*chunk, strict=True))
+            batch = list(
+                zip(
+                    *[
+                        columns[i]
+                        if c is None
+                        else [None if value is None else c(value) for value in columns[i]]
+                        for c, i in zip(converters, where, strict=True)
+                    ],
+                    strict=True,
                 )
-                for row in chunk
-            ]
+            )
         if copy is not None:
             await copy(table.name, records=batch, columns=order)
         else:

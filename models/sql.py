@@ -16,6 +16,10 @@ from models.tables import AlertDelivery, SlackEvent
 
 Leased = TypeVar("Leased", AlertDelivery, SlackEvent)
 
+READONLY_OPTION = "docket_readonly"
+"""Execution option of a connection that only reads: on SQLite its transactions begin with
+a plain BEGIN (no write lock) instead of BEGIN IMMEDIATE (see bot.db)."""
+
 
 def dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name

@@ -8,6 +8,7 @@ store identical results, to the sixtieth of a cent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db import make_engine, make_sessionmaker
+from models import profit_bulk
 from models.money import split_largest_remainder
 from models.periods import month_of, week_of
 from models.profit_bulk import DayShares, charge_pieces, contract_pieces, cost_pieces
@@ -377,3 +379,46 @@ async def test_copy_stores_what_insert_stores(
     inserted, copied = await read(100), await read(200)
     assert len(copied) == 3
     assert copied == inserted
+
+
+async def test_time_logged_between_blocks_is_in_the_rebuilds_results(
+    engine: AsyncEngine, workspace: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Time logged while a rebuild is between two blocks, for a customer of a later block, is
+    in that customer's rebuilt figures (SQLite sums the next block ahead: a commit in between
+    makes it sum the block again in its own transaction); nothing is left stale or wrong."""
+    assert workspace.id is not None
+    w = World(engine, workspace.id)
+    ann = await w.member("Ann")
+    await w.cost_rate(5000, date(2025, 1, 1), member_id=ann)
+    customers = [await w.customer(n) for n in ("Acme", "Beta", "Gamma")]
+    for customer in customers:
+        await w.log(ann, 60, date(2025, 6, 2), customer_id=customer)
+    await w.refresh()
+    logged: list[int] = []
+
+    async def log_between(done: int, total: int) -> None:
+        if done == 1:  # after the first block, for the customer of the next one
+            logged.append(await w.log(ann, 45, date(2025, 6, 3), customer_id=customers[1]))
+
+    caplog.set_level(logging.INFO, logger="models.profit_bulk")
+    await profit_bulk.rebuild(
+        sessions=w.sessions,
+        workspace_id=w.ws,
+        today=w.today,
+        at=w.at,
+        progress=log_between,
+        chunk=1,
+    )
+    assert logged
+    if engine.dialect.name != "sqlite":
+        await w.refresh()  # a block already under way: the mark is refreshed as usual
+    rebuilt = await w.stored()
+    minutes = [v[0] for k, v in rebuilt.items() if k[0] == "month" and k[2] == customers[1]]
+    assert sum(minutes) == 105
+    if engine.dialect.name == "sqlite":
+        # Summed again in the block's own transaction: right at once, nothing left stale.
+        assert await w.stale() == 0
+        assert "summed again" in caplog.text
+    await w.rebuild(per_customer=True)
+    assert rebuilt == await w.stored()

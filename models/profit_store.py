@@ -103,45 +103,67 @@ async def reported_period_keys(*, session: AsyncSession, workspace_id: int) -> s
     return set((await session.exec(stmt)).all())
 
 
-async def _restate(
+_RS: Any = Restatement.__table__  # type: ignore[attr-defined]
+
+
+async def _restate_all(
     session: AsyncSession,
     workspace_id: int,
-    kind: str,
-    start: date,
-    customer_id: int | None,
-    before: Figures,
-    after: Figures,
+    items: Sequence[tuple[str, date, int | None, Figures, Figures]],
     at: datetime,
-) -> bool:
-    stmt = select(Restatement).where(
-        Restatement.workspace_id == workspace_id,
-        Restatement.period_kind == kind,
-        Restatement.period_start == start,
-        col(Restatement.reported_in_run_id).is_(None),
-        col(Restatement.customer_id).is_(None)
-        if customer_id is None
-        else Restatement.customer_id == customer_id,
+) -> int:
+    """Record (kind, start, customer, before, after) changes of reported periods, in a few
+    statements however many there are (a back-dated rate restates every reported week of
+    every customer): a new pending restatement keeps `before`; an existing one gets the new
+    "after", or goes if the figures are back to what was reported. Returns how many are
+    pending for these changes now."""
+    if not items:
+        return 0
+    rs = _RS.c
+    periods = sorted({(kind, start) for kind, start, *_rest in items})
+    stmt = sa.select(rs.id, rs.period_kind, rs.period_start, rs.customer_id, rs.before).where(
+        rs.workspace_id == workspace_id,
+        rs.reported_in_run_id.is_(None),
+        sa.or_(*[sa.and_(rs.period_kind == k, rs.period_start == s) for k, s in periods]),
     )
-    pending = (await session.exec(stmt)).first()
-    if pending is None:
-        session.add(
-            Restatement(
-                workspace_id=workspace_id,
-                period_kind=kind,
-                period_start=start,
-                customer_id=customer_id,
-                before=figures_to_json(before),
-                after=figures_to_json(after),
-                created_at=at,
+    pending = {
+        (kind, start, customer): (row_id, before)
+        for row_id, kind, start, customer, before in (await session.execute(stmt)).all()
+    }
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    deletes: list[int] = []
+    for kind, start, customer_id, before, after in items:
+        found = pending.get((kind, start, customer_id))
+        if found is None:
+            inserts.append(
+                {
+                    "workspace_id": workspace_id,
+                    "period_kind": kind,
+                    "period_start": start,
+                    "customer_id": customer_id,
+                    "before": figures_to_json(before),
+                    "after": figures_to_json(after),
+                    "created_at": at,
+                }
             )
+        elif stored_values(figures_from_json(found[1])) == stored_values(after):
+            deletes.append(found[0])  # back to what was reported: nothing to restate
+        else:
+            updates.append({"row_id": found[0], "new_after": figures_to_json(after)})
+    if inserts:
+        await session.execute(sa.insert(_RS), inserts)
+    if updates:
+        await session.execute(
+            sa.update(_RS)
+            .where(rs.id == sa.bindparam("row_id"))
+            .values(after=sa.bindparam("new_after", type_=rs.after.type)),
+            updates,
+            execution_options={"synchronize_session": False},
         )
-        return True
-    if stored_values(figures_from_json(pending.before)) == stored_values(after):
-        await session.delete(pending)  # back to what was reported: nothing to restate
-        return False
-    pending.after = figures_to_json(after)
-    session.add(pending)
-    return True
+    for offset in range(0, len(deletes), 500):
+        await session.execute(sa.delete(_RS).where(rs.id.in_(deletes[offset : offset + 500])))
+    return len(inserts) + len(updates)
 
 
 @dataclass
@@ -307,11 +329,7 @@ async def execute_plan(
     """Write a `WritePlan`: deletes, bulk inserts and restatements, in the caller's
     transaction."""
     stats = WriteStats()
-    for kind, start, customer_id, before_total, after_total in plan.restate:
-        if await _restate(
-            session, workspace_id, kind, start, customer_id, before_total, after_total, at
-        ):
-            stats.restatements += 1
+    stats.restatements = await _restate_all(session, workspace_id, plan.restate, at)
     delete_ids, inserts = plan.delete_ids, plan.inserts
     for offset in range(0, len(delete_ids), 500):
         await session.execute(sa.delete(_PR).where(_PR.c.id.in_(delete_ids[offset : offset + 500])))

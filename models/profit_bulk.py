@@ -1384,6 +1384,9 @@ async def _sum_labour_deltas(session: AsyncSession, workspace_id: int) -> None:
     columns = ["period_kind", "period_start", "customer_id", "contract_key", "delta"]
     rolled_up = sa.union_all(by_week, by_month)
     await conn.execute(sa.insert(_LABOUR_DELTA).from_select(columns, rolled_up))
+    if dialect(session) == "postgresql":
+        # Tens of thousands of rows: the UPDATE and the restatements' join plan by them.
+        await conn.execute(sa.text(f"ANALYZE {_LABOUR_DELTA.name}"))
 
 
 async def _apply_labour(
@@ -1479,14 +1482,62 @@ async def _plan_restatements(
         )
     ).all():
         moved[(kind, _as_date(raw), customer or None)] += int(delta)
-    customers = sorted({c for _k, _s, c in moved}, key=lambda c: -1 if c is None else c)
-    stored = await _stored_rows(session, workspace_id, customers)
+    totals = await _restated_totals(session, workspace_id, wanted)
     for (kind, start, customer), delta in sorted(moved.items(), key=lambda i: str(i[0])):
-        rows = stored.get(customer, {}).get((kind, start), {})
-        before = sum_figures(figures_of_values(v) for _id, v in rows.values())
+        before = totals.get((kind, start, customer), Figures())
         after = replace(before, labour_cost_60=before.labour_cost_60 + delta)
         if delta:
             plan.restate.append((kind, start, customer, before, after))
+
+
+async def _restated_totals(
+    session: AsyncSession, workspace_id: int, wanted: Any
+) -> dict[tuple[str, date, int | None], Figures]:
+    """The stored totals of the customer-periods the labour-delta table holds in `wanted`
+    periods: only their rows are read (each found through the results' unique index)."""
+    lab, pr = _LABOUR_DELTA.c, _PR.c
+    keys = (
+        sa.select(lab.period_kind, lab.period_start, lab.customer_id)
+        .where(wanted)
+        .distinct()
+        .subquery()
+    )
+    plain = dialect(session) == "sqlite"
+    start = sa.type_coerce(pr.period_start, sa.String) if plain else pr.period_start
+    columns = [pr[name] for name in INT_FIELDS]
+    totals: dict[tuple[str, date, int | None], Figures] = {}
+    days: dict[Any, date] = {}
+    lists: dict[str | None, tuple[int, ...]] = {}
+    for same_customer in (
+        sa.and_(keys.c.customer_id != 0, pr.customer_id == keys.c.customer_id),
+        sa.and_(keys.c.customer_id == 0, pr.customer_id.is_(None)),
+    ):
+        joined = keys.join(
+            _PR,
+            sa.and_(
+                pr.workspace_id == workspace_id,
+                pr.period_kind == keys.c.period_kind,
+                pr.period_start == keys.c.period_start,
+                same_customer,
+            ),
+        )
+        stmt = sa.select(
+            pr.period_kind, start, pr.customer_id, *columns, sa.cast(pr.missing_rates, sa.Text)
+        ).select_from(joined)
+        for kind, raw, customer, *values in (await session.execute(stmt)).all():
+            day = days.get(raw)
+            if day is None:
+                day = days[raw] = _as_date(raw)
+            text = values[-1]
+            missing = lists.get(text)
+            if missing is None:
+                missing = lists[text] = tuple(sorted(int(m) for m in json.loads(text or "[]")))
+            values[-1] = missing
+            key = (kind, day, customer)
+            row = figures_of_values(tuple(values))
+            known = totals.get(key)
+            totals[key] = row if known is None else known + row
+    return totals
 
 
 async def _mark_unstored(session: AsyncSession, workspace_id: int, at: datetime) -> None:

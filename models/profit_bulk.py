@@ -951,6 +951,30 @@ async def _stale_ids(
     return [int(row[0]) for row in (await session.execute(stmt)).all()]
 
 
+class _StoredDecoder:
+    """Stored dates and member lists as the driver gives them, each distinct value converted
+    once: most rows share a few hundred dates and an empty list."""
+
+    def __init__(self) -> None:
+        self.days: dict[Any, date] = {}
+        self.lists: dict[str | None, tuple[int, ...]] = {}
+
+    def day(self, raw: Any) -> date:
+        day = self.days.get(raw)
+        if day is None:
+            day = self.days[raw] = _as_date(raw)
+        return day
+
+    def values(self, values: list[Any]) -> Values:
+        """INT_FIELDS values and the member list as text (last) -> stored values."""
+        text = values[-1]
+        missing = self.lists.get(text)
+        if missing is None:
+            missing = self.lists[text] = tuple(sorted(int(m) for m in json.loads(text or "[]")))
+        values[-1] = missing
+        return tuple(values)
+
+
 async def _stored_rows(
     session: AsyncSession, workspace_id: int, customers: Sequence[int | None]
 ) -> dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]]:
@@ -971,20 +995,11 @@ async def _stored_rows(
     old: dict[int | None, dict[tuple[str, date], dict[int, tuple[int, Values]]]] = defaultdict(
         lambda: defaultdict(dict)
     )
-    days: dict[Any, date] = {}
-    lists: dict[str | None, tuple[int, ...]] = {}
+    decode = _StoredDecoder()
     for customer_id, kind, raw, contract_key, row_id, *values in (
         await session.execute(stmt)
     ).all():
-        day = days.get(raw)
-        if day is None:
-            day = days[raw] = _as_date(raw)
-        text = values[-1]
-        missing = lists.get(text)
-        if missing is None:
-            missing = lists[text] = tuple(sorted(int(m) for m in json.loads(text or "[]")))
-        values[-1] = missing
-        old[customer_id][(kind, day)][contract_key] = (row_id, tuple(values))
+        old[customer_id][(kind, decode.day(raw))][contract_key] = (row_id, decode.values(values))
     return old
 
 
@@ -1506,8 +1521,7 @@ async def _restated_totals(
     start = sa.type_coerce(pr.period_start, sa.String) if plain else pr.period_start
     columns = [pr[name] for name in INT_FIELDS]
     totals: dict[tuple[str, date, int | None], Figures] = {}
-    days: dict[Any, date] = {}
-    lists: dict[str | None, tuple[int, ...]] = {}
+    decode = _StoredDecoder()
     for same_customer in (
         sa.and_(keys.c.customer_id != 0, pr.customer_id == keys.c.customer_id),
         sa.and_(keys.c.customer_id == 0, pr.customer_id.is_(None)),
@@ -1525,16 +1539,8 @@ async def _restated_totals(
             pr.period_kind, start, pr.customer_id, *columns, sa.cast(pr.missing_rates, sa.Text)
         ).select_from(joined)
         for kind, raw, customer, *values in (await session.execute(stmt)).all():
-            day = days.get(raw)
-            if day is None:
-                day = days[raw] = _as_date(raw)
-            text = values[-1]
-            missing = lists.get(text)
-            if missing is None:
-                missing = lists[text] = tuple(sorted(int(m) for m in json.loads(text or "[]")))
-            values[-1] = missing
-            key = (kind, day, customer)
-            row = figures_of_values(tuple(values))
+            key = (kind, decode.day(raw), customer)
+            row = figures_of_values(decode.values(values))
             known = totals.get(key)
             totals[key] = row if known is None else known + row
     return totals

@@ -461,15 +461,19 @@ class Pieces:
             for m, f, u, r in cost_pieces(rates, rates.group_of)
         ]
         self.members = [{"member_id": m} for m in rates.group_of]
-        self.days: list[dict[str, Any]] = []
-        if span is not None:
-            day, last = span
-            while day <= last:
-                week = day - timedelta(days=day.weekday())
-                self.days.append(
-                    {"day": day, "week_start": week, "month_start": day.replace(day=1)}
-                )
-                day += timedelta(days=1)
+        self.days = span_days(span)
+
+
+def span_days(span: tuple[date, date] | None) -> list[dict[str, Any]]:
+    """Rows of the day table: every day of the span with its week and month."""
+    days: list[dict[str, Any]] = []
+    if span is not None:
+        day, last = span
+        while day <= last:
+            week = day - timedelta(days=day.weekday())
+            days.append({"day": day, "week_start": week, "month_start": day.replace(day=1)})
+            day += timedelta(days=1)
+    return days
 
 
 def _contract_rows(contracts: Iterable[PricedContract]) -> list[dict[str, Any]]:
@@ -1210,9 +1214,8 @@ async def refresh_many(
     marks (the oldest marks first), in the caller's transaction: the path for a backlog too
     large for `models.profit_refresh.refresh_some` (a back-dated rate, an import). Cost changes
     waiting are a step of their own, as in `refresh_step`."""
-    settled = await settle(session=session, workspace_id=workspace_id, at=at)
+    settled = await _settle_as_step(session, workspace_id, at)
     if settled is not None:
-        settled.customer_periods = max(settled.customer_periods, 1)
         return settled
     stmt = (
         sa.select(_SP.c.customer_id, sa.func.min(_SP.c.id))
@@ -1252,11 +1255,8 @@ async def refresh_step(
     customer-periods one customer at a time (models.profit_refresh.refresh_some) while the
     backlog is small, whole customers set-based (`refresh_many`) when it holds more than `backlog`:
     `customers` of them per step, a rebuild's block when it holds more than LARGE_BACKLOG."""
-    settled = await settle(session=session, workspace_id=workspace_id, at=at)
+    settled = await _settle_as_step(session, workspace_id, at)
     if settled is not None:
-        # Applying cost changes is a step of its own. It counts at least one customer-period,
-        # so a caller looping until a step does nothing comes back for the stale marks.
-        settled.customer_periods = max(settled.customer_periods, 1)
         return settled
     claimed = await profit_refresh.claim_stale(
         session=session, workspace_id=workspace_id, limit=limit
@@ -1298,6 +1298,18 @@ async def settle(
     return await apply_cost_changes(session=session, workspace_id=workspace_id, at=at)
 
 
+async def _settle_as_step(
+    session: AsyncSession, workspace_id: int, at: datetime
+) -> profit_refresh.RefreshStats | None:
+    """`settle` as a refresh step of its own (None: nothing waited). It counts at least one
+    customer-period, so a caller looping until a step does nothing comes back for the stale
+    marks."""
+    settled = await settle(session=session, workspace_id=workspace_id, at=at)
+    if settled is not None:
+        settled.customer_periods = max(settled.customer_periods, 1)
+    return settled
+
+
 async def apply_cost_changes(
     *, session: AsyncSession, workspace_id: int, at: datetime
 ) -> profit_refresh.RefreshStats:
@@ -1321,8 +1333,8 @@ async def apply_cost_changes(
     await _drop_tables(session, tables)
     await conn.run_sync(lambda sync: _TMP.create_all(sync, tables=tables))
     try:
-        days = Pieces(CostRates(), span).days  # no rates: only the span's days
-        for table, rows in ((_DAY, days), (_CONTRACT, _contract_rows(contracts.values()))):
+        filled = ((_DAY, span_days(span)), (_CONTRACT, _contract_rows(contracts.values())))
+        for table, rows in filled:
             for offset in range(0, len(rows), 5000):
                 await conn.execute(sa.insert(table), rows[offset : offset + 5000])
         if pieces:
@@ -1404,6 +1416,15 @@ async def _sum_labour_deltas(session: AsyncSession, workspace_id: int) -> None:
         await conn.execute(sa.text(f"ANALYZE {_LABOUR_DELTA.name}"))
 
 
+def _same_customer(stored: Any, delta: Any) -> tuple[Any, Any]:
+    """A stored row's customer against a delta table's (0: no customer, NULL in the results),
+    as two conditions, each of which can seek the results' unique index."""
+    return (
+        sa.and_(delta != 0, stored == delta),
+        sa.and_(delta == 0, stored.is_(None)),
+    )
+
+
 async def _apply_labour(
     session: AsyncSession, workspace_id: int, at: datetime, stats: profit_refresh.RefreshStats
 ) -> None:
@@ -1447,10 +1468,7 @@ async def _apply_labour(
         pr.contract_key == lab.contract_key,
     )
     updated = 0
-    for same_customer in (
-        sa.and_(lab.customer_id != 0, pr.customer_id == lab.customer_id),
-        sa.and_(lab.customer_id == 0, pr.customer_id.is_(None)),
-    ):
+    for same_customer in _same_customer(pr.customer_id, lab.customer_id):
         result = await conn.execute(
             sa.update(_PR)
             .values(labour_cost_60=pr.labour_cost_60 + lab.delta, computed_at=at)
@@ -1522,10 +1540,7 @@ async def _restated_totals(
     columns = [pr[name] for name in INT_FIELDS]
     totals: dict[tuple[str, date, int | None], Figures] = {}
     decode = _StoredDecoder()
-    for same_customer in (
-        sa.and_(keys.c.customer_id != 0, pr.customer_id == keys.c.customer_id),
-        sa.and_(keys.c.customer_id == 0, pr.customer_id.is_(None)),
-    ):
+    for same_customer in _same_customer(pr.customer_id, keys.c.customer_id):
         joined = keys.join(
             _PR,
             sa.and_(
